@@ -1,0 +1,1 @@
+"""The `ptycho` command-line interface (click). Thin: parse, call ptycho_core, print."""

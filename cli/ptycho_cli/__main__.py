@@ -1,0 +1,3 @@
+from ptycho_cli.main import main
+
+main()

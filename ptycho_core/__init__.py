@@ -1,0 +1,7 @@
+"""ptycho_core: shared contracts of the ptycho model zoo.
+
+Importing this package is cheap: only the standard library (DESIGN section 2). Numerical
+modules (`physics`, `data`, `metrics`, ...) are imported explicitly by whoever needs them.
+"""
+
+__version__ = "0.1.0"

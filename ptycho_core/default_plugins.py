@@ -1,0 +1,38 @@
+"""The core's own loaders and stitchers, registered through the same hooks as any plugin."""
+
+from ptycho_core.hookspecs import hookimpl
+from ptycho_core.registry import LoaderSpec, Option, StitcherSpec
+
+
+@hookimpl
+def ptycho_register_loaders(register):
+    register(
+        LoaderSpec(
+            name="npz",
+            summary="NumPy .npz: ptycho's own files and the PtychoPINN raw contract",
+            factory="ptycho_core.io.npz:load_npz",
+            extensions=(".npz",),
+            requires=("numpy",),
+        )
+    )
+
+
+@hookimpl
+def ptycho_register_stitchers(register):
+    register(
+        StitcherSpec(
+            name="probe_weighted",
+            summary="least-squares stitching, weights |P|^2 (default)",
+            factory="ptycho_core.stitch:probe_weighted",
+            requires=("numpy",),
+        )
+    )
+    register(
+        StitcherSpec(
+            name="mean",
+            summary="uniform weights over a central crop of each patch",
+            factory="ptycho_core.stitch:mean",
+            requires=("numpy",),
+            options={"crop": Option("int", 0, "side of the central crop in pixels (0: N//2)")},
+        )
+    )

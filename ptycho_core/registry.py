@@ -1,0 +1,301 @@
+"""Cheap records describing what plugins offer, and the lookups over them.
+
+Specs never hold a framework object: a factory is a `"module:attr"` string, importable only
+where it runs (a spawned child for `ptycho compare`). Standard library only at module level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ptycho_core.errors import PluginError, UsageError
+
+#: Option types a spec may declare; values cross process boundaries as plain JSON.
+OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+#: TrainConfig field names: generator options may not shadow them (DESIGN section 6).
+RESERVED_OPTION_NAMES = frozenset(
+    {
+        "epochs",
+        "batch_size",
+        "lr",
+        "loss",
+        "seed",
+        "device",
+        "precision",
+        "val_fraction",
+        "patience",
+        "clip_norm",
+        "timeout",
+    }
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One statically declared generator option: `type` is "int", "float", "str" or "bool"."""
+
+    type: str
+    default: Any
+    help: str = ""
+    choices: tuple = ()
+
+    def __post_init__(self):
+        if self.type not in OPTION_TYPES:
+            raise ValueError(f"option type must be one of {sorted(OPTION_TYPES)}, not {self.type!r}")
+
+    def parse(self, text: str, name: str = "option") -> Any:
+        """Convert command-line text to this option's type, or raise UsageError."""
+        try:
+            if self.type == "bool":
+                low = str(text).strip().lower()
+                if low in _TRUE:
+                    value = True
+                elif low in _FALSE:
+                    value = False
+                else:
+                    raise ValueError(text)
+            else:
+                value = OPTION_TYPES[self.type](text)
+        except ValueError:
+            raise UsageError(f"{name}: expected {self.type}, got {text!r}") from None
+        self.check(value, name)
+        return value
+
+    def check(self, value: Any, name: str = "option") -> None:
+        """Raise UsageError unless `value` is one of `choices` (when declared)."""
+        if self.choices and value not in self.choices:
+            raise UsageError(f"{name}: {value!r} is not one of {list(self.choices)}")
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    summary: str
+    factory: str
+    requires: tuple = ()
+    #: Filled in by discovery: the distribution that registered this spec, and its version.
+    distribution: str = ""
+    version: str = ""
+
+    def __post_init__(self):
+        if not self.name or ":" in self.name or "," in self.name or " " in self.name:
+            raise ValueError(f"invalid name {self.name!r}: no ':', ',' or spaces")
+        if not isinstance(self.factory, str) or self.factory.count(":") != 1:
+            raise ValueError(f"{self.name}: factory must be a 'module:attr' string, not {self.factory!r}")
+        object.__setattr__(self, "requires", tuple(self.requires))
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.distribution}:{self.name}" if self.distribution else self.name
+
+    def missing_requirements(self) -> list[str]:
+        """Required top-level modules that are not importable (checked without importing)."""
+        return [m for m in self.requires if not module_available(m)]
+
+    @property
+    def available(self) -> bool:
+        return not self.missing_requirements()
+
+    def status(self) -> str:
+        missing = self.missing_requirements()
+        return "available" if not missing else "unavailable: missing " + ", ".join(missing)
+
+    def load_factory(self) -> Callable:
+        """Import and return the factory (this is where frameworks get imported)."""
+        return resolve_factory(self.factory)
+
+
+@dataclass(frozen=True)
+class GeneratorSpec(_Spec):
+    """A generator: a network (or solver) mapping diffraction to object patches.
+
+    `framework` is a label ("torch", "tensorflow", "numpy"); `kind` is "learned" (fit/predict)
+    or "iterative" (reconstruct); `supervised` generators see ground-truth patches in training.
+    `options` maps option name -> Option; the core calls `factory(**options)`.
+    """
+
+    framework: str = "numpy"
+    kind: str = "learned"
+    supervised: bool = False
+    options: dict = field(default_factory=dict)
+    description: str = ""
+    reference: str = ""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.kind not in ("learned", "iterative"):
+            raise ValueError(f"{self.name}: kind must be 'learned' or 'iterative'")
+        for key, opt in self.options.items():
+            if not isinstance(opt, Option):
+                raise ValueError(f"{self.name}: option {key!r} must be an Option")
+            if key in RESERVED_OPTION_NAMES:
+                raise ValueError(f"{self.name}: option {key!r} shadows a TrainConfig field")
+
+    def resolve_options(self, given: dict | None = None) -> dict:
+        """Defaults overlaid with `given` (already typed or text); unknown keys are an error."""
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            known = ", ".join(sorted(self.options)) or "none"
+            raise UsageError(f"{self.name}: unknown option(s) {', '.join(unknown)} (known: {known})")
+        values = {}
+        for key, opt in self.options.items():
+            if key not in given:
+                values[key] = opt.default
+                continue
+            value = given[key]
+            if isinstance(value, str) and opt.type != "str":
+                value = opt.parse(value, f"{self.name}.{key}")
+            else:
+                opt.check(value, f"{self.name}.{key}")
+            values[key] = value
+        return values
+
+
+@dataclass(frozen=True)
+class LoaderSpec(_Spec):
+    """A dataset reader: `factory(path) -> ptycho_core.data.Dataset` for files ending in one of
+    `extensions`."""
+
+    extensions: tuple = ()
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "extensions", tuple(e.lower() for e in self.extensions))
+
+
+@dataclass(frozen=True)
+class StitcherSpec(_Spec):
+    """A stitcher: `factory(patches, positions, shape, probe, **options) -> (object, weights)`."""
+
+    options: dict = field(default_factory=dict)
+
+
+def module_available(name: str) -> bool:
+    """True when `name` is importable: `find_spec` finds it with a real origin.
+
+    Uninstall leftovers look like namespace packages (origin None) and do not count.
+    """
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin is not None
+
+
+def resolve_factory(path: str) -> Callable:
+    """Import `"module:attr"` and return the attribute."""
+    module_name, _, attr = path.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PluginError(f"cannot import {module_name!r} for factory {path!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise PluginError(f"factory {path!r}: {module_name} has no attribute {attr!r}") from None
+    return obj
+
+
+@dataclass
+class Problem:
+    """A plugin problem found during discovery (import failure, hook failure, duplicate...)."""
+
+    plugin: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"plugin": self.plugin, "message": self.message}
+
+
+class Registry:
+    """Everything the loaded plugins registered, by kind, with name resolution.
+
+    `dist:name` always resolves; a bare name resolves when exactly one distribution registered it
+    (otherwise the lookup fails, naming the candidates).
+    """
+
+    KINDS = ("generator", "loader", "stitcher")
+
+    def __init__(self):
+        self._specs: dict[str, list] = {k: [] for k in self.KINDS}
+        self.problems: list[Problem] = []
+        self.plugins: list[dict] = []
+
+    def add(self, kind: str, spec) -> None:
+        self._specs[kind].append(spec)
+
+    def all(self, kind: str, pattern: str | None = None) -> list:
+        specs = sorted(self._specs[kind], key=lambda s: (s.name, s.distribution))
+        if pattern:
+            specs = [s for s in specs if fnmatch.fnmatch(s.name, pattern)]
+        return specs
+
+    def generators(self, pattern: str | None = None) -> list[GeneratorSpec]:
+        return self.all("generator", pattern)
+
+    def loaders(self) -> list[LoaderSpec]:
+        return self.all("loader")
+
+    def stitchers(self) -> list[StitcherSpec]:
+        return self.all("stitcher")
+
+    def duplicates(self, kind: str) -> dict[str, list[str]]:
+        """Bare names registered by more than one distribution -> those distributions."""
+        seen: dict[str, list[str]] = {}
+        for spec in self._specs[kind]:
+            seen.setdefault(spec.name, []).append(spec.distribution)
+        return {name: dists for name, dists in seen.items() if len(dists) > 1}
+
+    def get(self, kind: str, name: str):
+        """Resolve `name` or `dist:name`; raise UsageError listing what is registered."""
+        dist, _, bare = name.rpartition(":")
+        matches = [s for s in self._specs[kind] if s.name == bare and (not dist or s.distribution == dist)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            known = ", ".join(s.qualified_name if dist else s.name for s in self.all(kind)) or "none"
+            raise UsageError(f"unknown {kind} {name!r} (installed: {known})")
+        options = ", ".join(s.qualified_name for s in matches)
+        raise UsageError(f"{kind} name {name!r} is registered by several plugins; use one of {options}")
+
+    def generator(self, name: str) -> GeneratorSpec:
+        return self.get("generator", name)
+
+    def loader(self, name: str) -> LoaderSpec:
+        return self.get("loader", name)
+
+    def stitcher(self, name: str) -> StitcherSpec:
+        return self.get("stitcher", name)
+
+    def loader_for(self, path: str) -> LoaderSpec:
+        """The loader whose extensions match `path` (first by name when several do)."""
+        low = str(path).lower()
+        for spec in self.loaders():
+            if any(low.endswith(ext) for ext in spec.extensions):
+                return spec
+        exts = sorted({e for s in self.loaders() for e in s.extensions})
+        raise UsageError(f"{path}: no loader for this file type (known extensions: {', '.join(exts) or 'none'})")
+
+
+def spec_as_dict(spec) -> dict:
+    """A JSON-able description of any spec (options included)."""
+    out = {}
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if f.name == "options":
+            value = {k: dataclasses.asdict(v) for k, v in value.items()}
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
