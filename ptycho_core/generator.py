@@ -15,11 +15,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from ptycho_core.errors import UsageError
+
+if TYPE_CHECKING:  # numpy only for annotations: this module is imported by the light CLI
+    import numpy as np
 
 ProgressCallback = Callable[[dict], None]
 
