@@ -246,10 +246,8 @@ def stitch_and_score(patches: np.ndarray, ds: Dataset, stitcher: str = "probe_we
     positions = ds.positions + np.asarray(shift, dtype=np.float64)
     obj, weights = stitch.stitch(stitcher, patches, positions, shape, ds.probe, registry=registry, **stitch_options)
     result = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
-    scores = result.as_dict() if hasattr(result, "as_dict") else dict(result)
-    curves = scores.pop("curves", {}) if isinstance(scores.get("curves"), dict) else {}
-    return Reconstruction(object=obj, weights=weights, positions=positions, shift=tuple(shift), metrics=scores,
-                          curves=curves)
+    return Reconstruction(object=obj, weights=weights, positions=positions, shift=tuple(shift),
+                          metrics=result.as_dict(), curves=result.frc)
 
 
 def write_json(path: str | os.PathLike, payload) -> None:

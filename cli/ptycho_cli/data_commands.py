@@ -1,0 +1,141 @@
+"""Data commands: `ptycho simulate` and `ptycho inspect`.
+
+Only click at module level; numpy and ptycho_core's numerical modules are imported inside the
+command functions (listing and `ptycho --help` must stay light).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _registry(ctx: click.Context):
+    return ctx.find_root().obj.registry()
+
+
+@click.command("simulate")
+@click.option("--out", "out", required=True, metavar="FILE", help="Training (or only) dataset, .npz.")
+@click.option("--test-out", "test_out", metavar="FILE", help="Also write the test dataset (other object and scan).")
+@click.option("--object", "object_kind", type=click.Choice(["lines", "grf"]), help="Synthetic object.")
+@click.option("--probe", "probe_kind", type=click.Choice(["disk", "focused"]), help="Probe.")
+@click.option("--patch-size", type=int, help="Pattern side N in pixels (even).")
+@click.option("--object-size", type=int, help="Object side in pixels.")
+@click.option("--step", type=float, help="Raster scan step in pixels.")
+@click.option("--jitter", type=float, help="Uniform position jitter in pixels (+-).")
+@click.option("--nphotons", type=float, help="Mean total counts per training pattern.")
+@click.option("--seed", type=int, help="Object and scan seed of the training data.")
+@click.option("--test-seed", type=int, help="Object and scan seed of the test data.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def simulate(
+    ctx,
+    out,
+    test_out,
+    object_kind,
+    probe_kind,
+    patch_size,
+    object_size,
+    step,
+    jitter,
+    nphotons,
+    seed,
+    test_seed,
+    as_json,
+):
+    """Write simulated datasets (defaults: DEFAULT_SIM, the project's default lines data).
+
+    Train and test use different objects and scans and the same probe, scaled so that the mean
+    counts per training pattern equal --nphotons. Amplitudes are sqrt(Poisson counts).
+    """
+    from ptycho_core.errors import UsageError
+
+    for path in filter(None, (out, test_out)):
+        if not path.lower().endswith(".npz"):
+            raise UsageError(f"{path}: datasets are written as .npz; use a file name ending in .npz")
+    from ptycho_core.io import save_dataset
+    from ptycho_core.simulate import DEFAULT_SIM, simulate_pair
+
+    given = {
+        "object": object_kind,
+        "probe": probe_kind,
+        "patch_size": patch_size,
+        "object_size": object_size,
+        "step": step,
+        "jitter": jitter,
+        "nphotons": nphotons,
+        "seed": seed,
+        "test_seed": test_seed,
+    }
+    cfg = DEFAULT_SIM.replace(**{k: v for k, v in given.items() if v is not None})
+    train, test = simulate_pair(cfg)
+    written = {"train": (train, str(save_dataset(train, out)))}
+    if test_out:
+        written["test"] = (test, str(save_dataset(test, test_out)))
+    report = {
+        "config": cfg.to_dict(),
+        "files": {role: {"path": path, **ds.summary()} for role, (ds, path) in written.items()},
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for role, (ds, path) in written.items():
+        s = ds.summary()
+        click.echo(
+            f"wrote {path} ({role}): {s['patterns']} patterns of {s['patch_size']}x{s['patch_size']}, "
+            f"object {s['object_shape'][0]}x{s['object_shape'][1]}, "
+            f"mean counts/pattern {s['mean_counts_per_pattern']:.4g}"
+        )
+    click.echo(
+        f"config: object={cfg.object} probe={cfg.probe} N={cfg.patch_size} object_size={cfg.object_size} "
+        f"step={cfg.step:g} jitter={cfg.jitter:g} nphotons={cfg.nphotons:g} seed={cfg.seed} test_seed={cfg.test_seed}"
+    )
+
+
+@click.command("inspect")
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def inspect(ctx, file, as_json):
+    """Validate a dataset file and print its summary (exit 0 valid, 2 invalid).
+
+    Every conversion the loader applied (legacy keys, x/y order, dtype casts) and every skipped
+    entry is listed.
+    """
+    from ptycho_core.io import load_dataset
+
+    ds = load_dataset(file, registry=_registry(ctx))
+    summary = ds.summary()
+    meta = ds.metadata
+    if as_json:
+        click.echo(json.dumps({"file": file, "valid": True, "summary": summary, "metadata": meta}, indent=2))
+        return
+    click.echo(f"{file}: valid")
+    facts = [
+        ("patterns", summary["patterns"]),
+        ("patch size", f"{summary['patch_size']}x{summary['patch_size']}"),
+        ("positions y", "{:.2f} .. {:.2f}".format(*summary["positions_y"])),
+        ("positions x", "{:.2f} .. {:.2f}".format(*summary["positions_x"])),
+        ("median step", f"{summary['median_step']:.3g}" if "median_step" in summary else "-"),
+        ("mean sum A^2", f"{summary['mean_counts_per_pattern']:.4g}"),
+        ("counts_scale", json.dumps(meta.get("counts_scale"))),
+        ("probe max |P|", f"{summary['probe_max_abs']:.4g}"),
+        ("object", "x".join(map(str, summary["object_shape"])) if summary["object_shape"] else "none"),
+        ("mask", "x".join(map(str, summary["mask"])) if summary["mask"] else "none"),
+        ("source", meta.get("source", "-")),
+    ]
+    if "format" in meta:
+        facts.append(("format", meta["format"]))
+    width = max(len(k) for k, _ in facts)
+    for key, value in facts:
+        click.echo(f"  {key.ljust(width)}  {value}")
+    for key in sorted(k for k in meta if k.endswith("_check")):
+        check = meta[key]
+        state = "matches" if check.get("matches") else check.get("note", "not checked")
+        if check.get("matches"):
+            state += f" (max relative error {check['max_relative_error']:.2g})"
+        click.echo(f"  {key[: -len('_check')]}: {state}")
+    for title in ("conversions", "skipped"):
+        for item in meta.get(title, []):
+            click.echo(f"  {title[:-1] if title.endswith('s') else title}: {item}")

@@ -1,0 +1,83 @@
+"""Shared fixtures for the core tests: a hermetic plugin host, a CLI runner, tiny data.
+
+Tests that list plugins use `core_host` (built-ins only, no entry points) unless discovery is
+what they test. Data are tiny (N = 16) and seeded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Where the PtychoPINN raw sample is: `../shared/data/` beside the checkout (as in CI), or an override.
+SAMPLE_CANDIDATES = (
+    os.environ.get("PTYCHO_SAMPLE_NPZ", ""),
+    str(ROOT.parent / "shared" / "data" / "ptychopinn_raw_sample.npz"),
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_strict_plugins(monkeypatch):
+    """The outer environment's strict mode must not leak into tests."""
+    monkeypatch.delenv("PTYCHO_STRICT_PLUGINS", raising=False)
+
+
+@pytest.fixture(scope="session")
+def sample_npz() -> Path:
+    """The real PtychoPINN raw sample file (skipped when absent, except under CI=true)."""
+    for candidate in SAMPLE_CANDIDATES:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    message = "ptychopinn_raw_sample.npz not found in ../shared/data beside the checkout (or set PTYCHO_SAMPLE_NPZ)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def core_host():
+    """A plugin host with the built-in plugin only: no entry points, whatever is installed."""
+    from ptycho_core.plugins import PluginHost
+
+    return PluginHost(load="")
+
+
+@pytest.fixture
+def invoke(core_host):
+    """Run the CLI in-process: `invoke("list-generators", "--json", host=None)` -> click Result."""
+    from click.testing import CliRunner
+
+    from ptycho_cli.main import State, cli
+
+    def run(*args, host=None):
+        return CliRunner().invoke(cli, [str(a) for a in args], obj=State(host=host or core_host))
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_pair():
+    """(train, test) simulated datasets: N = 16, 48 x 48 objects, step 3 -> 100 patterns each."""
+    from ptycho_core.simulate import SimConfig, simulate_pair
+
+    return simulate_pair(SimConfig(patch_size=16, object_size=48, step=3.0, nphotons=1e4))
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+    return lines[0]
+
+
+@pytest.fixture
+def one_line_error():
+    """`one_line_error(result)`: assert a CLI result is a user error (exit 2, one line, no
+    traceback) and return that line."""
+    return _one_line_error

@@ -1,0 +1,142 @@
+"""Metrics against known answers (DESIGN section 8)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ptycho_core import metrics, physics
+from ptycho_core.simulate import disk_probe, grf_object, lines_object
+
+N = 16
+SIZE = 64
+
+
+def _scene(seed=0, texture=lines_object):
+    """A complex object with structure at all scales, a scan over its centre and full weights."""
+    rng = np.random.default_rng(seed)
+    amp = 0.4 + 0.6 * texture(SIZE, rng)
+    phase = 1.2 * texture(SIZE, rng)
+    obj = (amp * np.exp(1j * phase)).astype(np.complex64)
+    axis = np.arange(12.0, 52.0, 3.0)
+    positions = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+    weights = np.ones((SIZE, SIZE), np.float32)
+    probe = disk_probe(N, 4.0)
+    diffraction = physics.forward(probe, physics.extract(obj, positions, N))
+    return obj, weights, positions, probe, diffraction
+
+
+def _score(recon, scene, **kw):
+    obj, weights, positions, probe, diffraction = scene
+    return metrics.score(recon, weights, obj, positions, probe, diffraction, **kw)
+
+
+def test_identical_images_score_perfectly():
+    scene = _scene()
+    s = _score(scene[0], scene)
+    assert s["amp_ssim"] == pytest.approx(1.0) and s["phase_ssim"] == pytest.approx(1.0)
+    assert s["amp_mae"] < 1e-6 and s["amp_rmse"] < 1e-6 and s["phase_mae"] < 1e-6 and s["phase_rmse"] < 1e-6
+    assert s["amp_psnr"] > 100 and s["phase_psnr"] > 100
+    assert s["frc_amp_px"] == pytest.approx(2.0) and s["frc_phase_cpp"] == pytest.approx(0.5)
+    assert s["data_error"] < 1e-5 and s["data_scale"] == pytest.approx(1.0, rel=1e-5)
+    assert all(isinstance(v, float) for v in s.as_dict().values())
+    curve = s.frc["amp"]
+    assert len(curve["frequency"]) == len(curve["frc"]) and curve["frequency"][1] > 0
+
+
+def test_a_global_complex_scalar_is_removed():
+    scene = _scene()
+    s = _score(scene[0] * np.complex64(0.5 * np.exp(2.5j)), scene)
+    assert s["amp_ssim"] == pytest.approx(1.0, abs=1e-6) and s["phase_mae"] < 1e-5 and s["amp_mae"] < 1e-5
+    assert s["data_error"] < 1e-5 and s["data_scale"] == pytest.approx(2.0, rel=1e-4)
+
+
+def test_registration_finds_a_known_subpixel_shift():
+    scene = _scene(texture=grf_object)
+    moved = metrics.fourier_shift(scene[0], (1.5, -0.75)).astype(np.complex64)
+    plain = _score(moved, scene)
+    registered = _score(moved, scene, register=True)
+    assert registered["shift_y"] == pytest.approx(-1.5, abs=0.1)
+    assert registered["shift_x"] == pytest.approx(0.75, abs=0.1)
+    assert plain["shift_y"] == 0.0 and plain["shift_x"] == 0.0
+    assert registered["amp_ssim"] > 0.99 > plain["amp_ssim"]
+    assert registered["phase_mae"] < plain["phase_mae"] / 5
+
+
+def test_phase_ramp_removal_takes_out_a_linear_ramp():
+    scene = _scene()
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    ramped = (scene[0] * np.exp(1j * (0.2 * xx - 0.1 * yy + 1.0))).astype(np.complex64)
+    s = _score(ramped, scene, remove_ramp=True)
+    assert s["ramp_x"] == pytest.approx(0.2, abs=1e-4) and s["ramp_y"] == pytest.approx(-0.1, abs=1e-4)
+    assert s["phase_mae"] < 1e-4 and s["phase_ssim"] == pytest.approx(1.0, abs=1e-4)
+    assert _score(ramped, scene)["phase_mae"] > 0.5  # not removed by default
+
+
+def test_gaussian_blur_lowers_the_frc_resolution_monotonically():
+    from scipy.ndimage import gaussian_filter
+
+    scene = _scene(seed=1)
+    obj = scene[0]
+    noise = np.random.default_rng(9).normal(scale=0.02, size=obj.shape)
+    px = []
+    for sigma in (0.0, 1.0, 2.0):
+        amp = gaussian_filter(np.abs(obj).astype(np.float64), sigma) if sigma else np.abs(obj)
+        recon = ((amp + noise) * np.exp(1j * np.angle(obj))).astype(np.complex64)
+        px.append(_score(recon, scene)["frc_amp_px"])
+    assert px[0] < px[1] < px[2]
+    assert px[2] > 4.0  # a 2-pixel blur leaves nothing above ~0.2 cycles/pixel
+
+
+def test_phase_wrapping_across_pi_gives_a_small_error():
+    rng = np.random.default_rng(4)
+    amp = 0.5 + 0.5 * grf_object(SIZE, rng)
+    phase = np.pi + 1.5 * (grf_object(SIZE, rng) - 0.5)  # straddles +-pi after wrapping
+    truth = (amp * np.exp(1j * phase)).astype(np.complex64)
+    assert (np.angle(truth) > 3).any() and (np.angle(truth) < -3).any()
+    recon = (truth * np.exp(1j * 0.01 * rng.normal(size=truth.shape))).astype(np.complex64)
+    scene = (truth,) + _scene()[1:]
+    s = _score(recon, scene)
+    assert s["phase_mae"] < 0.02 and s["phase_rmse"] < 0.02
+    assert s["phase_ssim"] > 0.95 and s["phase_psnr"] > 30
+
+
+def test_data_space_error_is_zero_for_the_true_object_at_any_scale():
+    obj, _, positions, probe, diffraction = _scene()
+    err, s = metrics.data_space_error(3.0 * obj, positions, probe, diffraction, return_scale=True)
+    assert err < 1e-5 and s == pytest.approx(1 / 3, rel=1e-5)
+    assert metrics.data_space_error(obj * 0.9 + 0.1, positions, probe, diffraction) > 0.01
+
+
+def test_data_space_error_ignores_invalid_detector_pixels():
+    obj, _, positions, probe, diffraction = _scene()
+    corrupted = diffraction.copy()
+    corrupted[:, 3, 5] += 100.0
+    mask = np.ones((N, N), bool)
+    mask[3, 5] = False
+    assert metrics.data_space_error(obj, positions, probe, corrupted) > 0.1
+    assert metrics.data_space_error(obj, positions, probe, corrupted, mask=mask) < 1e-5
+
+
+def test_without_ground_truth_only_the_data_error_is_scored():
+    obj, weights, positions, probe, diffraction = _scene()
+    s = metrics.score(obj, weights, None, positions, probe, diffraction)
+    assert s["data_error"] < 1e-5
+    assert math.isnan(s["amp_ssim"]) and math.isnan(s["frc_phase_px"]) and s.frc == {}
+
+
+def test_region_is_the_scan_rectangle_with_enough_weight():
+    weights = np.zeros((40, 50), np.float32)
+    weights[5:35, 5:45] = 1.0
+    weights[10:12, 10:12] = 0.05  # below 10% of the max
+    positions = np.array([[8.2, 9.5], [30.0, 40.7]])
+    box, mask = metrics.region(weights, positions)
+    assert box == (9, 31, 10, 41)
+    assert mask.shape == (22, 31) and not mask[1, 0] and mask[3, 2] and mask.sum() == 22 * 31 - 4
+
+
+def test_frc_of_a_pure_noise_pair_crosses_early():
+    rng = np.random.default_rng(5)
+    freq, curve = metrics.frc(rng.normal(size=(64, 64)), rng.normal(size=(64, 64)))
+    px, cpp = metrics.frc_resolution(freq, curve)
+    assert px > 10 and cpp == pytest.approx(1 / px)
