@@ -1,0 +1,29 @@
+"""Registration of `pinn_tf`: a cheap spec only. Imports no TensorFlow, Keras or numpy."""
+
+from ptycho_core.hookspecs import hookimpl
+from ptycho_core.registry import GeneratorSpec, Option
+
+
+@hookimpl
+def ptycho_register_generators(register):
+    register(
+        GeneratorSpec(
+            name="pinn_tf",
+            summary="PtychoPINN: physics-informed CNN, overlap constraint for gridsize > 1 (TensorFlow)",
+            framework="tensorflow",
+            kind="learned",
+            supervised=False,
+            requires=("tensorflow", "keras", "h5py"),
+            factory="ptycho_pinn_tf.generator:build_pinn_tf",
+            options={
+                "filter_scale": Option("int", 2, "encoder/decoder width multiplier (32, 64, 128 filters x this)"),
+                "overlap": Option("bool", True, "merge the C patches of a group on a shared canvas (C > 1)"),
+            },
+            description=(
+                "A U-shaped CNN encoder with separate amplitude (sigmoid) and phase (pi*tanh) decoders, "
+                "trained without ground truth through the differentiable far-field forward model. With "
+                "gridsize g > 1 the g*g patterns of a group are explained by one shared object region."
+            ),
+            reference="Hoidn, Mishra, Mehta, Sci. Rep. 13, 22789 (2023)",
+        )
+    )
