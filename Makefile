@@ -17,7 +17,19 @@ $(STAMP): pyproject.toml constraints.txt $(PLUGINS)
 	$(PIP_INSTALL) -e . $(foreach p,$(PLUGINS),-e $(dir $(p))) pytest ruff build
 	touch $(STAMP)
 
-install: $(STAMP)
+# Wheels of ptycho's dependencies (with torch, safetensors, pytest, h5py), so that tests can build
+# a fresh virtual environment offline: pip install --no-index --find-links wheelhouse ...
+# (tests/test_third_party_install.py). Nothing is downloaded at test time.
+WHEELHOUSE := wheelhouse
+.PHONY: wheelhouse
+$(WHEELHOUSE)/.filled: pyproject.toml constraints.txt examples/ptycho-mynet/pyproject.toml | $(STAMP)
+	$(PIP) download --disable-pip-version-check -q -c constraints.txt --only-binary :all: --no-build-isolation \
+		-d $(WHEELHOUSE) '.[torch,test]' h5py
+	touch $@
+
+wheelhouse: $(WHEELHOUSE)/.filled
+
+install: $(STAMP) wheelhouse
 
 test: install
 	$(BIN)/python -m pytest -q
