@@ -45,12 +45,12 @@ class Dataset:
     def has_ground_truth(self) -> bool:
         return self.object is not None
 
-    def validate(self, source: str = "dataset") -> "Dataset":
+    def validate(self, source: str = "dataset") -> Dataset:
         """Check the contract; raise DataError naming `source`, the key and what was expected."""
         validate(self, source)
         return self
 
-    def subset(self, index) -> "Dataset":
+    def subset(self, index) -> Dataset:
         """The patterns at `index` (same probe, object and metadata)."""
         mask = self.mask if self.mask is None or self.mask.ndim == 2 else self.mask[index]
         return dataclasses.replace(
@@ -190,12 +190,12 @@ def spatial_split(ds: Dataset, axis: int = 1) -> tuple[Dataset, Dataset, dict]:
     test_idx = np.flatnonzero(coord >= line + reach)
     if len(train_idx) == 0 or len(test_idx) == 0:
         raise DataError(
-            f"spatial split: the scan is too narrow along {'xy'[axis]} for a split with an N/2 guard band "
+            f"spatial split: the scan is too narrow along {'yx'[axis]} for a split with an N/2 guard band "
             f"({len(train_idx)} train, {len(test_idx)} test patterns); give --test-data"
         )
     info = {
         "kind": "spatial",
-        "axis": "xy"[axis],
+        "axis": "yx"[axis],
         "line": line,
         "guard": n_pix / 2,
         "train": int(len(train_idx)),

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ptycho_core.errors import UsageError
 
@@ -67,7 +68,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -110,7 +111,7 @@ class TrainingSet:
     def patch_size(self) -> int:
         return int(self.diffraction.shape[-1])
 
-    def subset(self, index) -> "TrainingSet":
+    def subset(self, index) -> TrainingSet:
         """The groups at `index` (an index array or slice), sharing probe and scales."""
         pick = lambda a: None if a is None else a[index]  # noqa: E731
         mask = self.mask if self.mask is None or self.mask.ndim == 2 else self.mask[index]
@@ -138,7 +139,7 @@ class History:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "History":
+    def from_dict(cls, d: dict) -> History:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

@@ -221,33 +221,38 @@ def predict_anchors(generator, ds: Dataset, groups: Groups, batch_size: int = PR
 
 @dataclass
 class Reconstruction:
-    """A stitched object: object (H, W) complex64, weights (H, W), the positions used on that canvas,
-    the canvas shift applied to positions (no ground truth), and metrics (empty without ground truth
-    except the data-space error)."""
+    """A stitched and scored object.
+
+    object (H, W) complex64 and weights (H, W) on the canvas; positions: the dataset's positions plus
+    `shift` (a whole-pixel shift, non-zero only without ground truth, when the canvas is sized to
+    cover every patch); metrics: plain floats (only the data-space error without ground truth);
+    frc: FRC curves; region: the scored box.
+    """
 
     object: np.ndarray
     weights: np.ndarray
     positions: np.ndarray
     shift: tuple
     metrics: dict
-    curves: dict = field(default_factory=dict)
+    frc: dict = field(default_factory=dict)
+    region: list = field(default_factory=list)
 
 
-def stitch_and_score(patches: np.ndarray, ds: Dataset, stitcher: str = "probe_weighted", registry=None,
+def stitch_and_score(patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None,
                      **stitch_options) -> Reconstruction:
-    """Stitch anchor patches (n, N, N) at the dataset's positions and score them (DESIGN section 8)."""
+    """Stitch anchor patches (n, N, N) at the dataset's positions and score them (DESIGN section 8).
+
+    `stitcher` is a name, `dist:name` or a StitcherSpec; options are checked against its spec.
+    """
     from ptycho_core import metrics, stitch
 
-    n = ds.patch_size
-    if ds.object is not None:
-        shape, shift = ds.object.shape, (0.0, 0.0)
-    else:
-        shape, shift = stitch.canvas_for(ds.positions, n)
+    shape, shift = stitch.canvas_for(ds.positions, ds.patch_size, None if ds.object is None else ds.object.shape)
     positions = ds.positions + np.asarray(shift, dtype=np.float64)
     obj, weights = stitch.stitch(stitcher, patches, positions, shape, ds.probe, registry=registry, **stitch_options)
-    result = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
-    return Reconstruction(object=obj, weights=weights, positions=positions, shift=tuple(shift),
-                          metrics=result.as_dict(), curves=result.frc)
+    scores = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
+    values = {k: float(v) for k, v in scores.as_dict().items() if isinstance(v, (int, float))}
+    return Reconstruction(object=obj, weights=weights, positions=positions, shift=tuple(float(v) for v in shift),
+                          metrics=values, frc=scores.frc, region=list(scores.region))
 
 
 def write_json(path: str | os.PathLike, payload) -> None:

@@ -19,8 +19,8 @@ import contextlib
 import dataclasses
 import os
 import re
+from collections.abc import Iterator
 from importlib import metadata
-from typing import Iterator
 
 import pluggy
 
@@ -68,7 +68,7 @@ class PluginHost:
             self.load_entry_points(load)
 
     @classmethod
-    def from_environment(cls, environ=None) -> "PluginHost":
+    def from_environment(cls, environ=None) -> PluginHost:
         env = os.environ if environ is None else environ
         return cls(load=env.get("PTYCHO_LOAD_PLUGINS"), strict=_truthy(env.get("PTYCHO_STRICT_PLUGINS")))
 

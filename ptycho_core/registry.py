@@ -10,8 +10,9 @@ import dataclasses
 import fnmatch
 import importlib
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ptycho_core.errors import PluginError, UsageError
 

@@ -49,7 +49,7 @@ class SimConfig:
         if self.step <= 0 or self.nphotons <= 0:
             raise UsageError("step and nphotons must be positive")
 
-    def replace(self, **changes) -> "SimConfig":
+    def replace(self, **changes) -> SimConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

@@ -1,0 +1,164 @@
+"""`ptycho compare`: a thin shell over `ptycho_core.compare.run` (DESIGN section 9)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ptycho_core.compare import DEFAULT_EPOCHS, DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
+from ptycho_core.generator import DEVICES, LOSSES, PRECISIONS
+
+
+@click.command()
+@click.option(
+    "--generators",
+    "-g",
+    default=None,
+    metavar="A,B,...",
+    help="Generators to compare (name or dist:name), comma-separated. Default: every available one.",
+)
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Training data file. Without --test-data the scan is split along x at the median position; "
+    "patterns whose footprint comes within N/2 of the split line are dropped (guard band), "
+    "so no training pattern sees test-region pixels.",
+)
+@click.option("--test-data", type=click.Path(dir_okay=False), default=None, help="Separate test data file.")
+@click.option(
+    "--simulate",
+    type=click.Choice(SIMULATIONS),
+    default=None,
+    help="Simulated train and test objects (DEFAULT_SIM with this object). Default when no --data: lines.",
+)
+@click.option(
+    "--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
+)
+@click.option("--epochs", default=DEFAULT_EPOCHS, show_default=True, type=click.IntRange(1), help="Training epochs.")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Groups per training step.")
+@click.option("--lr", default=1e-3, show_default=True, type=float, help="Initial learning rate.")
+@click.option(
+    "--loss",
+    default="poisson",
+    show_default=True,
+    type=click.Choice(LOSSES),
+    help="Physics loss of the PINNs (supervised generators use their own).",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the grouping, split and first run.")
+@click.option(
+    "--seeds",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Runs per generator (seeds SEED, SEED+1, ...); the table shows mean ± std.",
+)
+@click.option("--stitcher", default=DEFAULT_STITCHER, show_default=True, help="Stitcher for every model.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES), help="Device.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS), help="Precision.")
+@click.option(
+    "--jobs",
+    "-j",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Runs at once, each in its own process (threads per run = CPU cores / jobs).",
+)
+@click.option(
+    "--timeout",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds per run (from its process's start) before the process is killed and the run counts as "
+    "failed (0: no limit).",
+)
+@click.option(
+    "--train-timeout",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds of training per run after which training stops gracefully, keeping the best weights: "
+    "the same wall-clock budget for every generator (0: no limit).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=DEFAULT_OUT,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Output folder (table, figures, report.html, runs/).",
+)
+@click.option(
+    "--option",
+    "-o",
+    "raw_options",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="A generator's (or the stitcher's) option, e.g. fno.width=16; repeatable.",
+)
+@click.option("--force", is_flag=True, help="Redo every run, even finished ones with the same inputs.")
+@click.pass_obj
+def compare(
+    state,
+    generators,
+    data,
+    test_data,
+    simulate,
+    gridsize,
+    epochs,
+    batch_size,
+    lr,
+    loss,
+    seed,
+    seeds,
+    stitcher,
+    device,
+    precision,
+    jobs,
+    timeout,
+    train_timeout,
+    out_dir,
+    raw_options,
+    force,
+):
+    """Train every generator on the same data, split and budget; stitch, score and report.
+
+    \b
+    Each (generator, seed) runs in its own process; a failure is a row, not a crash.
+    Finished runs with the same inputs are reused (--force redoes them).
+    Exit code: 0 all runs succeeded, 1 some run failed, 2 bad usage or bad data.
+
+    \b
+    Examples:
+      ptycho compare                                   every available generator, default data
+      ptycho compare -g fno,stable_hybrid --epochs 10
+      ptycho compare --data scan.npz -g pinn_tf --gridsize 2 -o pinn_tf.filter_scale=1
+    """
+    from ptycho_core import compare as harness
+
+    result = harness.run(
+        generators,
+        data=data,
+        test_data=test_data,
+        simulate=simulate,
+        gridsize=gridsize,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        loss=loss,
+        seed=seed,
+        seeds=seeds,
+        device=device,
+        precision=precision,
+        stitcher=stitcher,
+        options=list(raw_options),
+        jobs=jobs,
+        timeout=timeout,
+        train_timeout=train_timeout,
+        out=out_dir,
+        force=force,
+        host=state.host,
+        command_line=["ptycho", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("ptycho") else list(sys.argv),
+    )
+    click.get_current_context().exit(result.exit_code)

@@ -1,0 +1,323 @@
+"""Tiny numpy generators for testing the harness: real ones that learn a trivial mapping, and
+broken ones that fail in each way a comparison must survive.
+
+They run in spawned children, so they live in this importable module and are referred to by
+factory string (`ptycho_core.testing.dummies:build_intensity`). Register them in a test with
+
+    host = PluginHost(load="")
+    with host.registered(dummies, "ptycho-dummies"):
+        compare.run(["dummy_intensity", "dummy_raising"], host=host, ...)
+
+Learned dummies (`kind="learned"`, framework "numpy"):
+    dummy_intensity    unsupervised: a flat patch per pattern whose amplitude is the pattern's rms
+                       object amplitude times one learned gain (gradient descent on the physics loss),
+                       phase proportional to that amplitude. Refuses to see ground truth.
+    dummy_supervised   supervised: the same flat patches, amplitude and phase fitted as affine functions
+                       of the pattern's rms amplitude against the ground-truth patches (gradient descent).
+Broken dummies, failing inside `fit`:
+    dummy_raising      raises RuntimeError (option error="memory": MemoryError)
+    dummy_dying        the process exits at once with os._exit(code)
+    dummy_sleeping     sleeps `seconds` (past any sensible --timeout)
+    dummy_nan          returns History.stopped = "non-finite loss at epoch 1"
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+from ptycho_core.hookspecs import hookimpl
+from ptycho_core.registry import GeneratorSpec, Option
+
+PARAMS_FILE = "dummy.json"
+
+
+def _pattern_amplitude(diffraction, probe_power: float, s0: float):
+    """Per-pattern rms object amplitude in units of s0: sqrt(sum A^2 / sum |P|^2) / s0.
+
+    diffraction (..., N, N) raw amplitudes, probe_power = sum |P|^2 -> (...,) float64.
+    """
+    import numpy as np
+
+    a2 = (np.asarray(diffraction, dtype=np.float64) ** 2).sum(axis=(-2, -1))
+    return np.sqrt(a2 / probe_power) / s0
+
+
+def _flat_patches(amplitude, phase, n: int):
+    """(...,) amplitudes and phases -> (..., n, n) complex64 flat patches."""
+    import numpy as np
+
+    value = (amplitude * np.exp(1j * phase)).astype(np.complex64)
+    return np.broadcast_to(value[..., None, None], value.shape + (n, n)).copy()
+
+
+class _FlatPatchGenerator:
+    """Base: flat patches from per-pattern features; subclasses learn the coefficients."""
+
+    name = "flat"
+
+    def __init__(self, **options):
+        self.options = dict(options)
+        self.params: dict = {}
+
+    # -- contract ---------------------------------------------------------------------------
+    def fit(self, train, val, config, progress):
+        raise NotImplementedError
+
+    def predict(self, diffraction, offsets):
+        """diffraction (B, C, N, N) float32 raw amplitudes -> (B, C, N, N) complex64 patches."""
+        if not self.params:
+            raise RuntimeError(f"{self.name}: predict before fit/load")
+        t = _pattern_amplitude(diffraction, self.params["probe_power"], self.params["s0"])
+        amplitude, phase = self._amplitude_phase(t)
+        return _flat_patches(amplitude, phase, diffraction.shape[-1])
+
+    def save(self, directory):
+        Path(directory, PARAMS_FILE).write_text(json.dumps({"name": self.name, **self.params}))
+
+    def load(self, directory):
+        params = json.loads(Path(directory, PARAMS_FILE).read_text())
+        if params.pop("name", None) != self.name:
+            raise ValueError(f"{directory}: not a {self.name} checkpoint")
+        self.params = params
+        return self
+
+    def parameter_count(self) -> int:
+        return len(self._learned)
+
+    # -- helpers ----------------------------------------------------------------------------
+    _learned: tuple = ()
+
+    def _remember(self, train):
+        import numpy as np
+
+        self.params.update({"s0": float(train.s0), "probe_power": float((np.abs(train.probe) ** 2).sum())})
+
+    def _amplitude_phase(self, t):
+        raise NotImplementedError
+
+    @staticmethod
+    def _history():
+        from ptycho_core.generator import History
+
+        return History()
+
+    @staticmethod
+    def _report(progress, history, epoch, epochs, loss, val_loss, lr, start):
+        history.loss.append(float(loss))
+        history.val_loss.append(None if val_loss is None else float(val_loss))
+        history.lr.append(float(lr))
+        history.seconds.append(time.perf_counter() - start)
+        progress({"epoch": epoch, "epochs": epochs, "step": 1, "steps": 1, "loss": float(loss), "val_loss": val_loss})
+
+
+class IntensityGenerator(_FlatPatchGenerator):
+    """Unsupervised: amplitude = gain * t * s0, phase = phase_per_amplitude * amplitude / s0.
+
+    The gain is learned by gradient descent on the mean squared error of normalised forward
+    amplitudes (prediction and measurement both times input_scale): a real, decreasing loss.
+    """
+
+    name = "dummy_intensity"
+    _learned = ("gain",)
+
+    def fit(self, train, val, config, progress):
+        import numpy as np
+
+        from ptycho_core import physics
+
+        if train.gt_patches is not None or (val is not None and val.gt_patches is not None):
+            raise RuntimeError("an unsupervised generator was given ground truth")
+        self._remember(train)
+        gain = float(self.options.get("init_gain", 0.5))
+        rate = float(self.options.get("rate", 0.5))
+        start = time.perf_counter()
+        history = self._history()
+        flat_pattern = physics.forward(train.probe, np.ones(train.probe.shape, np.complex64)).astype(np.float64)
+
+        def terms(ts):
+            # q: forward amplitudes of the flat patch with gain 1, m: measured, both normalised.
+            t = _pattern_amplitude(ts.diffraction, self.params["probe_power"], train.s0)
+            q = (t * train.s0)[..., None, None] * flat_pattern * ts.input_scale
+            m = ts.diffraction.astype(np.float64) * ts.input_scale
+            return q, m
+
+        q, m = terms(train)
+        qq, qm = float((q * q).mean()), float((q * m).mean())
+        val_terms = terms(val) if val is not None and val.n_groups else None
+        for epoch in range(1, config.epochs + 1):
+            # One normalised gradient step per epoch: the error in gain shrinks by (1 - rate).
+            gain -= rate * (gain * qq - qm) / qq
+            loss = float(((gain * q - m) ** 2).mean())
+            val_loss = None if val_terms is None else float(((gain * val_terms[0] - val_terms[1]) ** 2).mean())
+            self._report(progress, history, epoch, config.epochs, loss, val_loss, rate, start)
+        self.params["gain"] = gain
+        return history
+
+    def _amplitude_phase(self, t):
+        amplitude = self.params["gain"] * t * self.params["s0"]
+        return amplitude, float(self.options.get("phase_per_amplitude", 0.5)) * amplitude / self.params["s0"]
+
+
+class SupervisedGenerator(_FlatPatchGenerator):
+    """Supervised: amplitude = a1 * t + a0, phase = b1 * t + b0 (amplitude in units of s0),
+    fitted to the ground-truth patches' mean amplitude and mean phase by gradient descent."""
+
+    name = "dummy_supervised"
+    _learned = ("a1", "a0", "b1", "b0")
+
+    def fit(self, train, val, config, progress):
+        import numpy as np
+
+        if train.gt_patches is None:
+            raise RuntimeError("dummy_supervised needs ground-truth patches")
+        self._remember(train)
+        s0 = float(train.s0)
+
+        def terms(ts):
+            t = _pattern_amplitude(ts.diffraction, self.params["probe_power"], s0).ravel()
+            gt = ts.gt_patches.reshape(len(t), -1)
+            return t, np.abs(gt).mean(axis=1) / s0, np.angle(gt).mean(axis=1)
+
+        t, amp, phase = terms(train)
+        x = np.stack([t, np.ones_like(t)], axis=1)
+        hessian = x.T @ x / len(t)
+        step = float(self.options.get("rate", 0.5)) * np.linalg.inv(hessian)
+        coef = np.zeros((2, 2))  # columns: amplitude, phase
+        target = np.stack([amp, phase], axis=1)
+        val_terms = terms(val) if val is not None and val.n_groups else None
+        history = self._history()
+        start = time.perf_counter()
+        for epoch in range(1, config.epochs + 1):
+            coef -= step @ (x.T @ (x @ coef - target) / len(t))
+            loss = float(((x @ coef - target) ** 2).mean())
+            val_loss = None
+            if val_terms is not None:
+                vx = np.stack([val_terms[0], np.ones_like(val_terms[0])], axis=1)
+                val_loss = float(((vx @ coef - np.stack(val_terms[1:], axis=1)) ** 2).mean())
+            self._report(progress, history, epoch, config.epochs, loss, val_loss, config.lr, start)
+        self.params.update({"a1": coef[0, 0], "a0": coef[1, 0], "b1": coef[0, 1], "b0": coef[1, 1]})
+        return history
+
+    def _amplitude_phase(self, t):
+        p = self.params
+        return (p["a1"] * t + p["a0"]) * p["s0"], p["b1"] * t + p["b0"]
+
+
+class RaisingGenerator(IntensityGenerator):
+    name = "dummy_raising"
+
+    def fit(self, train, val, config, progress):
+        if self.options.get("error") == "memory":
+            raise MemoryError("dummy allocation failed")
+        raise RuntimeError("dummy failure in fit")
+
+
+class DyingGenerator(IntensityGenerator):
+    name = "dummy_dying"
+
+    def fit(self, train, val, config, progress):
+        os._exit(int(self.options.get("code", 3)))
+
+
+class SleepingGenerator(IntensityGenerator):
+    name = "dummy_sleeping"
+
+    def fit(self, train, val, config, progress):
+        time.sleep(float(self.options.get("seconds", 3600.0)))
+        return super().fit(train, val, config, progress)
+
+
+class NanGenerator(IntensityGenerator):
+    name = "dummy_nan"
+
+    def fit(self, train, val, config, progress):
+        history = super().fit(train, val, config, progress)
+        history.loss[0] = math.nan
+        history.loss, history.val_loss = history.loss[:1], history.val_loss[:1]
+        history.stopped = "non-finite loss at epoch 1"
+        return history
+
+
+def build_intensity(init_gain: float = 0.5, rate: float = 0.5, phase_per_amplitude: float = 0.5):
+    return IntensityGenerator(init_gain=init_gain, rate=rate, phase_per_amplitude=phase_per_amplitude)
+
+
+def build_supervised(rate: float = 0.5):
+    return SupervisedGenerator(rate=rate)
+
+
+def build_raising(error: str = "runtime"):
+    return RaisingGenerator(error=error)
+
+
+def build_dying(code: int = 3):
+    return DyingGenerator(code=code)
+
+
+def build_sleeping(seconds: float = 3600.0):
+    return SleepingGenerator(seconds=seconds)
+
+
+def build_nan():
+    return NanGenerator()
+
+
+def specs() -> list[GeneratorSpec]:
+    """The dummy generator specs (framework "numpy", requires numpy only)."""
+    here = "ptycho_core.testing.dummies"
+    common = {"framework": "numpy", "requires": ("numpy",)}
+    rate = Option("float", 0.5, "fraction of the gain error removed per epoch")
+    return [
+        GeneratorSpec(
+            name="dummy_intensity",
+            summary="flat patches scaled by a learned gain (unsupervised test dummy)",
+            factory=f"{here}:build_intensity",
+            options={
+                "init_gain": Option("float", 0.5, "initial gain"),
+                "rate": rate,
+                "phase_per_amplitude": Option("float", 0.5, "phase in rad per unit amplitude / s0"),
+            },
+            **common,
+        ),
+        GeneratorSpec(
+            name="dummy_supervised",
+            summary="flat patches fitted to ground truth (supervised test dummy)",
+            factory=f"{here}:build_supervised",
+            supervised=True,
+            options={"rate": rate},
+            **common,
+        ),
+        GeneratorSpec(
+            name="dummy_raising",
+            summary="raises in fit",
+            factory=f"{here}:build_raising",
+            options={"error": Option("str", "runtime", "runtime or memory", choices=("runtime", "memory"))},
+            **common,
+        ),
+        GeneratorSpec(
+            name="dummy_dying",
+            summary="the process exits in fit",
+            factory=f"{here}:build_dying",
+            options={"code": Option("int", 3, "exit code")},
+            **common,
+        ),
+        GeneratorSpec(
+            name="dummy_sleeping",
+            summary="sleeps in fit",
+            factory=f"{here}:build_sleeping",
+            options={"seconds": Option("float", 3600.0, "seconds to sleep")},
+            **common,
+        ),
+        GeneratorSpec(name="dummy_nan", summary="non-finite loss", factory=f"{here}:build_nan", **common),
+    ]
+
+
+@hookimpl
+def ptycho_register_generators(register):
+    """Register every dummy: `host.registered(ptycho_core.testing.dummies, "ptycho-dummies")`."""
+    for spec in specs():
+        register(spec)

@@ -1,0 +1,107 @@
+"""`ptycho compare` on the command line: one end-to-end run in a fresh interpreter (which also
+proves the parent never imports torch or TensorFlow), and usage errors through CliRunner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from ptycho_cli.main import State, cli
+from ptycho_core.plugins import PluginHost
+from ptycho_core.testing import dummies
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from ptycho_cli.main import State, cli
+    from ptycho_core.plugins import PluginHost
+    from ptycho_core.testing import dummies
+
+    if __name__ == "__main__":
+        host = PluginHost(load="")
+        host.register(dummies, "ptycho-dummies")
+        try:
+            cli.main(args=sys.argv[1:], prog_name="ptycho", obj=State(host=host))
+        except SystemExit as exc:
+            code = exc.code
+        heavy = sorted(m for m in ("torch", "tensorflow", "keras") if m in sys.modules)
+        print("HEAVY_MODULES", heavy)
+        sys.exit(code)
+    """
+)
+
+
+@pytest.fixture
+def runner_host():
+    host = PluginHost(load="")
+    host.register(dummies, "ptycho-dummies")
+    return host
+
+
+def test_cli_compare_splits_one_file_and_writes_the_report_without_importing_frameworks(tmp_path):
+    from ptycho_core.io import save_dataset
+    from ptycho_core.simulate import DEFAULT_SIM, simulate
+
+    data = save_dataset(simulate(DEFAULT_SIM), tmp_path / "scan.npz")
+    script = tmp_path / "run_cli.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / "cmp"
+    args = [
+        "compare",
+        "-g",
+        "dummy_intensity",
+        "--data",
+        str(data),
+        "--epochs",
+        "2",
+        "--train-timeout",
+        "50",
+        "--out",
+        str(out),
+        "-o",
+        "dummy_intensity.rate=0.9",
+        "-o",
+        "probe_weighted.x=1",
+    ]
+    bad = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "error: stitcher probe_weighted: unknown option(s) x" in bad.stderr
+    proc = subprocess.run([sys.executable, str(script), *args[:-2]], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "HEAVY_MODULES []" in proc.stdout
+    assert "split along" in proc.stdout and "guard band" in proc.stdout
+    assert f"report: {out / 'report.html'}" in proc.stdout
+    payload = json.loads((out / "metrics.json").read_text())
+    (row,) = payload["rows"]
+    assert row["status"] == "ok" and row["amp_ssim"] is not None
+    assert payload["provenance"]["split"]["kind"] == "spatial"
+    run = json.loads((out / "runs" / "dummy_intensity" / "run.json").read_text())
+    assert run["options"]["rate"] == 0.9
+    assert run["train_config"]["epochs"] == 2 and run["train_config"]["timeout"] == 50
+
+
+def test_cli_unknown_generator_exits_2_with_one_line(runner_host, tmp_path):
+    result = CliRunner().invoke(
+        cli, ["compare", "-g", "nope", "--out", str(tmp_path / "c")], obj=State(host=runner_host)
+    )
+    assert result.exit_code == 2
+    assert "error: unknown generator 'nope' (installed: dummy_dying" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "c").exists()
+
+
+def test_cli_bad_option_exits_2(runner_host, tmp_path):
+    args = ["compare", "-g", "dummy_intensity", "-o", "dummy_intensity.rate=fast", "--out", str(tmp_path / "c")]
+    result = CliRunner().invoke(cli, args, obj=State(host=runner_host))
+    assert result.exit_code == 2 and "expected float, got 'fast'" in result.output
+
+
+def test_cli_help_explains_the_split_and_exit_codes():
+    result = CliRunner().invoke(cli, ["compare", "--help"], obj=State(host=PluginHost(load="")))
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "guard band" in text and "Exit code: 0 all runs succeeded, 1 some run failed, 2 bad usage" in text

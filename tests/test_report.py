@@ -1,0 +1,128 @@
+"""Tables, figures and the HTML report, on synthetic rows (no child processes)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from ptycho_core import report
+
+
+def _run(generator, seed, status="ok", **values):
+    base = {
+        "generator": generator,
+        "run": f"{generator}-seed{seed}",
+        "seed": seed,
+        "status": status,
+        "reason": "" if status == "ok" else "boom",
+        "framework": "numpy",
+        "run_dir": f"runs/{generator}",
+    }
+    return {**base, **values}
+
+
+def test_seeds_give_mean_and_sample_std_over_successful_runs():
+    runs = [
+        _run("a", 0, amp_ssim=0.8, parameters=10),
+        _run("a", 1, amp_ssim=0.9, parameters=10),
+        _run("b", 0, amp_ssim=0.5),
+        _run("b", 1, status="failed"),
+    ]
+    a, b = report.summarise(runs, seeds=2)
+    assert a["status"] == "ok" and a["amp_ssim"] == pytest.approx(0.85)
+    assert a["amp_ssim_std"] == pytest.approx(math.sqrt(0.005))
+    assert a["parameters"] == 10 and a["parameters_std"] == 0
+    assert b["status"] == "failed 1/2: boom" and b["amp_ssim"] == 0.5 and b["amp_ssim_std"] == 0.0
+    assert report.format_value(a, report.COLUMNS[0]) == "0.850 ± 0.071"
+
+
+def test_single_seed_rows_keep_values_and_failed_rows_say_why():
+    rows = report.summarise([_run("a", 0, amp_ssim=0.7, parameters=123), _run("b", 0, status="failed")])
+    assert rows[0]["amp_ssim"] == 0.7 and rows[0]["parameters"] == 123 and "amp_ssim_std" not in rows[0]
+    assert rows[1]["status"] == "failed: boom" and rows[1]["amp_ssim"] is None
+
+
+def test_terminal_table_marks_failures_below_it():
+    rows = report.summarise([_run("good", 0, amp_ssim=0.7), _run("bad", 0, status="failed")])
+    buffer = io.StringIO()
+    report.print_table(rows, Console(file=buffer, width=80, color_system=None))
+    text = buffer.getvalue()
+    assert "good" in text and "0.7" in text and "failed" in text
+    assert "bad: failed: boom" in text
+
+
+def test_csv_has_std_columns_only_with_seeds(tmp_path):
+    rows = report.summarise([_run("a", 0, amp_ssim=0.8), _run("a", 1, amp_ssim=0.9)], seeds=2)
+    path = report.write_csv(rows, tmp_path / "m.csv", seeds=2)
+    header = path.read_text().splitlines()[0].split(",")
+    assert header[:4] == ["generator", "status", "amp_ssim", "amp_ssim_std"]
+    single = report.write_csv(report.summarise([_run("a", 0)]), tmp_path / "s.csv")
+    assert "amp_ssim_std" not in single.read_text()
+
+
+def test_json_is_strict_with_nan_as_null(tmp_path):
+    path = report.write_json({"x": math.nan, "y": [math.inf, 1.0], "z": np.float32(2.5)}, tmp_path / "m.json")
+    assert json.loads(path.read_text()) == {"x": None, "y": [None, 1.0], "z": 2.5}
+
+
+@pytest.mark.parametrize(
+    ("target", "length", "label"),
+    [(3.7e-6, 2e-6, "2 µm"), (9.9e-8, 5e-8, "50 nm"), (1e-3, 1e-3, "1 mm"), (0.15, 0.1, "100 mm")],
+)
+def test_scale_bar_lengths_are_round_numbers(target, length, label):
+    assert report.nice_length(target) == pytest.approx(length)
+    assert report.length_label(report.nice_length(target)) == label
+
+
+def _figures_input():
+    rng = np.random.default_rng(0)
+    truth = (0.5 + 0.5 * rng.random((40, 40))) * np.exp(1j * rng.random((40, 40)))
+    positions = np.stack(np.meshgrid(np.arange(10, 30, 4.0), np.arange(10, 30, 4.0), indexing="ij"), -1).reshape(-1, 2)
+    panel = {
+        "object": (2 * truth).astype(np.complex64),
+        "weights": np.ones((40, 40), np.float32),
+        "positions": positions,
+    }
+    frc = {
+        "amp": {"frequency": [0, 0.25, 0.5], "frc": [1, 0.6, 0.2]},
+        "phase": {"frequency": [0, 0.5], "frc": [1, 0.3]},
+    }
+    return {"object": truth, "positions": positions}, {"model": panel}, {"model": frc}
+
+
+def test_report_writes_all_files_and_html_embeds_every_figure(tmp_path):
+    truth, panels, frc = _figures_input()
+    rows = report.summarise([_run("model", 0, amp_ssim=0.9, data_error=0.1), _run("broken", 0, status="failed")])
+    path = report.write_report(
+        tmp_path,
+        rows=rows,
+        runs=[],
+        skipped=[{"generator": "gpu_only", "reason": "unavailable: missing torch"}],
+        provenance={"ptycho": "0.1.0", "data": {"description": "tiny <data>"}},
+        truth=truth,
+        panels=panels,
+        frc=frc,
+        histories={"model": {"loss": [3.0, 2.0, 1.0], "val_loss": [3.5, 2.5, None]}},
+        pixel_size_m=1e-8,
+    )
+    for name in ("metrics.csv", "metrics.json", "comparison.png", "frc.png", "training.png", "report.html"):
+        assert (tmp_path / name).stat().st_size > 0
+    text = path.read_text()
+    assert text.count("data:image/png;base64,") == 3
+    assert "tiny &lt;data&gt;" in text, "text is escaped"
+    assert "gpu_only" in text and "unavailable: missing torch" in text
+    assert '<td class="status failed">failed: boom</td>' in text
+    assert "<script" not in text and "http" not in text.replace("http-equiv", "")
+
+
+def test_figures_without_ground_truth_or_history_still_render(tmp_path):
+    _, panels, _ = _figures_input()
+    assert report.comparison_figure(None, panels, tmp_path / "c.png").stat().st_size > 0
+    assert report.comparison_figure(None, {}, tmp_path / "e.png").stat().st_size > 0
+    assert report.frc_figure({}, tmp_path / "f.png").stat().st_size > 0
+    assert report.training_figure({}, tmp_path / "t.png").stat().st_size > 0
