@@ -226,7 +226,7 @@ def test_physics_loss_ignores_masked_pixels():
     for kind in ("poisson", "mae"):
         a = losses.physics_loss(patches, measured, probe, 0.7, mask=mask, kind=kind)
         b = losses.physics_loss(patches, corrupted, probe, 0.7, mask=mask, kind=kind)
-        assert float(a) == pytest.approx(float(b), rel=1e-6)
+        assert float(a.detach()) == pytest.approx(float(b.detach()), rel=1e-6)
 
 
 @pytest.mark.parametrize("per_pattern", [False, True], ids=["shared_mask", "per_pattern_mask"])
