@@ -388,12 +388,18 @@ def load_prepared(directory, supervised: bool = False):
 # --- small helpers -------------------------------------------------------------------------------
 
 
+#: Exit code of a child whose parent comparison has gone away.
+PARENT_GONE = 75
+
+
 def _emitter(name: str, events):
     def emit(event: dict) -> None:
         if events is None:
             return
         try:
             events.put({"run": name, **event})
+        except (BrokenPipeError, ConnectionResetError):
+            os._exit(PARENT_GONE)  # the comparison was killed: do not train on as an orphan
         except Exception:  # progress is best effort; never fail a run over it
             pass
 
