@@ -1,0 +1,250 @@
+"""Training and inference throughput of the torch generators (fno, hybrid, stable_hybrid, baseline).
+
+Usage: python benchmarks/bench_train.py [--generators fno,hybrid,stable_hybrid,baseline]
+       [--device cpu,cuda] [--precision fp32,bf16] [--steps 3] [--warmup 1] [--patch-size 64]
+       [--batch-size 16] [--gridsize 1] [--threads 0] [--option NAME.key=value ...]
+
+Per generator, device and precision it prints:
+  params        trainable parameters (network + global log-scale; a complex weight counts once)
+  train grp/s   training throughput: groups per second of full training steps (data, network,
+                physics loss, backward, clipping, Adam)
+  infer pat/s   inference throughput: patterns per second (groups x C) under inference mode
+  GFLOP/s       achieved by a training step, counted by torch.utils.flop_counter.FlopCounterMode,
+                which does NOT count FFTs (spectral convolutions and the forward model run FFTs,
+                so FNO figures are lower bounds)
+  % peak        that rate as a fraction of this machine's matmul peak at the same precision,
+                measured in the same run by timing a large torch.matmul
+  outside %     share of the step time spent outside the network: data batching and transfer,
+                physics (forward model and loss, overlap constraint when C > 1), their backward,
+                clipping and the optimiser step; the network's share is timed as its forward and
+                backward (against a fixed cotangent) alone
+The default run is short (one warm-up and 3 timed steps per row): use --steps for steadier figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+DEFAULT_GENERATORS = "fno,hybrid,stable_hybrid,baseline"
+
+
+def _parse_options(items: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        name, dot, opt = key.partition(".")
+        if not sep or not dot:
+            raise SystemExit(f"--option expects NAME.key=value, got {item!r}")
+        out.setdefault(name, {})[opt] = value
+    return out
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device, steps: int, warmup: int) -> float:
+    """Median seconds of `fn()` over `steps` calls after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_peak(device, dtype, size: int) -> float:
+    """FLOP/s of a (size x size) @ (size x size) torch.matmul at `dtype` (best of a few runs)."""
+    import torch
+
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    seconds = _timed(lambda: torch.matmul(a, b), device, steps=5 if device.type == "cuda" else 3, warmup=1)
+    return 2.0 * size**3 / seconds
+
+
+def bench_one(spec, options: dict, prepared, device, precision: str, args) -> dict:
+    """Figures of one generator on one device at one precision (see the module docstring)."""
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ptycho_core.torch import losses
+    from ptycho_core.torch.trainer import ScaledNetwork
+
+    gen = spec.load_factory()(**spec.resolve_options(options))
+    train = prepared.train
+    c, n = train.channels, train.patch_size
+    torch.manual_seed(0)
+    model = ScaledNetwork(gen.build(c, n), train.s0).to(device)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    bf16 = precision == "bf16"
+    batch = args.batch_size
+    count = min(batch, train.n_groups)
+    host = {
+        "diffraction": torch.from_numpy(np.ascontiguousarray(train.diffraction[:count], dtype=np.float32)),
+        "offsets": torch.from_numpy(np.ascontiguousarray(train.offsets[:count])),
+    }
+    if gen.supervised:
+        host["gt"] = torch.from_numpy(np.ascontiguousarray(train.gt_patches[:count], dtype=np.complex64))
+    probe = torch.from_numpy(np.ascontiguousarray(train.probe, dtype=np.complex64)).to(device)
+    scale, s0, canvas = float(train.input_scale), float(train.s0), int(train.canvas_size)
+
+    def fetch() -> dict:
+        return {k: v.to(device, non_blocking=True) for k, v in host.items()}
+
+    def loss_of(b: dict):
+        x = b["diffraction"] * scale
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            patches = model(x)
+        if gen.supervised:
+            return losses.supervised_loss(patches, b["gt"], s0)
+        return losses.physics_loss(
+            patches, b["diffraction"], probe, scale, offsets=b["offsets"], canvas_size=canvas, kind="poisson"
+        )
+
+    def train_step() -> None:
+        loss = loss_of(fetch())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    fixed = fetch()
+    x_fixed = fixed["diffraction"] * scale
+    cotangent = None
+
+    def network_only() -> None:
+        nonlocal cotangent
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model.network(x_fixed)
+        if cotangent is None:
+            cotangent = torch.randn_like(torch.view_as_real(out.to(torch.complex64)))
+        torch.view_as_real(out.to(torch.complex64)).backward(cotangent)
+        model.zero_grad(set_to_none=True)
+
+    step_s = _timed(train_step, device, args.steps, args.warmup)
+    net_s = _timed(network_only, device, args.steps, args.warmup)
+    model.eval()
+
+    def infer() -> None:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            model(fetch()["diffraction"] * scale)
+
+    infer_s = _timed(infer, device, args.steps, args.warmup)
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        train_step()
+    flops = counter.get_total_flops()
+    return {
+        "params": params,
+        "groups": count,
+        "step_s": step_s,
+        "train_groups_s": count / step_s,
+        "infer_patterns_s": count * c / infer_s,
+        "gflops": flops / 1e9,
+        "gflop_s": flops / step_s / 1e9,
+        "outside": max(0.0, 1.0 - net_s / step_s),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generators", default=DEFAULT_GENERATORS, help="comma list (unavailable ones are skipped)")
+    parser.add_argument("--device", default="", help="comma list of cpu, cuda (default: cpu, plus cuda when available)")
+    parser.add_argument("--precision", default="fp32,bf16", help="comma list of fp32, bf16")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per figure (median)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--patch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16, help="groups per step")
+    parser.add_argument("--gridsize", type=int, default=1, help="2 adds the overlap constraint (C = 4)")
+    parser.add_argument("--matmul-size", type=int, default=0, help="side of the peak matmul (0: 2048 cpu, 8192 cuda)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--option", action="append", default=[], help="NAME.key=value generator option")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from ptycho_core.pipeline import prepare
+    from ptycho_core.plugins import PluginHost
+    from ptycho_core.simulate import SimConfig, simulate_pair
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = _parse_options(args.option)
+    registry = PluginHost.from_environment().registry()
+    devices = [d for d in (args.device or "cpu,cuda").split(",") if d]
+    if not args.device and not torch.cuda.is_available():
+        devices = ["cpu"]
+    precisions = [p for p in args.precision.split(",") if p]
+    sim = SimConfig(patch_size=args.patch_size, object_size=max(128, 2 * args.patch_size), step=4)
+    train_ds, test_ds = simulate_pair(sim)
+    prepared_cache: dict = {}
+
+    specs = []
+    for name in [g for g in args.generators.split(",") if g]:
+        try:
+            spec = registry.generator(name)
+        except Exception as exc:  # noqa: BLE001 - an unknown name is reported and skipped
+            print(f"# {name}: skipped ({exc})")
+            continue
+        if spec.framework != "torch" or not spec.available:
+            print(f"# {name}: skipped ({spec.framework}, {spec.status()})")
+            continue
+        specs.append(spec)
+
+    print(
+        f"# N={args.patch_size} gridsize={args.gridsize} batch={args.batch_size} groups, {args.steps} timed steps "
+        f"(median), torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    )
+    print("# GFLOP/s from torch.utils.flop_counter.FlopCounterMode, which does not count FFTs (lower bounds).")
+    header = (
+        f"{'generator':<14} {'dev':<4} {'prec':<4} {'params':>10} {'train grp/s':>11} {'infer pat/s':>11} "
+        f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'% peak':>7} {'outside %':>9}"
+    )
+    for dev_name in devices:
+        if dev_name == "cuda" and not torch.cuda.is_available():
+            print("# cuda: not available, skipped")
+            continue
+        device = torch.device(dev_name)
+        size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
+        peaks = {}
+        for precision in precisions:
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+            peaks[precision] = matmul_peak(device, dtype, size)
+            label = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+            print(f"# {label} {precision} matmul peak ({size}^3): {peaks[precision] / 1e9:.1f} GFLOP/s")
+        print(header)
+        for spec in specs:
+            key = spec.supervised
+            if key not in prepared_cache:
+                prepared_cache[key] = prepare(train_ds, test_ds, gridsize=args.gridsize, seed=0, supervised=key)
+            for precision in precisions:
+                try:
+                    r = bench_one(spec, options.get(spec.name, {}), prepared_cache[key], device, precision, args)
+                except Exception as exc:  # noqa: BLE001 - one failing row must not hide the others
+                    print(f"{spec.name:<14} {dev_name:<4} {precision:<4} failed: {type(exc).__name__}: {exc}")
+                    continue
+                frac = r["gflop_s"] * 1e9 / peaks[precision]
+                print(
+                    f"{spec.name:<14} {dev_name:<4} {precision:<4} {r['params']:>10,d} {r['train_groups_s']:>11.1f} "
+                    f"{r['infer_patterns_s']:>11.1f} {r['gflops']:>10.2f} {r['gflop_s']:>8.1f} "
+                    f"{100 * frac:>6.1f}% {100 * r['outside']:>8.1f}%"
+                )
+                sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

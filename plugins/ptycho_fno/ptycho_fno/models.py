@@ -1,0 +1,51 @@
+"""Factories of the FNO generators: `factory(**options) -> TorchGenerator` (DESIGN section 7).
+
+The torch engine (`ptycho_core.torch.trainer.TorchGenerator`) does the training, prediction and
+checkpointing; each factory only says how to build the network for C channels and patch size N.
+"""
+
+from __future__ import annotations
+
+from ptycho_core.torch.trainer import TorchGenerator
+
+
+def build_fno(width: int = 32, blocks: int = 4, modes: int = 12, cnn_blocks: int = 2) -> TorchGenerator:
+    """The `fno` generator: cascaded FNO -> CNN refiner (see `ptycho_fno.fno.FNO`)."""
+    from ptycho_fno.fno import FNO
+
+    def build(channels: int, patch_size: int):
+        return FNO(channels, patch_size, width=width, blocks=blocks, modes=modes, cnn_blocks=cnn_blocks)
+
+    return TorchGenerator(build, name="fno")
+
+
+def build_hybrid(width: int = 32, levels: int = 3, modes: int = 12, max_hidden_channels: int = 512) -> TorchGenerator:
+    """The `hybrid` generator: U-NO of PtychoBlocks (see `ptycho_fno.hybrid.UNO`)."""
+    from ptycho_fno.hybrid import UNO
+
+    def build(channels: int, patch_size: int):
+        return UNO(
+            channels, patch_size, width=width, levels=levels, modes=modes, max_hidden_channels=max_hidden_channels
+        )
+
+    return TorchGenerator(build, name="hybrid")
+
+
+def build_stable_hybrid(
+    width: int = 32, levels: int = 3, modes: int = 12, max_hidden_channels: int = 512, layerscale_init: float = 1e-3
+) -> TorchGenerator:
+    """The `stable_hybrid` generator: U-NO of StablePtychoBlocks (see `ptycho_fno.blocks`)."""
+    from ptycho_fno.hybrid import UNO, stable_block
+
+    def build(channels: int, patch_size: int):
+        return UNO(
+            channels,
+            patch_size,
+            width=width,
+            levels=levels,
+            modes=modes,
+            max_hidden_channels=max_hidden_channels,
+            block=stable_block(layerscale_init),
+        )
+
+    return TorchGenerator(build, name="stable_hybrid")

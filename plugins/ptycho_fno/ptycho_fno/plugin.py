@@ -1,0 +1,85 @@
+"""Registration of the FNO generators: specs only, no torch, numpy or neuralop import."""
+
+from ptycho_core.hookspecs import hookimpl
+from ptycho_core.registry import GeneratorSpec, Option
+
+REQUIRES = ("torch", "neuralop", "safetensors")
+REFERENCE = (
+    "Li et al., 'Fourier Neural Operator for Parametric Partial Differential Equations', ICLR 2021; "
+    "Rahman et al., 'U-NO: U-shaped Neural Operators', TMLR 2023"
+)
+
+
+def _shared_options() -> dict:
+    return {
+        "width": Option("int", 32, "channels after the lifter (the first level's width)"),
+        "modes": Option("int", 12, "Fourier modes per axis (neuraloperator n_modes), clamped to each map size"),
+    }
+
+
+def _uno_options() -> dict:
+    return {
+        **_shared_options(),
+        "levels": Option("int", 3, "encoder levels, each halving the map (reduced when N cannot be halved)"),
+        "max_hidden_channels": Option("int", 512, "cap on the channel count as levels double it"),
+    }
+
+
+@hookimpl
+def ptycho_register_generators(register):
+    register(
+        GeneratorSpec(
+            name="fno",
+            summary="cascaded FNO -> CNN refiner (spectral + local residual blocks), physics-trained",
+            framework="torch",
+            requires=REQUIRES,
+            factory="ptycho_fno.models:build_fno",
+            options={
+                **_shared_options(),
+                "blocks": Option("int", 4, "spectral blocks y = x + GELU(Spectral(x) + Conv3x3(x))"),
+                "cnn_blocks": Option("int", 2, "3x3 conv + GELU layers of the CNN refiner"),
+            },
+            description=(
+                "Lifter (two 3x3 convs, GELU) to `width` channels, `blocks` residual blocks of a spectral "
+                "convolution (neuraloperator SpectralConv, float32) plus a 3x3 conv, a 1x1 conv, a CNN refiner "
+                "and a 1x1 projection to real and imaginary parts (units of s0). Trained with the physics loss."
+            ),
+            reference=REFERENCE,
+        )
+    )
+    register(
+        GeneratorSpec(
+            name="hybrid",
+            summary="U-NO: spectral+local encoder blocks, spectral bottleneck, CNN decoder with skips",
+            framework="torch",
+            requires=REQUIRES,
+            factory="ptycho_fno.models:build_hybrid",
+            options=_uno_options(),
+            description=(
+                "Lifter, then per level a block y = x + GELU(Spectral(x) + Conv3x3(x)) and a stride-2 conv "
+                "doubling the channels (up to max_hidden_channels); a bottleneck block with half the modes; "
+                "decoder levels of stride-2 transposed conv, skip concatenation and two 3x3 convs; a 1x1 "
+                "projection to real and imaginary parts (units of s0). Trained with the physics loss."
+            ),
+            reference=REFERENCE,
+        )
+    )
+    register(
+        GeneratorSpec(
+            name="stable_hybrid",
+            summary="the U-NO built from normalised, LayerScale-gated residual blocks (near-identity at init)",
+            framework="torch",
+            requires=REQUIRES,
+            factory="ptycho_fno.models:build_stable_hybrid",
+            options={
+                **_uno_options(),
+                "layerscale_init": Option("float", 1e-3, "initial per-channel gate gamma of each block's update"),
+            },
+            description=(
+                "The hybrid U-NO with StablePtychoBlock: y = x + gamma * GELU(GroupNorm(Spectral(x) + "
+                "Conv3x3(x))), gamma per channel initialised at layerscale_init. See the plugin README for "
+                "why the reference form x + gamma * InstanceNorm(GELU(...)) collapsed and what changed."
+            ),
+            reference=REFERENCE,
+        )
+    )

@@ -1,0 +1,104 @@
+"""The networks themselves: shapes and dtypes, mode and level clamping, float32 spectral convolutions
+under bf16 autocast, near-identity stable blocks at initialisation."""
+
+import os
+
+import pytest
+
+if os.environ.get("CI") == "true":
+    import torch
+else:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("neuralop")
+
+from ptycho_fno.blocks import PtychoBlock, SpectralConv2d, StablePtychoBlock, clamp_modes  # noqa: E402
+from ptycho_fno.fno import FNO  # noqa: E402
+from ptycho_fno.hybrid import UNO, stable_block, usable_levels  # noqa: E402
+
+NETWORKS = {
+    "fno": lambda c, n: FNO(c, n, width=8, blocks=2, modes=4, cnn_blocks=1),
+    "hybrid": lambda c, n: UNO(c, n, width=8, levels=2, modes=4, max_hidden_channels=16),
+    "stable_hybrid": lambda c, n: UNO(c, n, width=8, levels=2, modes=4, max_hidden_channels=16, block=stable_block()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("channels", [1, 4])
+def test_network_maps_amplitudes_to_complex_patches(name, channels):
+    torch.manual_seed(0)
+    net = NETWORKS[name](channels, 16)
+    out = net(torch.rand(3, channels, 16, 16))
+    assert out.shape == (3, channels, 16, 16)
+    assert out.dtype == torch.complex64
+    assert torch.isfinite(torch.view_as_real(out)).all()
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_untrained_network_predicts_a_unit_amplitude_object(name):
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = NETWORKS[name](1, 16)(torch.rand(2, 1, 16, 16))
+    assert 0.5 < float(out.abs().mean()) < 1.5
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_network_runs_under_bf16_autocast_with_float32_spectral_convolutions(name):
+    torch.manual_seed(0)
+    net = NETWORKS[name](1, 16)
+    seen = []
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+        for m in net.modules()
+        if isinstance(m, SpectralConv2d)
+    ]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(torch.rand(2, 1, 16, 16))
+    for hook in hooks:
+        hook.remove()
+    assert out.dtype == torch.complex64
+    assert seen and all(dtype == torch.float32 for dtype in seen)
+
+
+def test_modes_are_clamped_to_the_map_size():
+    assert clamp_modes(12, 64) == 12
+    assert clamp_modes(12, 16) == 12
+    assert clamp_modes(12, 8) == 8
+    assert clamp_modes(12, 2) == 2
+    assert clamp_modes(5, 64) == 4
+    # a 12-mode FNO on 16x16 and a U-NO whose deeper maps are smaller than the modes still run
+    assert FNO(1, 16, width=4, blocks=1, modes=12)(torch.rand(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+    assert UNO(1, 16, width=4, levels=3, modes=12)(torch.rand(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+
+
+def test_levels_are_reduced_when_the_patch_cannot_be_halved_that_often():
+    assert usable_levels(64, 3) == 3
+    assert usable_levels(16, 3) == 3  # 16 -> 8 -> 4 -> 2
+    assert usable_levels(16, 5) == 3
+    assert usable_levels(24, 4) == 3  # 24 -> 12 -> 6 -> 3
+    assert usable_levels(18, 3) == 1
+    net = UNO(1, 24, width=4, levels=4, modes=4)
+    assert net.levels == 3
+    assert net(torch.rand(1, 1, 24, 24)).shape == (1, 1, 24, 24)
+
+
+def test_channels_double_per_level_up_to_the_cap():
+    net = UNO(1, 64, width=8, levels=3, modes=4, max_hidden_channels=16)
+    assert [d.out_channels for d in net.down] == [16, 16, 16]
+
+
+def test_stable_block_is_near_identity_at_initialisation():
+    torch.manual_seed(0)
+    block = StablePtychoBlock(8, 4, layerscale_init=1e-3)
+    x = torch.randn(2, 8, 16, 16)
+    change = (block(x) - x).abs().max() / x.abs().max()
+    assert float(change) < 5e-3
+    plain = PtychoBlock(8, 4)
+    assert float((plain(x) - x).abs().max() / x.abs().max()) > 0.05
+
+
+def test_stable_block_layerscale_receives_gradient():
+    torch.manual_seed(0)
+    block = StablePtychoBlock(8, 4)
+    block(torch.randn(2, 8, 16, 16)).square().mean().backward()
+    assert float(block.gamma.grad.abs().sum()) > 0
+    assert float(block.local.weight.grad.abs().sum()) > 0
