@@ -100,6 +100,27 @@ class SpatialLifter(nn.Module):
         return self.net(x)
 
 
+class PerPattern(nn.Module):
+    """Apply `network` (B', 1, N, N) -> (B', 1, N, N) to each of the C patterns of a group with the
+    same weights: (B, C, N, N) -> (B, C, N, N).
+
+    With the overlap constraint (C > 1) the loss only sees the average of the C patches on a shared
+    canvas; a network that mixes the C channels can then make one channel carry the whole object
+    (with exaggerated contrast) and leave the others flat, and the anchor patches that are stitched
+    and scored collapse to a constant amplitude. A shared per-pattern network cannot single out a
+    channel, so every patch must be a reconstruction of its own pattern.
+    """
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        out = self.network(x.reshape(b * c, 1, h, w))
+        return out.reshape(b, c, h, w)
+
+
 class ComplexHead(nn.Module):
     """1x1 projection to 2C channels read as (real, imaginary) parts: (B, W, H, H) -> (B, C, H, H)
     complex64.

@@ -14,6 +14,12 @@ def _shared_options() -> dict:
     return {
         "width": Option("int", 32, "channels after the lifter (the first level's width)"),
         "modes": Option("int", 12, "Fourier modes per axis (neuraloperator n_modes), clamped to each map size"),
+        "joint_channels": Option(
+            "bool",
+            False,
+            "gridsize > 1: feed the C patterns to one network as C channels instead of one shared "
+            "per-pattern network (can collapse the anchor patches; see the plugin README)",
+        ),
     }
 
 

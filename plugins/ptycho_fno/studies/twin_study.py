@@ -49,6 +49,7 @@ def run_one(name: str, gridsize: int, seed: int, options: dict, args, data) -> d
         gen.save(f"{args.save}/{name}-g{gridsize}-seed{seed}")
     averaged_ssim = float("nan")
     averaged_contrast = float("nan")
+    channel_contrast: list = []
     if gridsize > 1:
         from ptycho_fno.twin import amplitude_contrast
 
@@ -60,6 +61,7 @@ def run_one(name: str, gridsize: int, seed: int, options: dict, args, data) -> d
         averaged = physics.overlap_average(full, groups.offsets, prepared.train.canvas_size)[:, 0]
         averaged_ssim = stitch_and_score(averaged, test_ds).metrics["amp_ssim"]
         averaged_contrast = amplitude_contrast(averaged, test_ds.probe)
+        channel_contrast = [amplitude_contrast(full[:, k], test_ds.probe) for k in range(full.shape[1])]
     diag = twin_scores(patches, test_ds.gt_patches(), test_ds.probe)
     is_twin = diag["is_twin"]
     resolved = np.where(is_twin[:, None, None], twin_image(patches, test_ds.probe), patches)
@@ -82,6 +84,7 @@ def run_one(name: str, gridsize: int, seed: int, options: dict, args, data) -> d
         "amp_ssim_twin_resolved": oracle["amp_ssim"],
         "amp_ssim_overlap_averaged": averaged_ssim,
         "contrast_overlap_averaged": averaged_contrast,
+        "contrast_per_channel": channel_contrast,
     }
 
 
@@ -121,7 +124,8 @@ def main(argv=None) -> int:
             f"phase_ssim {r['phase_ssim']:.3f}  twin {100 * r['twin_fraction']:5.1f}%  "
             f"corr {r['corr_gt']:+.2f} ({r['corr_twin']:+.2f})  contrast {r['contrast']:.3f}  "
             f"ssim/tw {r['amp_ssim_twin_resolved']:.3f}  avg: ssim {r['amp_ssim_overlap_averaged']:.3f} "
-            f"contrast {r['contrast_overlap_averaged']:.3f}  val {r['val_loss']:.4f}  {r['seconds']:.0f}s",
+            f"contrast {r['contrast_overlap_averaged']:.3f} per channel "
+            f"{'/'.join(f'{v:.2f}' for v in r['contrast_per_channel'])}  val {r['val_loss']:.4f}  {r['seconds']:.0f}s",
             flush=True,
         )
         if args.json:
