@@ -43,7 +43,7 @@ from ptycho_core.registry import GeneratorSpec, Registry, spec_as_dict
 
 #: Default training epochs of `ptycho compare` (the one constant; tuned so that every first-party
 #: generator on DEFAULT_SIM finishes on a 2-core CPU in about ten minutes).
-DEFAULT_EPOCHS = 10
+DEFAULT_EPOCHS = 20
 DEFAULT_OUT = "ptycho-compare"
 DEFAULT_STITCHER = "probe_weighted"
 SIMULATIONS = ("lines", "grf")
