@@ -48,7 +48,8 @@ def ptycho_register_generators(register):
             description=(
                 "Lifter (two 3x3 convs, GELU) to `width` channels, `blocks` residual blocks of a spectral "
                 "convolution (neuraloperator SpectralConv, float32) plus a 3x3 conv, a 1x1 conv, a CNN refiner "
-                "and a 1x1 projection to real and imaginary parts (units of s0). Trained with the physics loss."
+                "and a 1x1 projection to real and imaginary parts (units of s0). Trained with the physics loss; the "
+                "patterns of a group go through one shared network unless joint_channels."
             ),
             reference=REFERENCE,
         )
@@ -65,7 +66,8 @@ def ptycho_register_generators(register):
                 "Lifter, then per level a block y = x + GELU(Spectral(x) + Conv3x3(x)) and a stride-2 conv "
                 "doubling the channels (up to max_hidden_channels); a bottleneck block with half the modes; "
                 "decoder levels of stride-2 transposed conv, skip concatenation and two 3x3 convs; a 1x1 "
-                "projection to real and imaginary parts (units of s0). Trained with the physics loss."
+                "projection to real and imaginary parts (units of s0). Trained with the physics loss; the patterns "
+                "of a group go through one shared network unless joint_channels."
             ),
             reference=REFERENCE,
         )
@@ -82,9 +84,9 @@ def ptycho_register_generators(register):
                 "layerscale_init": Option("float", 1e-3, "initial per-channel gate gamma of each block's update"),
             },
             description=(
-                "The hybrid U-NO with StablePtychoBlock: y = x + gamma * GELU(GroupNorm(Spectral(x) + "
-                "Conv3x3(x))), gamma per channel initialised at layerscale_init. See the plugin README for "
-                "why the reference form x + gamma * InstanceNorm(GELU(...)) collapsed and what changed."
+                "The hybrid U-NO with StablePtychoBlock: y = x + gamma * InstanceNorm(GELU(Spectral(x) + "
+                "Conv3x3(x))), gamma per channel initialised at layerscale_init. The reference's collapse of this "
+                "model was the twin-image ambiguity of gridsize 1, not the block; see the plugin README."
             ),
             reference=REFERENCE,
         )

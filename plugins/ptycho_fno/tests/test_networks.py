@@ -145,3 +145,16 @@ def test_joint_channels_mixes_the_patterns_of_a_group(name):
     changed[:, 2] = torch.rand(2, 16, 16)
     with torch.no_grad():
         assert not torch.equal(net(x)[:, 0], net(changed)[:, 0])
+
+
+def test_stable_hybrid_trains_under_bf16_with_the_overlap_constraint():
+    from ptycho_core.generator import TrainConfig
+    from ptycho_core.testing.conformance import tiny_data
+
+    prepared = tiny_data(2)
+    gen = _factory("stable_hybrid")(**TINY_OPTIONS["stable_hybrid"])
+    config = TrainConfig(epochs=2, batch_size=8, precision="bf16", device="cpu", patience=0, seed=0)
+    history = gen.fit(prepared.train, prepared.val, config, lambda event: None)
+    assert not history.stopped and history.loss[-1] < history.loss[0]
+    out = gen.predict(prepared.test.diffraction[prepared.test_groups.indices[:3]], prepared.test_groups.offsets[:3])
+    assert out.shape == (3, 4, 16, 16) and out.dtype.name == "complex64"
