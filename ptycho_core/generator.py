@@ -161,5 +161,15 @@ class Generator(Protocol):
     def load(self, directory) -> Any: ...
 
 
+def groups_per_epoch(n_groups: int, channels: int) -> int:
+    """Groups one training epoch draws (at random, without replacement): ceil(n_groups / C).
+
+    Training groups are one per anchor pattern, so every pattern sits in about C groups; drawing
+    1/C of them makes an epoch one pass over the patterns at every gridsize, and gridsize C costs
+    about what gridsize 1 costs per epoch (DESIGN section 5).
+    """
+    return max(1, min(n_groups, math.ceil(n_groups / max(1, channels))))
+
+
 def no_progress(event: dict) -> None:
     """A progress callback that ignores every event."""

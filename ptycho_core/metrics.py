@@ -23,6 +23,9 @@
    A ring where either image has no power correlates 0 (a flat image resolves nothing).
 6. Data-space error (with or without ground truth): the stitched object cut at the test
    positions, forward model, one fitted real scale s, ||s A_hat - A|| / ||A|| over valid pixels.
+7. Twin-image share (`twin_share`, from the predicted patches, with ground truth): the fraction of
+   test patches whose exit wave is nearer the twin conj(psi(-r)) of the true exit wave psi = P o
+   than psi itself (both after the best complex scalar), the failure no single pattern can reveal.
 
 Coverage, reported with the metrics: `covered_fraction` and `scored_fraction` (covered and
 SSIM-scored pixels over the rectangle's pixels), `frc_side` (side of the FRC square, pixels).
@@ -289,6 +292,39 @@ def largest_square(mask: np.ndarray) -> tuple[int, int, int]:
     ys, xs = np.nonzero(fits(lo))
     near = np.argmin((ys - (mask.shape[0] - lo) / 2) ** 2 + (xs - (mask.shape[1] - lo) / 2) ** 2)
     return int(ys[near]), int(xs[near]), lo
+
+
+def reflect(a: np.ndarray) -> np.ndarray:
+    """a(-r) about the patch centre pixel (N//2, N//2), on the last two axes: u -> (N - u) mod N."""
+    return np.roll(np.flip(a, (-2, -1)), 1, (-2, -1))
+
+
+def twin_share(patches: np.ndarray, truth: np.ndarray, probe: np.ndarray) -> float:
+    """Fraction of predicted patches nearer the twin image of their true patch than the patch itself.
+
+    A single diffraction pattern cannot tell the exit wave psi = P o from its twin conj(psi(-r))
+    (same far-field amplitudes). Per patch, compare the predicted exit wave P o_hat with psi and
+    with its twin over the probe's support (|P| > 10 % of max), each after the best complex scalar
+    (the global phase of one pattern is free); the patch counts as a twin when the twin is nearer.
+    patches, truth (n, N, N) complex; probe (N, N). 0 for a faithful model, about 0.5 for one that
+    picks either branch at random, near 1 for a model that learned the twin.
+    """
+    probe = np.asarray(probe)
+    support = np.abs(probe) > 0.1 * np.abs(probe).max()
+    pred = (np.asarray(patches) * probe)[:, support].astype(np.complex128)
+    wave = np.asarray(truth) * probe
+    dist_true = _scalar_residual(pred, wave[:, support])
+    dist_twin = _scalar_residual(pred, np.conj(reflect(wave))[:, support])
+    return float(np.mean(dist_twin < dist_true)) if len(pred) else math.nan
+
+
+def _scalar_residual(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row: min over complex c of ||c a - b|| / ||b|| (a, b (n, k) complex)."""
+    b = b.astype(np.complex128)
+    num = np.sum(np.conj(a) * b, axis=1)
+    den = np.maximum(np.sum(np.abs(a) ** 2, axis=1), 1e-30)
+    c = num / den
+    return np.linalg.norm(c[:, None] * a - b, axis=1) / np.maximum(np.linalg.norm(b, axis=1), 1e-30)
 
 
 def _mean_phase_removed(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -251,6 +251,9 @@ def stitch_and_score(patches: np.ndarray, ds: Dataset, stitcher="probe_weighted"
     obj, weights = stitch.stitch(stitcher, patches, positions, shape, ds.probe, registry=registry, **stitch_options)
     scores = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
     values = {k: float(v) for k, v in scores.as_dict().items() if isinstance(v, (int, float))}
+    if ds.object is not None:
+        truth = physics.extract(ds.object, ds.positions, ds.patch_size)
+        values["twin_share"] = metrics.twin_share(patches, truth, ds.probe)
     return Reconstruction(object=obj, weights=weights, positions=positions, shift=tuple(float(v) for v in shift),
                           metrics=values, frc=scores.frc, region=list(scores.region))
 

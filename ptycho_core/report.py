@@ -6,7 +6,8 @@ Written into the comparison folder, each file atomically (temporary file, then r
     comparison.png   ground truth and every model, amplitude and phase, shared colour scales per row
                      type, scale bar when metadata pixel_size_m is known
     frc.png          Fourier ring correlation curves against the ground truth (amplitude, phase)
-    training.png     training and validation loss per epoch, one colour per run
+    errors.png       per model, amplitude and wrapped phase error maps against the ground truth
+    training.png     training and validation loss per epoch, one panel per run (own y scale)
     report.html      self-contained: the table, the figures (base64 PNG), skipped runs, provenance
 
 Figures are drawn on `matplotlib.figure.Figure` objects (no pyplot, no global backend state).
@@ -49,6 +50,14 @@ COLUMNS = (
     Column("frc_amp_px", "FRC amp px", "min", "{:.2f}", help="amplitude FRC resolution at 0.5, pixels"),
     Column("frc_phase_px", "FRC phase px", "min", "{:.2f}", False, "phase FRC resolution at 0.5, pixels"),
     Column("covered_fraction", "covered", "", "{:.0%}", help="share of the scan rectangle covered (weight >= 10%)"),
+    Column(
+        "twin_share",
+        "twin",
+        "min",
+        "{:.2f}",
+        help="share of test patches nearer the twin image of their true patch than the patch itself "
+        "(0: faithful; about 0.5: undecided between object and twin)",
+    ),
     Column("data_error", "data err", "min", "{:.4f}", help="||s A_hat - A|| / ||A|| at the test positions"),
     Column("parameters", "params", "", "{:,.0f}", help="trainable parameters"),
     Column("train_seconds", "train s", "min", "{:.1f}", help="training wall time, seconds"),
@@ -480,35 +489,76 @@ def frc_figure(curves: dict, path) -> Path:
     return _save_figure(fig, Path(path))
 
 
+def error_figure(truth, panels: dict, path) -> Path:
+    """errors.png: per model, the amplitude error |r| - |g| and the wrapped phase error
+    angle(r conj g) after the same alignment as comparison.png, on shared symmetric colour scales;
+    a model that learned the twin image or blurred the lines shows it here at a glance."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    images, _ = _display_images(truth, panels)
+    if truth is None or len(images) < 2:
+        fig = Figure(figsize=(6, 2))
+        ax = fig.subplots()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no error maps: no ground truth or no successful reconstruction", ha="center", va="center")
+        return _save_figure(fig, Path(path))
+    _, gt_amp, gt_phase = images[0]
+    errors = [(title, amp - gt_amp, np.angle(np.exp(1j * (phase - gt_phase)))) for title, amp, phase in images[1:]]
+    amp_top = max(_limits([np.abs(e[1]) for e in errors])[1], 1e-6)
+    phase_top = max(_limits([np.abs(e[2]) for e in errors])[1], 1e-6)
+    fig = Figure(figsize=(2.4 * len(errors) + 0.8, 5.0))
+    axes = fig.subplots(2, len(errors), squeeze=False)
+    for j, (title, amp_err, phase_err) in enumerate(errors):
+        a = axes[0][j].imshow(amp_err, cmap="RdBu_r", vmin=-amp_top, vmax=amp_top, interpolation="nearest")
+        p = axes[1][j].imshow(phase_err, cmap="RdBu_r", vmin=-phase_top, vmax=phase_top, interpolation="nearest")
+        axes[0][j].set_title(title, fontsize=10)
+        for ax in (axes[0][j], axes[1][j]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0][0].set_ylabel("amplitude error")
+    axes[1][0].set_ylabel("phase error (rad)")
+    fig.colorbar(a, ax=list(axes[0]), shrink=0.8, pad=0.02)
+    fig.colorbar(p, ax=list(axes[1]), shrink=0.8, pad=0.02)
+    fig.suptitle("reconstruction minus ground truth (aligned as in comparison.png)", fontsize=10)
+    return _save_figure(fig, Path(path))
+
+
 def training_figure(histories: dict, path) -> Path:
-    """training.png: loss (solid) and validation loss (dashed) per epoch for every run."""
+    """training.png: one panel per run (its own y scale, since generators' losses differ by orders
+    of magnitude and sign), loss (solid) and validation loss (dashed) per epoch."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(7, 4))
-    ax = fig.subplots()
-    values = []
-    for i, (name, hist) in enumerate(histories.items()):
+    names = list(histories)
+    ncol = min(3, max(1, len(names)))
+    nrow = max(1, math.ceil(len(names) / ncol))
+    fig = Figure(figsize=(3.6 * ncol, 2.8 * nrow + 0.4))
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax in axes[len(names) :]:
+        ax.set_axis_off()
+    if not names:
+        axes[0].text(0.5, 0.5, "no training history", ha="center", va="center", transform=axes[0].transAxes)
+    for i, (ax, name) in enumerate(zip(axes, names)):
+        hist = histories[name] or {}
         color = f"C{i % 10}"
-        loss = [v if _finite(v) else math.nan for v in (hist or {}).get("loss", [])]
-        val = [v if _finite(v) else math.nan for v in (hist or {}).get("val_loss", [])]
+        loss = [v if _finite(v) else math.nan for v in hist.get("loss", [])]
+        val = [v if _finite(v) else math.nan for v in hist.get("val_loss", [])]
+        values = [v for v in loss + val if _finite(v)]
         if loss:
-            ax.plot(range(1, len(loss) + 1), loss, color=color, label=name)
-            values += [v for v in loss if _finite(v)]
+            ax.plot(range(1, len(loss) + 1), loss, color=color, label="train")
         if val and any(_finite(v) for v in val):
-            ax.plot(range(1, len(val) + 1), val, color=color, ls="--")
-            values += [v for v in val if _finite(v)]
-    if values and min(values) > 0:
-        ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if not histories:
-        ax.text(0.5, 0.5, "no training history", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (solid: train, dashed: validation)")
-    ax.grid(alpha=0.3)
-    if histories:
-        ax.legend(fontsize=8)
-    ax.set_title("training (each generator's own loss: compare shapes, not levels)", fontsize=10)
+            ax.plot(range(1, len(val) + 1), val, color=color, ls="--", label="validation")
+        if values and min(values) > 0 and max(values) / min(values) > 20:
+            ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    if names:
+        axes[0].legend(fontsize=7)
+    fig.suptitle("training loss per run (solid: train, dashed: validation; each its own scale)", fontsize=10)
     return _save_figure(fig, Path(path))
 
 
@@ -585,7 +635,12 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
         for s in skipped:
             parts.append(f"<li><b>{html.escape(str(s['generator']))}</b>: {html.escape(str(s['reason']))}</li>")
         parts.append("</ul>")
-    titles = {"comparison": "Reconstructions", "frc": "Fourier ring correlation", "training": "Training"}
+    titles = {
+        "comparison": "Reconstructions",
+        "errors": "Error maps",
+        "frc": "Fourier ring correlation",
+        "training": "Training",
+    }
     for key, fig_path in figures.items():
         parts.append(f"<h2>{html.escape(titles.get(key, key))}</h2>")
         parts.append(_img_tag(fig_path, key))
@@ -612,7 +667,7 @@ def write_report(
     pixel_size_m: float | None = None,
     seeds: int = 1,
 ) -> Path:
-    """Write metrics.csv, metrics.json, the three figures and report.html; returns report.html.
+    """Write metrics.csv, metrics.json, the four figures and report.html; returns report.html.
 
     truth: {"object": (H, W) complex, "positions": (n, 2)} or None; panels: {label: {"object",
     "weights", "positions"}} (stitched, same canvas as the truth); frc: {label: {"amp"|"phase":
@@ -628,6 +683,7 @@ def write_report(
     )
     figures = {
         "comparison": comparison_figure(truth, panels, out_dir / "comparison.png", pixel_size_m),
+        "errors": error_figure(truth, panels, out_dir / "errors.png"),
         "frc": frc_figure(frc, out_dir / "frc.png"),
         "training": training_figure(histories, out_dir / "training.png"),
     }

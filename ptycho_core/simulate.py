@@ -8,6 +8,7 @@ so that the mean total counts per training pattern equal `nphotons`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,8 @@ from ptycho_core.data import Dataset
 from ptycho_core.errors import UsageError
 
 OBJECTS = ("lines", "grf")
-PROBES = ("disk", "focused")
+PROBES = ("aberrated", "focused", "disk", "file")
+PHASES = ("materials", "independent", "amplitude", "none")
 
 
 @dataclass(frozen=True)
@@ -25,35 +27,76 @@ class SimConfig:
     """Everything that defines a simulated dataset. Lengths are in pixels."""
 
     object: str = "lines"
-    probe: str = "disk"
+    probe: str = "aberrated"
     patch_size: int = 32
     object_size: int = 128
+    train_objects: int = 3
     step: float = 4.0
     jitter: float = 0.5
     nphotons: float = 1e5
     probe_radius: float = 0.0  # 0: patch_size / 4
-    phase_from_amplitude: bool = True
+    defocus: float = 0.0  # radians at the pupil edge; 0: what spreads the probe to probe_radius
+    astigmatism: float = 2.0  # radians at the pupil edge
+    coma: float = 1.5  # radians at the pupil edge
+    probe_file: str = ""  # probe="file": the dataset whose probe is used, resampled to patch_size
+    phase: str = "independent"
+    phase_max: float = math.pi / 2
     seed: int = 1  # object and scan seed of the training data
     test_seed: int = 2  # object and scan seed of the test data
-    probe_seed: int = 0
 
     def __post_init__(self):
         if self.object not in OBJECTS:
             raise UsageError(f"object must be one of {OBJECTS}, not {self.object!r}")
         if self.probe not in PROBES:
             raise UsageError(f"probe must be one of {PROBES}, not {self.probe!r}")
+        if (self.probe == "file") != bool(self.probe_file):
+            raise UsageError("probe='file' and probe_file=PATH go together (the probe of that dataset file)")
+        if self.phase not in PHASES:
+            raise UsageError(f"phase must be one of {PHASES}, not {self.phase!r}")
+        if self.train_objects < 1:
+            raise UsageError(f"train_objects must be at least 1, not {self.train_objects}")
+        if not 1 <= self.nphotons <= 1e12:
+            raise UsageError(f"nphotons must be in [1, 1e12] counts per pattern, not {self.nphotons:g}")
         if self.patch_size < 4 or self.patch_size % 2:
             raise UsageError(f"patch size must be an even number >= 4, not {self.patch_size}")
         if self.object_size < self.patch_size + 2:
             raise UsageError(f"object size {self.object_size} must exceed the patch size {self.patch_size} + 1")
-        if self.step <= 0 or self.nphotons <= 0:
-            raise UsageError("step and nphotons must be positive")
+        if self.step <= 0:
+            raise UsageError("step must be positive")
 
     def replace(self, **changes) -> SimConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def field_types(cls) -> dict[str, type]:
+        """{field name: python type} of every setting (what `--sim key=value` parses to)."""
+        return {f.name: type(f.default) for f in dataclasses.fields(cls)}
+
+    def with_strings(self, settings: dict[str, str]) -> SimConfig:
+        """A copy with `settings` {name: text} parsed by each field's type (UsageError on bad input)."""
+        types = self.field_types()
+        changes = {}
+        for key, text in settings.items():
+            if key not in types:
+                raise UsageError(f"unknown simulation setting {key!r}; known: {', '.join(types)}")
+            changes[key] = _parse(key, text, types[key])
+        return self.replace(**changes)
+
+
+def _parse(key: str, text, kind: type):
+    if not isinstance(text, str):
+        return kind(text)
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
+    except ValueError:
+        raise UsageError(f"simulation setting {key}={text!r}: expected {kind.__name__}") from None
 
 
 DEFAULT_SIM = SimConfig()
@@ -93,12 +136,35 @@ def grf_object(size: int, rng: np.random.Generator, correlation: float = 6.0) ->
     return _normalise(np.real(np.fft.ifft2(np.fft.fft2(noise) * filt)))
 
 
-def make_object(kind: str, size: int, rng: np.random.Generator, phase_from_amplitude: bool = True) -> np.ndarray:
-    """A complex64 (size, size) object: amplitude in [0.3, 1], phase in [0, pi/2] (or 0)."""
-    texture = lines_object(size, rng) if kind == "lines" else grf_object(size, rng)
-    amplitude = 0.3 + 0.7 * texture
-    phase = (np.pi / 2) * texture if phase_from_amplitude else np.zeros_like(texture)
-    return (amplitude * np.exp(1j * phase)).astype(np.complex64)
+def texture(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A (size, size) texture in [0, 1]: `lines` or `grf`."""
+    return lines_object(size, rng) if kind == "lines" else grf_object(size, rng)
+
+
+def make_object(
+    kind: str, size: int, rng: np.random.Generator, phase: str = "independent", phase_max: float = math.pi / 2,
+    tiles: int = 1,
+) -> np.ndarray:
+    """A complex64 (size, tiles * size) object: `tiles` independent squares side by side.
+
+    Amplitude 0.3 + 0.7 * texture, in [0.3, 1]. Phase in [0, phase_max]: from a second, independent
+    texture ("independent": absorption and phase differ, as in real samples), from the amplitude's
+    texture ("amplitude": the PtychoPINN convention) or 0 ("none").
+    """
+    squares = []
+    for _ in range(tiles):
+        amp_texture = texture(kind, size, rng)
+        if phase in ("independent", "materials"):
+            phase_texture = texture(kind, size, rng)
+            if phase == "materials":
+                amp_texture, phase_texture = (
+                    _normalise(0.7 * amp_texture + 0.3 * phase_texture),
+                    _normalise(0.3 * amp_texture + 0.7 * phase_texture),
+                )
+        else:
+            phase_texture = amp_texture if phase == "amplitude" else np.zeros_like(amp_texture)
+        squares.append((0.3 + 0.7 * amp_texture) * np.exp(1j * phase_max * phase_texture))
+    return np.concatenate(squares, axis=1).astype(np.complex64)
 
 
 # --- probes -----------------------------------------------------------------------------------
@@ -113,7 +179,7 @@ def disk_probe(n: int, radius: float) -> np.ndarray:
 
 def focused_probe(n: int, radius: float, defocus: float = 3.0) -> np.ndarray:
     """A focused probe: a pupil disk with quadratic phase (`defocus` radians at the pupil edge)
-    propagated to the sample plane; peak |P| = 1, with phase curvature."""
+    propagated to the sample plane; peak |P| = 1, with phase curvature. Point-symmetric."""
     pupil_radius = n / (2.0 * max(radius, 1.0)) * 1.22
     ky, kx = np.mgrid[:n, :n] - n // 2
     k2 = (ky**2 + kx**2) / pupil_radius**2
@@ -122,21 +188,85 @@ def focused_probe(n: int, radius: float, defocus: float = 3.0) -> np.ndarray:
     return (probe / np.abs(probe).max()).astype(np.complex64)
 
 
-def make_probe(kind: str, n: int, radius: float) -> np.ndarray:
-    return disk_probe(n, radius) if kind == "disk" else focused_probe(n, radius)
+def aberrated_probe(
+    n: int, radius: float, defocus: float = 0.0, astigmatism: float = 2.0, coma: float = 1.5
+) -> np.ndarray:
+    """A defocused focusing-optic probe with astigmatism and coma, as a zone plate or KB mirror gives.
+
+    The pupil (aperture) is a disk of radius n/4 detector pixels: its bright-field disk fills half the
+    detector. Its phase, in radians at the pupil edge (rho = 1): defocus * rho^2 + astigmatism *
+    rho^2 cos(2 theta) + coma * (3 rho^3 - 2 rho) cos(theta - pi/6). `defocus` 0 chooses the defocus
+    whose geometric spot radius is `radius` pixels (phi = pi * R_pupil * radius / n). Coma makes |P|
+    asymmetric under r -> -r, so the twin of an object patch needs an object outside the physical
+    range (see plugins/ptycho_fno/README.md). Peak |P| = 1.
+    """
+    pupil_radius = n / 4.0
+    defocus = defocus or math.pi * pupil_radius * radius / n
+    ky, kx = np.mgrid[:n, :n] - n // 2
+    rho = np.hypot(ky, kx) / pupil_radius
+    theta = np.arctan2(ky, kx)
+    aberration = (
+        defocus * rho**2 + astigmatism * rho**2 * np.cos(2 * theta) + coma * (3 * rho**3 - 2 * rho) * np.cos(theta - math.pi / 6)
+    )
+    aperture = np.clip(pupil_radius + 0.5 - np.hypot(ky, kx), 0.0, 1.0)
+    pupil = aperture * np.exp(1j * aberration)
+    probe = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(pupil)))
+    return (probe / np.abs(probe).max()).astype(np.complex64)
+
+
+def resample_probe(probe: np.ndarray, n: int) -> np.ndarray:
+    """A complex (M, M) probe resampled to (n, n) (bicubic on real and imaginary parts), so that it
+    spans the same fraction of the patch; peak |P| = 1."""
+    from scipy.ndimage import zoom
+
+    probe = np.asarray(probe)
+    if probe.ndim != 2 or probe.shape[0] != probe.shape[1]:
+        raise UsageError(f"a probe must be square (M, M), got shape {probe.shape}")
+    if probe.shape[0] != n:
+        factor = n / probe.shape[0]
+        probe = zoom(probe.real, factor, order=3) + 1j * zoom(probe.imag, factor, order=3)
+        probe = probe[:n, :n]
+    top = np.abs(probe).max()
+    if not top > 0:
+        raise UsageError("the probe is zero everywhere")
+    return (probe / top).astype(np.complex64)
+
+
+def probe_from_file(path: str, n: int) -> np.ndarray:
+    """The probe of a dataset file (any installed loader), resampled to (n, n)."""
+    from ptycho_core.io import load_dataset
+
+    return resample_probe(load_dataset(path).probe, n)
+
+
+def make_probe(cfg: SimConfig) -> np.ndarray:
+    """The unscaled probe (peak |P| = 1) that `cfg` describes."""
+    n = cfg.patch_size
+    radius = cfg.probe_radius or n / 4
+    if cfg.probe == "disk":
+        return disk_probe(n, radius)
+    if cfg.probe == "focused":
+        return focused_probe(n, radius)
+    if cfg.probe == "file":
+        return probe_from_file(cfg.probe_file, n)
+    return aberrated_probe(n, radius, cfg.defocus, cfg.astigmatism, cfg.coma)
 
 
 # --- scans ------------------------------------------------------------------------------------
 
 
-def raster_scan(object_size: int, n: int, step: float, jitter: float, rng: np.random.Generator) -> np.ndarray:
-    """(y, x) raster positions with uniform seeded jitter, keeping every patch inside the object."""
-    lo, hi = n / 2, object_size - n / 2 - 1
-    axis = np.arange(lo, hi + 1e-9, step)
-    yy, xx = np.meshgrid(axis, axis, indexing="ij")
+def raster_scan(
+    object_size: int, n: int, step: float, jitter: float, rng: np.random.Generator, width: int = 0
+) -> np.ndarray:
+    """(y, x) raster positions with uniform seeded jitter, keeping every patch inside the object
+    (object_size rows, `width` columns; 0: square)."""
+    width = width or object_size
+    axes = [np.arange(n / 2, side - n / 2 - 1 + 1e-9, step) for side in (object_size, width)]
+    yy, xx = np.meshgrid(*axes, indexing="ij")
     pos = np.stack([yy.ravel(), xx.ravel()], axis=1)
     pos = pos + rng.uniform(-jitter, jitter, size=pos.shape)
-    return np.clip(pos, lo, hi).astype(np.float64)
+    hi = np.array([object_size, width]) - n / 2 - 1
+    return np.clip(pos, n / 2, hi).astype(np.float64)
 
 
 # --- datasets ---------------------------------------------------------------------------------
@@ -160,17 +290,17 @@ def _measure(obj, positions, probe, rng, cfg: SimConfig, role: str, scale_note: 
 def simulate_pair(cfg: SimConfig = DEFAULT_SIM) -> tuple[Dataset, Dataset]:
     """Train and test datasets: different objects and scans, the same probe.
 
-    The probe is scaled once, on the training object, so the mean total counts per pattern equal
-    `cfg.nphotons`; the test data use that same probe.
+    The training object is `cfg.train_objects` independent squares side by side, the test object
+    one square. The probe is scaled once, on the training object, so the mean total counts per
+    pattern equal `cfg.nphotons`; the test data use that same probe.
     """
     n = cfg.patch_size
-    radius = cfg.probe_radius or n / 4
-    probe = make_probe(cfg.probe, n, radius)
+    probe = make_probe(cfg)
     rng_train = np.random.default_rng(cfg.seed)
     rng_test = np.random.default_rng(cfg.test_seed)
-    obj_train = make_object(cfg.object, cfg.object_size, rng_train, cfg.phase_from_amplitude)
-    obj_test = make_object(cfg.object, cfg.object_size, rng_test, cfg.phase_from_amplitude)
-    pos_train = raster_scan(cfg.object_size, n, cfg.step, cfg.jitter, rng_train)
+    obj_train = make_object(cfg.object, cfg.object_size, rng_train, cfg.phase, cfg.phase_max, cfg.train_objects)
+    obj_test = make_object(cfg.object, cfg.object_size, rng_test, cfg.phase, cfg.phase_max)
+    pos_train = raster_scan(cfg.object_size, n, cfg.step, cfg.jitter, rng_train, obj_train.shape[1])
     pos_test = raster_scan(cfg.object_size, n, cfg.step, cfg.jitter, rng_test)
     clean = physics.forward(probe, physics.extract(obj_train, pos_train, n))
     mean_counts = float((clean.astype(np.float64) ** 2).sum(axis=(1, 2)).mean())

@@ -34,6 +34,14 @@ from ptycho_core.generator import DEVICES, LOSSES, PRECISIONS
     help="Simulated train and test objects (DEFAULT_SIM with this object). Default when no --data: lines.",
 )
 @click.option(
+    "--sim",
+    "sim_settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A simulation setting on top of DEFAULT_SIM (see `ptycho simulate --help`), e.g. --sim probe=disk "
+    "--sim nphotons=1e4; repeatable. Implies simulated data.",
+)
+@click.option(
     "--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
 )
 @click.option("--epochs", default=DEFAULT_EPOCHS, show_default=True, type=click.IntRange(1), help="Training epochs.")
@@ -105,6 +113,7 @@ def compare(
     data,
     test_data,
     simulate,
+    sim_settings,
     gridsize,
     epochs,
     batch_size,
@@ -137,6 +146,10 @@ def compare(
     """
     from ptycho_core import compare as harness
 
+    if sim_settings:
+        from ptycho_cli.sim_settings import sim_config
+
+        simulate = sim_config(sim_settings, object_kind=simulate)
     result = harness.run(
         generators,
         data=data,

@@ -19,7 +19,17 @@ def _registry(ctx: click.Context):
 @click.option("--out", "out", required=True, metavar="FILE", help="Training (or only) dataset, .npz.")
 @click.option("--test-out", "test_out", metavar="FILE", help="Also write the test dataset (other object and scan).")
 @click.option("--object", "object_kind", type=click.Choice(["lines", "grf"]), help="Synthetic object.")
-@click.option("--probe", "probe_kind", type=click.Choice(["disk", "focused"]), help="Probe.")
+@click.option(
+    "--probe",
+    "probe_kind",
+    type=click.Choice(["aberrated", "focused", "disk"]),
+    help="Probe: aberrated (default: defocus, astigmatism, coma), focused (defocus only) or an ideal disk.",
+)
+@click.option(
+    "--probe-file",
+    metavar="FILE",
+    help="Use the probe of this dataset file (any installed loader), resampled to the patch size.",
+)
 @click.option("--patch-size", type=int, help="Pattern side N in pixels (even).")
 @click.option("--object-size", type=int, help="Object side in pixels.")
 @click.option("--step", type=float, help="Raster scan step in pixels.")
@@ -27,6 +37,16 @@ def _registry(ctx: click.Context):
 @click.option("--nphotons", type=float, help="Mean total counts per training pattern.")
 @click.option("--seed", type=int, help="Object and scan seed of the training data.")
 @click.option("--test-seed", type=int, help="Object and scan seed of the test data.")
+@click.option(
+    "--sim",
+    "sim_settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any other setting of SimConfig (ptycho_core/simulate.py), e.g. --sim train_objects=1 --sim "
+    "phase=amplitude --sim coma=0; repeatable. Settings: object, probe, patch_size, object_size, "
+    "train_objects, step, jitter, nphotons, probe_radius, defocus, astigmatism, coma, probe_file, phase, "
+    "phase_max, seed, test_seed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def simulate(
@@ -35,6 +55,7 @@ def simulate(
     test_out,
     object_kind,
     probe_kind,
+    probe_file,
     patch_size,
     object_size,
     step,
@@ -42,6 +63,7 @@ def simulate(
     nphotons,
     seed,
     test_seed,
+    sim_settings,
     as_json,
 ):
     """Write simulated datasets (defaults: DEFAULT_SIM, the project's default lines data).
@@ -54,21 +76,23 @@ def simulate(
     for path in filter(None, (out, test_out)):
         if not path.lower().endswith(".npz"):
             raise UsageError(f"{path}: datasets are written as .npz; use a file name ending in .npz")
+    from ptycho_cli.sim_settings import sim_config
     from ptycho_core.io import save_dataset
-    from ptycho_core.simulate import DEFAULT_SIM, simulate_pair
+    from ptycho_core.simulate import simulate_pair
 
-    given = {
-        "object": object_kind,
-        "probe": probe_kind,
-        "patch_size": patch_size,
-        "object_size": object_size,
-        "step": step,
-        "jitter": jitter,
-        "nphotons": nphotons,
-        "seed": seed,
-        "test_seed": test_seed,
-    }
-    cfg = DEFAULT_SIM.replace(**{k: v for k, v in given.items() if v is not None})
+    cfg = sim_config(
+        sim_settings,
+        object_kind=object_kind,
+        probe="file" if probe_file else probe_kind,
+        probe_file=probe_file,
+        patch_size=patch_size,
+        object_size=object_size,
+        step=step,
+        jitter=jitter,
+        nphotons=nphotons,
+        seed=seed,
+        test_seed=test_seed,
+    )
     train, test = simulate_pair(cfg)
     written = {"train": (train, str(save_dataset(train, out)))}
     if test_out:
@@ -87,10 +111,7 @@ def simulate(
             f"object {s['object_shape'][0]}x{s['object_shape'][1]}, "
             f"mean counts/pattern {s['mean_counts_per_pattern']:.4g}"
         )
-    click.echo(
-        f"config: object={cfg.object} probe={cfg.probe} N={cfg.patch_size} object_size={cfg.object_size} "
-        f"step={cfg.step:g} jitter={cfg.jitter:g} nphotons={cfg.nphotons:g} seed={cfg.seed} test_seed={cfg.test_seed}"
-    )
+    click.echo("config: " + " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in cfg.to_dict().items() if v != ""))
 
 
 @click.command("inspect")

@@ -34,7 +34,14 @@ import torch
 from torch import nn
 
 from ptycho_core.errors import PtychoError, UsageError
-from ptycho_core.generator import History, ProgressCallback, TrainConfig, TrainingSet, no_progress
+from ptycho_core.generator import (
+    History,
+    ProgressCallback,
+    TrainConfig,
+    TrainingSet,
+    groups_per_epoch,
+    no_progress,
+)
 from ptycho_core.torch import losses
 from ptycho_core.torch.weights import WEIGHTS_FILE, load_weights, save_weights
 
@@ -123,7 +130,7 @@ class _Tensors:
 
     def batches(self, batch_size: int, order: torch.Tensor | None = None):
         order = torch.arange(self.n) if order is None else order
-        for start in range(0, self.n, batch_size):
+        for start in range(0, len(order), batch_size):
             yield self.batch(order[start : start + batch_size])
 
 
@@ -319,6 +326,8 @@ class _TrainingLoop:
         plateau = max(1, config.patience // 2) if config.patience else 3
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5, patience=plateau)
         self.shuffle = torch.Generator().manual_seed(config.seed)
+        self.groups_per_epoch = groups_per_epoch(train.n_groups, train.channels)
+        self.steps_per_epoch = math.ceil(self.groups_per_epoch / config.batch_size)
 
     def _snapshot(self) -> dict:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -336,9 +345,9 @@ class _TrainingLoop:
     def _train_epoch(self, epoch: int, start: float) -> tuple[float, str]:
         """One pass over shuffled training groups; returns (mean loss, stop reason or "")."""
         cfg = self.config
-        steps = math.ceil(self.train.n / cfg.batch_size)
+        steps = self.steps_per_epoch
         every = max(1, steps // EVENTS_PER_EPOCH)
-        order = torch.randperm(self.train.n, generator=self.shuffle)
+        order = torch.randperm(self.train.n, generator=self.shuffle)[: self.groups_per_epoch]
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
         total, count = 0.0, 0
@@ -371,7 +380,7 @@ class _TrainingLoop:
         best_state, best = self._snapshot(), math.inf
         bad_epochs = 0
         start = time.monotonic()
-        steps = math.ceil(self.train.n / cfg.batch_size)
+        steps = self.steps_per_epoch
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.monotonic()
             lr = self.optimizer.param_groups[0]["lr"]

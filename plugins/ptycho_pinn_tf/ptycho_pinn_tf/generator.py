@@ -28,7 +28,7 @@ from ptycho_pinn_tf.env import keras, tf
 from ptycho_pinn_tf.model import build_model, to_keras_layout, to_patches
 
 from ptycho_core.errors import DataError, PluginError, UsageError
-from ptycho_core.generator import History, ProgressCallback, TrainConfig, TrainingSet, no_progress
+from ptycho_core.generator import History, ProgressCallback, TrainConfig, TrainingSet, groups_per_epoch, no_progress
 from ptycho_core.physics import canvas_size
 
 WEIGHTS_FILE = "model.weights.h5"
@@ -300,7 +300,8 @@ def _train(gen: PinnTF, train: TrainingSet, val: TrainingSet | None, config: Tra
         _check_training_set(val, "validation")
     rng = np.random.default_rng(int(config.seed))
     batch_size = int(config.batch_size)
-    steps = math.ceil(train.n_groups / batch_size)
+    drawn = groups_per_epoch(train.n_groups, train.channels)
+    steps = math.ceil(drawn / batch_size)
     every = max(1, steps // EVENTS_PER_EPOCH)
     history = History()
     best, best_weights = math.inf, _snapshot(model)
@@ -311,7 +312,7 @@ def _train(gen: PinnTF, train: TrainingSet, val: TrainingSet | None, config: Tra
         epoch_start = time.monotonic()
         total, count, stopped = 0.0, 0, ""
         try:
-            order = rng.permutation(train.n_groups)
+            order = rng.permutation(train.n_groups)[:drawn]
             for step, (size, args) in enumerate(_batches(train, order, batch_size), start=1):
                 loss, norm = train_step(*args)
                 loss = float(loss)
