@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho_core import __version__, data, physics
+from ptycho_core import __version__, data, physics, rundir
 from ptycho_core.data import Dataset, Groups
 from ptycho_core.errors import DataError, PtychoError, UsageError
 from ptycho_core.generator import History, TrainConfig, TrainingSet, no_progress
@@ -116,15 +116,25 @@ def fit_generator(
 ) -> tuple[object, History]:
     """Build `factory(**options)`, fit it, save its weights and the core's config.json in model_dir."""
     options = spec.resolve_options(options)
-    generator = resolve_factory(spec.factory)(**options)
+    generator = build_generator(spec, options)
     start = time.perf_counter()
     history = generator.fit(prepared.train, prepared.val, config, progress)
     seconds = time.perf_counter() - start
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     generator.save(model_dir)
-    write_json(model_dir / CONFIG_NAME, checkpoint_config(spec, options, prepared, config, seconds))
+    rundir.write_json(model_dir / CONFIG_NAME, checkpoint_config(spec, options, prepared, config, seconds))
     return generator, history
+
+
+def build_generator(spec: GeneratorSpec, options: dict):
+    """`factory(**options)`; a factory refusing an option value (ValueError or TypeError raised by
+    the call itself) is a UsageError naming the generator."""
+    factory = resolve_factory(spec.factory)
+    try:
+        return factory(**options)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{spec.name}: bad option value: {exc}") from None
 
 
 def checkpoint_config(spec: GeneratorSpec, options: dict, prepared: Prepared, config: TrainConfig, seconds: float) -> dict:
@@ -253,21 +263,3 @@ def stitch_and_score(patches: np.ndarray, ds: Dataset, stitcher="probe_weighted"
     values = {k: float(v) for k, v in scores.as_dict().items() if isinstance(v, (int, float))}
     return Reconstruction(object=obj, weights=weights, positions=positions, shift=tuple(float(v) for v in shift),
                           metrics=values, frc=scores.frc, region=list(scores.region))
-
-
-def write_json(path: str | os.PathLike, payload) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")

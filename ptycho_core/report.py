@@ -17,11 +17,12 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ptycho_core import rundir
 
 
 @dataclass(frozen=True)
@@ -145,65 +146,11 @@ def format_value(row: dict, col: Column) -> str:
     return text
 
 
-def _short(value: float) -> str:
-    """Compact number for the terminal: 0.594, 18.7, 1.2k, 3.4M."""
-    a = abs(value)
-    if a >= 1e6:
-        return f"{value / 1e6:.3g}M"
-    if a >= 1e4:
-        return f"{value / 1e3:.3g}k"
-    if a >= 100:
-        return f"{value:.0f}"
-    return f"{value:.3g}"
-
-
-def print_table(rows: list[dict], console=None, seeds: int = 1) -> None:
-    """The metrics table on the terminal (rich), best values in bold; failure reasons below it.
-
-    The terminal shows the main columns compactly; metrics.csv and report.html have them all.
-    """
-    from rich import box
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = console or Console()
-    title = "ptycho compare" + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else "")
-    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
-    table.add_column("generator", no_wrap=True)
-    cols = [c for c in COLUMNS if c.terminal]
-    for col in cols:
-        table.add_column(col.label, justify="right")
-    table.add_column("status", no_wrap=True)
-    best = best_values(rows)
-    failures = []
-    for row in rows:
-        cells = [escape(str(row["generator"]))]
-        for col in cols:
-            value = row.get(col.key)
-            text = "-"
-            if _finite(value):
-                text = _short(value)
-                if _finite(row.get(f"{col.key}_std")):
-                    text += "±" + _short(row[f"{col.key}_std"])
-                if col.key in best and value == best[col.key] and len(rows) > 1:
-                    text = f"[bold]{text}[/bold]"
-            cells.append(text)
-        ok = row["status"] == "ok"
-        cells.append("[green]ok[/green]" if ok else "[red]failed[/red]")
-        if not ok:
-            failures.append(f"{row['generator']}: {row['status']}")
-        table.add_row(*cells)
-    console.print(table)
-    for line in failures:
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
-
-
 # --- files --------------------------------------------------------------------------------------
 
 
 def _atomic_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+    return rundir.atomic_path(path)
 
 
 def _replace(tmp: Path, path: Path) -> None:
@@ -233,25 +180,9 @@ def write_csv(rows: list[dict], path, seeds: int = 1) -> Path:
     return path
 
 
-def _json_safe(obj):
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):
-        return _json_safe(obj.item())
-    return obj
-
-
 def write_json(payload: dict, path) -> Path:
-    """Strict JSON (NaN and inf become null), atomically."""
-    path = Path(path)
-    tmp = _atomic_path(path)
-    tmp.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=False, default=str) + "\n")
-    _replace(tmp, path)
-    return path
+    """Strict JSON (NaN and inf become null), atomically (`rundir.write_json`)."""
+    return rundir.write_json(path, payload)
 
 
 def _save_figure(fig, path: Path) -> Path:
@@ -536,7 +467,7 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
         parts.append(f"<h2>{html.escape(titles.get(key, key))}</h2>")
         parts.append(_img_tag(fig_path, key))
     parts.append("<h2>Provenance</h2>")
-    parts.append(f"<pre>{html.escape(json.dumps(_json_safe(provenance), indent=2, default=str))}</pre>")
+    parts.append(f"<pre>{html.escape(rundir.dumps(provenance))}</pre>")
     parts.append("</body></html>")
     tmp = _atomic_path(path)
     tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from ptycho_cli.progress import print_table
 from ptycho_core import report
 
 
@@ -50,7 +51,7 @@ def test_single_seed_rows_keep_values_and_failed_rows_say_why():
 def test_terminal_table_marks_failures_below_it():
     rows = report.summarise([_run("good", 0, amp_ssim=0.7), _run("bad", 0, status="failed")])
     buffer = io.StringIO()
-    report.print_table(rows, Console(file=buffer, width=80, color_system=None))
+    print_table(rows, Console(file=buffer, width=80, color_system=None))
     text = buffer.getvalue()
     assert "good" in text and "0.7" in text and "failed" in text
     assert "bad: failed: boom" in text

@@ -26,13 +26,13 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **tr
       ptycho reconstruct --model fno-model --data lines.npz --out recon.npz
     """
     from ptycho_cli.progress import training_progress
-    from ptycho_core import io, pipeline
-    from ptycho_core.generator import TrainConfig
+    from ptycho_core import io, pipeline, rundir
+    from ptycho_core.generator import train_fields
 
     registry = state.registry()
     spec = registry.generator(generator_name)
     options = spec.resolve_options(parse_options(raw_options))
-    config = TrainConfig(**train_kwargs)
+    config = spec.train_config(train_fields(train_kwargs))
     dataset = io.load_dataset(data_path, registry)
     pipeline.check_usable(spec, dataset.has_ground_truth)
     prepared = pipeline.prepare(dataset, None, gridsize, config.seed, config.val_fraction, spec.supervised)
@@ -46,7 +46,7 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **tr
         generator, history = pipeline.fit_generator(
             spec, options, prepared, config, out_dir, display.callback(spec.name)
         )
-    pipeline.write_json(f"{out_dir}/history.json", history.to_dict())
+    rundir.write_json(f"{out_dir}/{rundir.HISTORY_JSON}", history.to_dict())
     _print_training_summary(spec.name, history, out_dir)
 
 
