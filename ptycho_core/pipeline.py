@@ -137,7 +137,9 @@ def build_generator(spec: GeneratorSpec, options: dict):
         raise UsageError(f"{spec.name}: bad option value: {exc}") from None
 
 
-def checkpoint_config(spec: GeneratorSpec, options: dict, prepared: Prepared, config: TrainConfig, seconds: float) -> dict:
+def checkpoint_config(
+    spec: GeneratorSpec, options: dict, prepared: Prepared, config: TrainConfig, seconds: float
+) -> dict:
     """The core's part of a checkpoint (DESIGN section 7)."""
     return {
         "format_version": CHECKPOINT_FORMAT,
@@ -198,8 +200,13 @@ def load_generator(model_dir: str | os.PathLike, expected_generator: str | None 
     return generator, config
 
 
-def predict_groups(generator, diffraction: np.ndarray, offsets: np.ndarray, batch_size: int = PREDICT_BATCH,
-                   channels: slice | None = None) -> np.ndarray:
+def predict_groups(
+    generator,
+    diffraction: np.ndarray,
+    offsets: np.ndarray,
+    batch_size: int = PREDICT_BATCH,
+    channels: slice | None = None,
+) -> np.ndarray:
     """Predict (B, C, N, N) complex64 patches in batches (bounded memory).
 
     `channels` keeps only some channels of the result (e.g. slice(0, 1) for the anchors).
@@ -248,8 +255,9 @@ class Reconstruction:
     region: list = field(default_factory=list)
 
 
-def stitch_and_score(patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None,
-                     **stitch_options) -> Reconstruction:
+def stitch_and_score(
+    patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None, **stitch_options
+) -> Reconstruction:
     """Stitch anchor patches (n, N, N) at the dataset's positions and score them (DESIGN section 8).
 
     `stitcher` is a name, `dist:name` or a StitcherSpec; options are checked against its spec.
@@ -261,5 +269,12 @@ def stitch_and_score(patches: np.ndarray, ds: Dataset, stitcher="probe_weighted"
     obj, weights = stitch.stitch(stitcher, patches, positions, shape, ds.probe, registry=registry, **stitch_options)
     scores = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
     values = {k: float(v) for k, v in scores.as_dict().items() if isinstance(v, (int, float))}
-    return Reconstruction(object=obj, weights=weights, positions=positions, shift=tuple(float(v) for v in shift),
-                          metrics=values, frc=scores.frc, region=list(scores.region))
+    return Reconstruction(
+        object=obj,
+        weights=weights,
+        positions=positions,
+        shift=tuple(float(v) for v in shift),
+        metrics=values,
+        frc=scores.frc,
+        region=list(scores.region),
+    )

@@ -16,9 +16,9 @@ from rich.console import Console
 
 from ptycho_cli.progress import CompareDisplay, print_result
 from ptycho_core import compare, pipeline, rundir
+from ptycho_core.errors import DataError, PtychoError, UsageError
 from ptycho_core.harness import plan as planning
 from ptycho_core.harness import supervise
-from ptycho_core.errors import DataError, PtychoError, UsageError
 from ptycho_core.hookspecs import hookimpl
 from ptycho_core.plugins import PluginHost
 from ptycho_core.registry import GeneratorSpec

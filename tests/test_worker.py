@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from ptycho_core import pipeline, rundir
+from ptycho_core.generator import TrainConfig
 from ptycho_core.harness import worker
 from ptycho_core.harness.prepared import load_prepared, save_prepared
-from ptycho_core.generator import TrainConfig
 from ptycho_core.registry import spec_as_dict
 from ptycho_core.simulate import SimConfig, simulate_pair
 from ptycho_core.testing import dummies

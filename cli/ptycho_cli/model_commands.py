@@ -11,10 +11,18 @@ from ptycho_cli.options import parse_options, train_config_options
 @click.option("--generator", "-g", "generator_name", required=True, help="Generator name (or dist:name).")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Training dataset file.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Checkpoint directory.")
-@click.option("--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2.")
+@click.option(
+    "--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
+)
 @train_config_options
-@click.option("--option", "-o", "raw_options", multiple=True, metavar="KEY=VALUE",
-              help="Generator option (see `ptycho describe NAME`); repeatable.")
+@click.option(
+    "--option",
+    "-o",
+    "raw_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Generator option (see `ptycho describe NAME`); repeatable.",
+)
 @click.pass_obj
 def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **train_kwargs):
     """Train one generator on a dataset and save a checkpoint.
