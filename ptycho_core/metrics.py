@@ -2,19 +2,36 @@
 
 `score(...)` runs, per reconstruction:
 
-1. Region: the rectangle spanned by the scan centres, restricted to weight >= 10% of the max.
+1. Region: the rectangle spanned by the scan centres; its *covered* pixels are those with
+   stitching weight >= 10% of the max. Uncovered pixels (holes of a sparse scan, the border) are
+   0 in the stitched object and are never scored: no metric may see the mask itself, because a
+   mask shared by reconstruction and truth is structure common to both at every frequency.
 2. Alignment, in order: optional sub-pixel registration (`phase_cross_correlation` on the complex
    image; off by default; the shift applied is reported), optional phase-ramp removal, then one
-   global complex scalar c = sum(conj(r) g) / sum(|r|^2), r <- c r.
-3. Amplitude: MAE, RMSE, PSNR (peak = ground-truth amplitude range over the region), SSIM
-   (data_range = that range, window 7).
-4. Phase: error = wrapped angle(r conj(g)) -> MAE, RMSE (radians); SSIM, PSNR and FRC on the
-   phase images after removing each image's amplitude-weighted mean phase, data_range = the
-   ground truth's phase range.
-5. FRC on a Hann-apodised square crop, 1-pixel rings: resolution at the first crossing of 0.5,
-   in pixels and cycles/pixel; the curves are returned.
+   global complex scalar c = sum(conj(r) g) / sum(|r|^2) over the covered pixels, r <- c r.
+3. Amplitude: MAE, RMSE, PSNR over the covered pixels (peak = ground-truth amplitude range over
+   them); SSIM (data_range = that range, window 7) averaged only over the *scored* pixels: those
+   whose whole 7x7 window lies inside the covered mask (the mask eroded by the window), so no
+   window mixes in uncovered pixels.
+4. Phase: error = wrapped angle(r conj(g)) -> MAE, RMSE (radians) over the covered pixels; SSIM
+   (scored pixels), PSNR and FRC on the phase images after removing each image's
+   amplitude-weighted mean phase, data_range = the ground truth's phase range.
+5. FRC only where both images are defined: on the largest square lying wholly inside the covered
+   mask (the one nearest the centre among equals), each image minus its taper-weighted mean and
+   Hann-apodised inside that square; 1-pixel rings; the resolution is the first crossing of the
+   fixed threshold 0.5 (`FRC_THRESHOLD`), in pixels and cycles/pixel; the curves are returned.
+   A ring where either image has no power correlates 0 (a flat image resolves nothing).
 6. Data-space error (with or without ground truth): the stitched object cut at the test
    positions, forward model, one fitted real scale s, ||s A_hat - A|| / ||A|| over valid pixels.
+
+Coverage, reported with the metrics: `covered_fraction` and `scored_fraction` (covered and
+SSIM-scored pixels over the rectangle's pixels), `frc_side` (side of the FRC square, pixels).
+Too small to mean anything, and then NaN with a flag set to 1.0 instead of a number:
+- the FRC (`frc_too_small`) when the square is under `FRC_MIN_SIDE` = 16 pixels: it would have
+  fewer than 8 rings, the first of them holding a handful of independent Fourier samples, so
+  that two unrelated images cross 0.5 at random there;
+- SSIM, PSNR, MAE and RMSE (`area_too_small`) when fewer than `MIN_SCORED_PIXELS` = 256 pixels
+  (a 16 x 16 square's worth, about five independent SSIM windows) are scored.
 
 Images are (H, W) on the ground truth's pixel grid; positions (n, 2) are (y, x) in those pixels.
 """
@@ -32,6 +49,10 @@ from ptycho_core import physics
 REGION_WEIGHT_FRACTION = 0.1
 SSIM_WINDOW = 7
 FRC_THRESHOLD = 0.5
+#: Smallest FRC square side (pixels); a smaller covered square gives NaN and `frc_too_small`.
+FRC_MIN_SIDE = 16
+#: Fewest SSIM-scored pixels for the pixel metrics; fewer gives NaN and `area_too_small`.
+MIN_SCORED_PIXELS = FRC_MIN_SIDE**2
 
 METRIC_KEYS = (
     "amp_ssim",
@@ -53,6 +74,11 @@ METRIC_KEYS = (
     "ramp_y",
     "ramp_x",
     "region_pixels",
+    "covered_fraction",
+    "scored_fraction",
+    "frc_side",
+    "frc_too_small",
+    "area_too_small",
 )
 
 
@@ -166,31 +192,50 @@ def _psnr(peak: float, rmse: float) -> float:
     return math.inf if rmse == 0 else 20.0 * math.log10(peak / rmse)
 
 
+def scored_mask(covered: np.ndarray) -> np.ndarray:
+    """The pixels whose whole SSIM window (7 x 7, centred) lies inside `covered` (and the box):
+    the covered mask eroded by the window, pixels within 3 of the box edge dropped."""
+    from scipy.ndimage import binary_erosion
+
+    window = np.ones((SSIM_WINDOW, SSIM_WINDOW), dtype=bool)
+    return binary_erosion(np.asarray(covered, dtype=bool), structure=window, border_value=0)
+
+
 def ssim(reference: np.ndarray, image: np.ndarray, mask: np.ndarray, data_range: float) -> float:
-    """Mean SSIM (window 7) over the mask pixels at least 3 pixels from the crop's border."""
+    """Mean SSIM (window 7) over the pixels whose whole window lies inside `mask` (the covered
+    pixels): values outside the mask never enter a window that is averaged. NaN if none."""
     from skimage.metrics import structural_similarity
 
-    if not data_range > 0 or min(reference.shape) < SSIM_WINDOW:
+    scored = scored_mask(mask)
+    if not data_range > 0 or min(reference.shape) < SSIM_WINDOW or not scored.any():
         return math.nan
     _, smap = structural_similarity(
         reference.astype(np.float64), image.astype(np.float64), data_range=data_range, win_size=SSIM_WINDOW, full=True
     )
-    pad = (SSIM_WINDOW - 1) // 2
-    inner = np.zeros(mask.shape, dtype=bool)
-    inner[pad : mask.shape[0] - pad, pad : mask.shape[1] - pad] = True
-    keep = inner & mask
-    return float(smap[keep].mean()) if keep.any() else math.nan
+    return float(smap[scored].mean())
+
+
+def _centred(image: np.ndarray, taper: np.ndarray, scale: float) -> np.ndarray:
+    """image minus its taper-weighted mean, times the taper (zero DC, no shared taper term); all
+    zeros when the image is flat to float32 precision relative to `scale` (the larger magnitude of
+    the pair): its rounding residue must not be read as structure by the scale-free FRC."""
+    image = np.asarray(image, dtype=np.float64)
+    if np.ptp(image) <= 1e-6 * scale:
+        return np.zeros_like(image)
+    return (image - np.sum(image * taper) / np.sum(taper)) * taper
 
 
 def frc(image: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Fourier ring correlation of two real (S, S) images, mean-removed and Hann-apodised.
 
-    Returns (frequency in cycles/pixel for rings k = 0..S//2, i.e. k / S; FRC per ring).
+    Returns (frequency in cycles/pixel for rings k = 0..S//2, i.e. k / S; FRC per ring). A ring
+    where either image has no power correlates 0.
     """
     s = image.shape[0]
     taper = np.outer(np.hanning(s), np.hanning(s))
-    fa = np.fft.fftshift(np.fft.fft2((image - image.mean()) * taper))
-    fb = np.fft.fftshift(np.fft.fft2((reference - reference.mean()) * taper))
+    scale = max(float(np.abs(image).max()), float(np.abs(reference).max()), 1e-30)
+    fa = np.fft.fftshift(np.fft.fft2(_centred(image, taper, scale)))
+    fb = np.fft.fftshift(np.fft.fft2(_centred(reference, taper, scale)))
     ky, kx = np.indices((s, s)) - s // 2
     ring = np.rint(np.hypot(ky, kx)).astype(np.int64).ravel()
     n_rings = s // 2 + 1
@@ -200,9 +245,8 @@ def frc(image: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarra
     pa = np.bincount(ring, (np.abs(fa) ** 2).ravel(), minlength=n_rings)[:n_rings]
     pb = np.bincount(ring, (np.abs(fb) ** 2).ravel(), minlength=n_rings)[:n_rings]
     den = np.sqrt(pa * pb)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        curve = np.where(den > 0, np.hypot(num_re, num_im) / np.where(den > 0, den, 1), np.nan)
-    return np.arange(n_rings) / s, curve
+    curve = np.hypot(num_re, num_im) / np.where(den > 0, den, 1.0)
+    return np.arange(n_rings) / s, np.where(den > 0, curve, 0.0)
 
 
 def frc_resolution(frequency: np.ndarray, curve: np.ndarray, threshold: float = FRC_THRESHOLD) -> tuple[float, float]:
@@ -222,11 +266,29 @@ def frc_resolution(frequency: np.ndarray, curve: np.ndarray, threshold: float = 
     return 1.0 / f, f
 
 
-def _square(box_shape: tuple[int, int]) -> tuple[slice, slice]:
-    h, w = box_shape
-    s = min(h, w)
-    y0, x0 = (h - s) // 2, (w - s) // 2
-    return slice(y0, y0 + s), slice(x0, x0 + s)
+def largest_square(mask: np.ndarray) -> tuple[int, int, int]:
+    """(y0, x0, side) of the largest all-True square in the bool `mask`; among equal squares the
+    one nearest the centre; (0, 0, 0) when the mask is empty.
+
+    Same answer as the maximal-square dynamic programme, vectorised: a summed-area table of the
+    False pixels says where a square of side s holds none, and s is found by bisection (if s
+    fits, s - 1 does).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    holes = np.pad((~mask).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+
+    def fits(s: int) -> np.ndarray:  # top-left corners of the all-True s x s squares
+        return (holes[s:, s:] - holes[:-s, s:] - holes[s:, :-s] + holes[:-s, :-s]) == 0
+
+    lo, hi = 0, min(mask.shape)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid).any() else (lo, mid - 1)
+    if lo == 0:
+        return 0, 0, 0
+    ys, xs = np.nonzero(fits(lo))
+    near = np.argmin((ys - (mask.shape[0] - lo) / 2) ** 2 + (xs - (mask.shape[1] - lo) / 2) ** 2)
+    return int(ys[near]), int(xs[near]), lo
 
 
 def _mean_phase_removed(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -277,7 +339,7 @@ def score(
     register: bool = False,
     remove_ramp: bool = False,
 ) -> Scores:
-    """All metrics of one stitched reconstruction (module docstring, steps 1-6).
+    """All metrics of one stitched reconstruction (module docstring, steps 1-6, and coverage).
 
     recon (H, W) complex and weights (H, W) from a stitcher; ground_truth (H, W) complex or None
     (then only the data-space error is computed, the rest is NaN); positions (n, 2) (y, x) of
@@ -286,8 +348,7 @@ def score(
     to the reconstruction by registration; `ramp_y, ramp_x` the removed ramp (radians/pixel).
     """
     values = {key: math.nan for key in METRIC_KEYS}
-    values["shift_y"] = values["shift_x"] = 0.0
-    values["ramp_y"] = values["ramp_x"] = 0.0
+    values.update(shift_y=0.0, shift_x=0.0, ramp_y=0.0, ramp_x=0.0)
     recon = np.asarray(recon)
     err, s = data_space_error(recon, positions, probe, diffraction, mask, return_scale=True)
     values["data_error"], values["data_scale"] = err, s
@@ -298,16 +359,40 @@ def score(
         raise ValueError(
             f"recon {recon.shape}, weights {np.shape(weights)} and ground truth {ground_truth.shape} must match"
         )
-    (y0, y1, x0, x1), keep = region(weights, positions)
-    values["region_pixels"] = float(keep.sum())
-    scores = Scores(values=values, region=(y0, y1, x0, x1))
+    box, keep = region(weights, positions)
+    scores = Scores(values=values, region=box)
+    square = _coverage(values, keep)
     if not keep.any():
         return scores
+    r, g = _aligned(recon, ground_truth, box, keep, values, register, remove_ramp)
+    if not values["area_too_small"]:
+        _pixel_metrics(values, r, g, keep)
+    if not values["frc_too_small"]:
+        _frc_metrics(scores, r, g, keep, square)
+    return scores
 
+
+def _coverage(values: dict, keep: np.ndarray) -> tuple[slice, slice]:
+    """Set the coverage keys and too-small flags from the covered mask; returns the FRC square."""
+    y, x, side = largest_square(keep)
+    n_scored = int(scored_mask(keep).sum())
+    values["region_pixels"] = float(keep.sum())
+    values["covered_fraction"] = float(keep.mean())
+    values["scored_fraction"] = n_scored / keep.size
+    values["frc_side"] = float(side)
+    values["frc_too_small"] = float(side < FRC_MIN_SIDE)
+    values["area_too_small"] = float(n_scored < MIN_SCORED_PIXELS)
+    return slice(y, y + side), slice(x, x + side)
+
+
+def _aligned(recon, ground_truth, box, keep, values, register, remove_ramp) -> tuple[np.ndarray, np.ndarray]:
+    """(r, g) over the box: the reconstruction registered / de-ramped when asked (recorded in
+    `values`) and scaled by the global complex scalar, 0 outside `keep`; the ground truth."""
+    y0, y1, x0, x1 = box
     r_full = recon.astype(np.complex128)
     g = ground_truth[y0:y1, x0:x1].astype(np.complex128)
     if register:
-        dy, dx = _iterative_registration(r_full, g, (y0, y1, x0, x1), keep)
+        dy, dx = _iterative_registration(r_full, g, box, keep)
         values["shift_y"], values["shift_x"] = dy, dx
         r_full = fourier_shift(r_full, (dy, dx))
     r = r_full[y0:y1, x0:x1]
@@ -317,8 +402,11 @@ def score(
         r = r * np.exp(-1j * (gy * yy + gx * xx))
         values["ramp_y"], values["ramp_x"] = gy, gx
     c = global_scalar(r, g, keep)
-    r = np.where(keep, c * r, 0)
+    return np.where(keep, c * r, 0), g
 
+
+def _pixel_metrics(values: dict, r: np.ndarray, g: np.ndarray, keep: np.ndarray) -> None:
+    """MAE, RMSE, PSNR over the covered pixels and SSIM over the scored ones, amplitude and phase."""
     amp_r, amp_g = np.abs(r), np.abs(g)
     diff = (amp_r - amp_g)[keep]
     amp_range = float(np.ptp(amp_g[keep]))
@@ -330,16 +418,17 @@ def score(
     phase_err = np.angle(r * np.conj(g))[keep]
     values["phase_mae"] = float(np.mean(np.abs(phase_err)))
     values["phase_rmse"] = float(np.sqrt(np.mean(phase_err**2)))
-    ph_r = np.where(keep, _mean_phase_removed(r, keep), 0)
-    ph_g = np.where(keep, _mean_phase_removed(g, keep), 0)
+    ph_r, ph_g = _mean_phase_removed(r, keep), _mean_phase_removed(g, keep)
     ph_range = float(np.ptp(ph_g[keep]))
     values["phase_psnr"] = _psnr(ph_range, float(np.sqrt(np.mean((ph_r - ph_g)[keep] ** 2))))
     values["phase_ssim"] = ssim(ph_g, ph_r, keep, ph_range)
 
-    sy, sx = _square(r.shape)
-    for label, a, b in (("amp", amp_r, amp_g), ("phase", ph_r, ph_g)):
-        freq, curve = frc(np.where(keep, a, 0)[sy, sx], np.where(keep, b, 0)[sy, sx])
+
+def _frc_metrics(scores: Scores, r: np.ndarray, g: np.ndarray, keep: np.ndarray, square) -> None:
+    """Amplitude and phase FRC on the wholly covered `square`: resolutions and curves."""
+    phases = _mean_phase_removed(r, keep), _mean_phase_removed(g, keep)
+    for label, a, b in (("amp", np.abs(r), np.abs(g)), ("phase", *phases)):
+        freq, curve = frc(a[square], b[square])
         px, cpp = frc_resolution(freq, curve)
-        values[f"frc_{label}_px"], values[f"frc_{label}_cpp"] = px, cpp
+        scores.values[f"frc_{label}_px"], scores.values[f"frc_{label}_cpp"] = px, cpp
         scores.frc[label] = {"frequency": freq.tolist(), "frc": [float(v) for v in curve]}
-    return scores

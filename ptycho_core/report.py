@@ -49,6 +49,7 @@ COLUMNS = (
     Column("phase_rmse", "phase RMSE", "min", "{:.4f}", False, "rms wrapped phase error, radians"),
     Column("frc_amp_px", "FRC amp px", "min", "{:.2f}", help="amplitude FRC resolution at 0.5, pixels"),
     Column("frc_phase_px", "FRC phase px", "min", "{:.2f}", False, "phase FRC resolution at 0.5, pixels"),
+    Column("covered_fraction", "covered", "", "{:.0%}", help="share of the scan rectangle covered (weight >= 10%)"),
     Column("data_error", "data err", "min", "{:.4f}", help="||s A_hat - A|| / ||A|| at the test positions"),
     Column("parameters", "params", "", "{:,.0f}", help="trainable parameters"),
     Column("train_seconds", "train s", "min", "{:.1f}", help="training wall time, seconds"),
@@ -65,6 +66,14 @@ COLUMNS = (
 
 #: Further per-run numbers kept in the CSV/JSON (not in the terminal table).
 EXTRA_KEYS = ("frc_amp_cpp", "frc_phase_cpp", "data_scale", "shift_y", "shift_x", "epochs_run", "final_loss")
+#: Coverage of the scored area (ptycho_core.metrics): SSIM-scored share, FRC square side, flags.
+COVERAGE_KEYS = ("scored_fraction", "frc_side", "frc_too_small", "area_too_small")
+#: Metrics left without a number, per flag, when the scored area is too small to mean anything.
+TOO_SMALL = {
+    "frc_too_small": ("frc_amp_px", "frc_amp_cpp", "frc_phase_px", "frc_phase_cpp"),
+    "area_too_small": tuple(f"{p}_{m}" for p in ("amp", "phase") for m in ("ssim", "psnr", "mae", "rmse")),
+}
+TOO_SMALL_TEXT = "too small"
 
 
 # --- rows ---------------------------------------------------------------------------------------
@@ -72,6 +81,28 @@ EXTRA_KEYS = ("frc_amp_cpp", "frc_phase_cpp", "data_scale", "shift_y", "shift_x"
 
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def too_small(row: dict, key: str) -> bool:
+    """True when `key` has no number because the row's scored area was too small (its flag set)."""
+    if _finite(row.get(key)):
+        return False
+    return any(key in keys and _finite(row.get(flag)) and row[flag] >= 0.5 for flag, keys in TOO_SMALL.items())
+
+
+def coverage_note(rows: list[dict]) -> str:
+    """One sentence: how much of the scan rectangle was covered and scored ('' when unknown)."""
+    row = next((r for r in rows if _finite(r.get("covered_fraction"))), None)
+    if row is None:
+        return ""
+    text = f"Covered: {row['covered_fraction']:.0%} of the scan rectangle (stitching weight >= 10% of the max)"
+    if _finite(row.get("scored_fraction")):
+        text += f"; SSIM scored on {row['scored_fraction']:.0%} (pixels whose whole 7x7 window is covered)"
+    if _finite(row.get("frc_side")):
+        text += f"; FRC on a {row['frc_side']:.0f} px covered square"
+    names = {"frc_too_small": "FRC", "area_too_small": "SSIM, PSNR, MAE"}
+    small = [names[flag] for flag in TOO_SMALL if _finite(row.get(flag)) and row[flag] >= 0.5]
+    return text + (f"; {TOO_SMALL_TEXT} to score: {', '.join(small)}." if small else ".")
 
 
 def summarise(runs: list[dict], seeds: int = 1) -> list[dict]:
@@ -87,7 +118,7 @@ def summarise(runs: list[dict], seeds: int = 1) -> list[dict]:
         if r["generator"] not in groups:
             order.append(r["generator"])
         groups.setdefault(r["generator"], []).append(r)
-    keys = [c.key for c in COLUMNS] + list(EXTRA_KEYS)
+    keys = [c.key for c in COLUMNS] + list(EXTRA_KEYS) + list(COVERAGE_KEYS)
     rows = []
     for label in order:
         group = groups[label]
@@ -138,7 +169,7 @@ def format_value(row: dict, col: Column) -> str:
     """A cell: the value (or mean ± std when the row has a std), '-' when missing."""
     value = row.get(col.key)
     if not _finite(value):
-        return "-"
+        return TOO_SMALL_TEXT if too_small(row, col.key) else "-"
     text = col.fmt.format(value)
     std = row.get(f"{col.key}_std")
     if _finite(std):
@@ -159,7 +190,7 @@ def _replace(tmp: Path, path: Path) -> None:
 
 def csv_columns(rows: list[dict], seeds: int = 1) -> list[str]:
     keys = ["generator", "status"]
-    for key in [c.key for c in COLUMNS] + list(EXTRA_KEYS):
+    for key in [c.key for c in COLUMNS] + list(EXTRA_KEYS) + list(COVERAGE_KEYS):
         keys.append(key)
         if seeds > 1:
             keys.append(f"{key}_std")
@@ -175,9 +206,29 @@ def write_csv(rows: list[dict], path, seeds: int = 1) -> Path:
         writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in keys})
+            writer.writerow({k: _csv_cell(row, k) for k in keys})
     _replace(tmp, path)
     return path
+
+
+def method_note() -> str:
+    """How the scored area and the FRC are chosen, with the thresholds (ptycho_core.metrics)."""
+    from ptycho_core import metrics
+
+    return (
+        "Only covered pixels (stitching weight >= 10% of the max) are scored: MAE, RMSE and PSNR over "
+        "them, SSIM over the pixels whose whole 7x7 window is covered. The FRC is computed on the largest "
+        "square lying wholly inside the covered area, each image mean-removed and Hann-apodised inside it; "
+        f"the resolution is the first crossing of {metrics.FRC_THRESHOLD:g}. '{TOO_SMALL_TEXT}': the FRC "
+        f"square is under {metrics.FRC_MIN_SIDE} px, or fewer than {metrics.MIN_SCORED_PIXELS} pixels are "
+        "scored; the metric is then not given a number."
+    )
+
+
+def _csv_cell(row: dict, key: str):
+    if row.get(key) is None:
+        return TOO_SMALL_TEXT if too_small(row, key) else ""
+    return row.get(key)
 
 
 def write_json(payload: dict, path) -> Path:
@@ -337,7 +388,7 @@ def frc_figure(curves: dict, path) -> Path:
         axes[0].text(
             0.5,
             0.5,
-            "no ground truth: FRC needs a ground-truth object",
+            "no FRC: no ground truth, or no covered square large enough (too small)",
             ha="left",
             va="center",
             transform=axes[0].transAxes,
@@ -447,6 +498,7 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
         "data err: relative data-space error at the test positions (also without ground truth); "
         "infer pat/s: test patterns per second after a warm-up batch.</p>"
     )
+    parts.append(f"<p>{html.escape(method_note())} {html.escape(coverage_note(rows))}</p>")
     failed = [r for r in runs if r.get("status") != "ok"]
     if failed:
         parts.append("<h2>Failed runs</h2><ul>")

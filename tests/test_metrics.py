@@ -140,3 +140,68 @@ def test_frc_of_a_pure_noise_pair_crosses_early():
     freq, curve = metrics.frc(rng.normal(size=(64, 64)), rng.normal(size=(64, 64)))
     px, cpp = metrics.frc_resolution(freq, curve)
     assert px > 10 and cpp == pytest.approx(1 / px)
+
+
+# --- partial coverage (issue 15) ------------------------------------------------------------------
+
+
+def test_largest_square_finds_the_biggest_all_true_square_nearest_the_centre():
+    mask = np.zeros((30, 40), bool)
+    mask[2:12, 3:13] = True  # 10 x 10
+    mask[15:27, 20:35] = True  # 12 x 15: squares of side 12 at x 20..23
+    mask[20, 25] = False  # a hole: the second block now holds squares of side 9 at most
+    assert metrics.largest_square(mask) == (2, 3, 10)
+    mask[20, 25] = True
+    y, x, side = metrics.largest_square(mask)
+    assert (y, side) == (15, 12) and x in (20, 21, 22, 23) and mask[y : y + side, x : x + side].all()
+    assert metrics.largest_square(np.zeros((5, 5), bool)) == (0, 0, 0)
+    assert metrics.largest_square(np.ones((7, 4), bool))[2] == 4
+
+
+def test_ssim_ignores_every_pixel_whose_window_leaves_the_covered_mask():
+    rng = np.random.default_rng(1)
+    truth = rng.random((40, 40))
+    covered = np.ones((40, 40), bool)
+    covered[15:20, 10:30] = False  # a hole
+    recon = truth.copy()
+    recon[~covered] = 0  # as stitched: uncovered pixels are 0 in the reconstruction only
+    assert metrics.ssim(truth, recon, covered, 1.0) == pytest.approx(1.0)
+    scored = metrics.scored_mask(covered)
+    assert not scored[12:23, 7:33].any() and scored[11, 20] and scored[3:37, 3:37].sum() == scored.sum()
+    other = np.where(covered, recon, rng.random((40, 40)))  # anything outside the mask: no effect
+    assert metrics.ssim(truth, other, covered, 1.0) == metrics.ssim(truth, recon, covered, 1.0)
+
+
+def test_the_frc_of_a_flat_image_resolves_nothing():
+    rng = np.random.default_rng(2)
+    _, curve = metrics.frc(np.full((32, 32), 0.7), rng.random((32, 32)))
+    assert np.all(curve == 0)
+    assert metrics.frc_resolution(*metrics.frc(np.full((32, 32), 0.7), rng.random((32, 32))))[0] == 32
+
+
+def test_coverage_is_reported_and_the_frc_uses_only_a_wholly_covered_square():
+    obj, weights, positions, probe, diffraction = _scene()
+    weights = weights.copy()
+    weights[20:24, 30:34] = 0  # a hole inside the 40 x 40 scan rectangle 12..51
+    s = metrics.score(obj, weights, obj, positions, probe, diffraction)
+    assert s["covered_fraction"] == pytest.approx(1 - 16 / 1600)
+    assert s["scored_fraction"] == pytest.approx((34 * 34 - 10 * 10) / 1600)
+    assert s["region_pixels"] == 1600 - 16 and s["frc_side"] == 28  # rows 24..51, below the hole
+    assert s["frc_too_small"] == 0 and s["area_too_small"] == 0
+    assert s["amp_ssim"] == pytest.approx(1.0) and s["frc_amp_px"] == pytest.approx(2.0)
+    assert len(s.frc["amp"]["frc"]) == 28 // 2 + 1
+
+
+def test_a_scored_area_too_small_to_mean_anything_gives_nan_and_a_flag():
+    obj, weights, positions, probe, diffraction = _scene()
+    sparse = np.zeros_like(weights)
+    sparse[20:34, 20:34] = 1.0  # one covered 14 x 14 square: FRC needs 16, SSIM scores 8 x 8 pixels
+    s = metrics.score(obj, sparse, obj, positions, probe, diffraction)
+    assert s["frc_side"] == 14 and s["frc_too_small"] == 1.0 and s["area_too_small"] == 1.0
+    for key in ("frc_amp_px", "frc_phase_cpp", "amp_ssim", "phase_ssim", "amp_psnr", "amp_mae", "phase_rmse"):
+        assert math.isnan(s[key]), key
+    assert s.frc == {} and s["covered_fraction"] == pytest.approx(196 / 1600)
+    assert s["data_error"] < 1e-5  # the data-space error does not depend on the region
+    sparse[20:36, 20:40] = 1.0  # 16 x 20: the FRC has its minimum square, SSIM 10 x 14 = 140 pixels
+    s = metrics.score(obj, sparse, obj, positions, probe, diffraction)
+    assert s["frc_too_small"] == 0.0 and s["frc_amp_px"] == pytest.approx(2.0) and s["area_too_small"] == 1.0

@@ -206,10 +206,12 @@ def finite(value) -> bool:
 
 
 def _cell(row: dict, col, best: dict, many: bool) -> str:
+    from ptycho_core.report import TOO_SMALL_TEXT, too_small
+
     value = row.get(col.key)
     if not finite(value):
-        return "-"
-    text = _short(value)
+        return TOO_SMALL_TEXT if too_small(row, col.key) else "-"
+    text = col.fmt.format(value) if "%" in col.fmt else _short(value)
     if finite(row.get(f"{col.key}_std")):
         text += "±" + _short(row[f"{col.key}_std"])
     if col.key in best and value == best[col.key] and many:
@@ -224,7 +226,7 @@ def print_table(rows: list[dict], console, seeds: int = 1) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ptycho_core.report import COLUMNS, best_values
+    from ptycho_core.report import COLUMNS, best_values, coverage_note
 
     title = "ptycho compare" + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else "")
     table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
@@ -239,6 +241,8 @@ def print_table(rows: list[dict], console, seeds: int = 1) -> None:
         cells = [_cell(row, col, best, len(rows) > 1) for col in cols]
         table.add_row(escape(str(row["generator"])), *cells, "[green]ok[/green]" if ok else "[red]failed[/red]")
     console.print(table)
+    if coverage_note(rows):
+        console.print(coverage_note(rows), highlight=False, markup=False, soft_wrap=True)
     for row in rows:
         if row["status"] != "ok":
             console.print(f"{row['generator']}: {row['status']}", highlight=False, markup=False, soft_wrap=True)
