@@ -127,3 +127,10 @@ def test_figures_without_ground_truth_or_history_still_render(tmp_path):
     assert report.comparison_figure(None, {}, tmp_path / "e.png").stat().st_size > 0
     assert report.frc_figure({}, tmp_path / "f.png").stat().st_size > 0
     assert report.training_figure({}, tmp_path / "t.png").stat().st_size > 0
+
+
+def test_html_legend_names_each_column_as_the_table_does_and_states_the_inference_batch():
+    legend = report.column_legend(64)
+    for col in report.COLUMNS:
+        assert f"<b>{col.label}</b>" in legend
+    assert "infer pat/s" not in legend and "(64 groups per predict call)" in legend

@@ -220,7 +220,9 @@ def _find(reg: Registry, name: str):
 
     if not found:
         known = ", ".join(s.name for k in ("generator", "stitcher", "loader") for s in reg.all(k)) or "none"
-        raise UsageError(f"unknown generator, stitcher or loader {name!r} (installed: {known})")
+        failed = sorted({p.plugin for p in reg.problems if "failed to import" in p.message})
+        hint = f"; plugin {', '.join(failed)} failed to import, see `ptycho plugins`" if failed else ""
+        raise UsageError(f"unknown generator, stitcher or loader {name!r} (installed: {known}){hint}")
     choices = ", ".join(f"{s.qualified_name} ({kind})" for kind, s in found)
     raise UsageError(f"name {name!r} is registered by several plugins; use one of {choices}")
 
