@@ -15,6 +15,7 @@ Figures are drawn on `matplotlib.figure.Figure` objects (no pyplot, no global ba
 from __future__ import annotations
 
 import base64
+import cmath
 import csv
 import html
 import math
@@ -285,6 +286,8 @@ def _display_images(truth, panels: dict) -> tuple[list, tuple]:
     amplitude-weighted mean phase is removed."""
     import numpy as np
 
+    from ptycho_core import metrics
+
     first = truth if truth is not None else next(iter(panels.values()), None)
     if first is None:
         return [], (0, 0, 0, 0)
@@ -300,12 +303,10 @@ def _display_images(truth, panels: dict) -> tuple[list, tuple]:
         if obj.shape != shape:
             continue
         r = obj[y0:y1, x0:x1].astype(np.complex128)
-        w = np.asarray(panel["weights"])[y0:y1, x0:x1]
-        keep = w >= 0.1 * float(np.max(panel["weights"])) if np.max(panel["weights"]) > 0 else np.ones(w.shape, bool)
+        keep = metrics.region(panel["weights"], first["positions"])[1]  # the pixels metrics scores
         if gt is not None:
-            den = float(np.sum(np.abs(r[keep]) ** 2))
-            c = np.sum(np.conj(r[keep]) * gt[keep]) / den if den > 0 else 1.0
-            r = c * r
+            c = metrics.global_scalar(r, gt, keep)
+            r = c * r if cmath.isfinite(c) else r
         else:
             r = r * np.exp(-1j * np.angle(np.sum(r[keep])))
         r = np.where(keep, r, np.nan)
