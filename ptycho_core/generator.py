@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -30,39 +30,50 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 
 
+def _setting(default, help: str, *, name: str = "", choices: tuple = (), low=None, high=None):
+    """A TrainConfig field with what the CLI and the API need to offer it (one source of truth).
+
+    name: the option's name on the command line and in the API when it differs from the field's
+    (`timeout` is offered as `train_timeout` / `--train-timeout`: `--timeout` is the hard kill of
+    a compare run); low / high: the accepted range (inclusive).
+    """
+    meta = {"help": help, "name": name, "choices": choices, "low": low, "high": high}
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class TrainConfig:
     """Training budget and settings, the same for every generator of a comparison.
 
     batch_size counts groups; timeout is in seconds (0: none); patience counts epochs without
-    validation improvement before early stop (0: never stop early).
+    validation improvement before early stop (0: never stop early). Each field's help, range and
+    command-line name live here, once (`train_settings()`); `ptycho train`, `ptycho compare` and
+    the API all derive their options from them.
     """
 
-    epochs: int = 20
-    batch_size: int = 16
-    lr: float = 1e-3
-    loss: str = "poisson"
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    val_fraction: float = 0.1
-    patience: int = 5
-    clip_norm: float = 1.0
-    timeout: float = 0.0
+    epochs: int = _setting(20, "Training epochs.", low=1)
+    batch_size: int = _setting(16, "Groups per training step.", low=1)
+    lr: float = _setting(1e-3, "Initial learning rate.")
+    loss: str = _setting("poisson", "Physics loss of the PINNs; supervised generators use their own.", choices=LOSSES)
+    seed: int = _setting(0, "Seed of the grouping, split and weights (compare: of the first run).")
+    device: str = _setting("auto", "Device.", choices=DEVICES)
+    precision: str = _setting("fp32", "bf16 autocast for the network; physics stays float32.", choices=PRECISIONS)
+    val_fraction: float = _setting(0.1, "Fraction of training groups held out for validation.", low=0.0, high=0.9)
+    patience: int = _setting(5, "Early stop after this many epochs without validation improvement (0: never).", low=0)
+    clip_norm: float = _setting(1.0, "Gradient clipping norm (0: off).", low=0.0)
+    timeout: float = _setting(
+        0.0,
+        "Seconds of training after which training stops gracefully, keeping the best weights: the same "
+        "wall-clock budget for every generator (0: no limit).",
+        name="train_timeout",
+        low=0.0,
+    )
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise UsageError(f"loss must be one of {LOSSES}, not {self.loss!r}")
-        if self.device not in DEVICES:
-            raise UsageError(f"device must be one of {DEVICES}, not {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise UsageError("epochs and batch_size must be at least 1")
+        for setting in train_settings():
+            setting.check(getattr(self, setting.field))
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UsageError(f"lr must be a positive number, not {self.lr}")
-        if not 0 <= self.val_fraction < 1:
-            raise UsageError(f"val_fraction must be in [0, 1), not {self.val_fraction}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -71,6 +82,69 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class TrainSetting:
+    """One TrainConfig field as an option: `field` (TrainConfig's name), `name` (the CLI's and the
+    API's), its type name ("int", "float", "str"), default, help, choices and range."""
+
+    field: str
+    name: str
+    type: str
+    default: Any
+    help: str
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value) -> None:
+        """Raise UsageError unless `value` is one of the choices and within the range."""
+        if self.choices and value not in self.choices:
+            raise UsageError(f"{self.name} must be one of {self.choices}, not {value!r}")
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            bounds = f"at least {self.low}" if self.high is None else f"in [{self.low}, {self.high}]"
+            raise UsageError(f"{self.name} must be {bounds}, not {value}")
+
+
+def train_settings() -> list[TrainSetting]:
+    """Every TrainConfig field as a TrainSetting, in declaration order."""
+    return [
+        TrainSetting(
+            field=f.name,
+            name=f.metadata.get("name") or f.name,
+            type=f.type if isinstance(f.type, str) else f.type.__name__,
+            default=f.default,
+            help=f.metadata.get("help", ""),
+            choices=tuple(f.metadata.get("choices") or ()),
+            low=f.metadata.get("low"),
+            high=f.metadata.get("high"),
+        )
+        for f in dataclasses.fields(TrainConfig)
+    ]
+
+
+#: TrainConfig fields a plugin may not set in `GeneratorSpec.train_defaults`: the split and the
+#: grouping are made once for every generator of a comparison (DESIGN section 5).
+SHARED_SETTINGS = frozenset({"seed", "val_fraction"})
+
+
+def resolve_train_config(
+    given: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None
+) -> TrainConfig:
+    """The TrainConfig of one generator: explicit values (`given`, by field name) over the plugin's
+    `defaults` (`GeneratorSpec.train_defaults`) over TrainConfig's own defaults."""
+    return TrainConfig(**{**dict(defaults or {}), **{k: v for k, v in (given or {}).items() if v is not None}})
+
+
+def train_fields(values: Mapping[str, Any]) -> dict:
+    """{option name: value} (as the CLI and the API name them, e.g. `train_timeout`) -> {field
+    name: value} for the settings in `values` whose value is not None (None: not given)."""
+    return {s.field: values[s.name] for s in train_settings() if values.get(s.name) is not None}
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho_core import __version__, data, physics
+from ptycho_core import __version__, data, physics, rundir
 from ptycho_core.data import Dataset, Groups
 from ptycho_core.errors import DataError, PtychoError, UsageError
 from ptycho_core.generator import History, TrainConfig, TrainingSet, no_progress
@@ -116,18 +116,30 @@ def fit_generator(
 ) -> tuple[object, History]:
     """Build `factory(**options)`, fit it, save its weights and the core's config.json in model_dir."""
     options = spec.resolve_options(options)
-    generator = resolve_factory(spec.factory)(**options)
+    generator = build_generator(spec, options)
     start = time.perf_counter()
     history = generator.fit(prepared.train, prepared.val, config, progress)
     seconds = time.perf_counter() - start
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     generator.save(model_dir)
-    write_json(model_dir / CONFIG_NAME, checkpoint_config(spec, options, prepared, config, seconds))
+    rundir.write_json(model_dir / CONFIG_NAME, checkpoint_config(spec, options, prepared, config, seconds))
     return generator, history
 
 
-def checkpoint_config(spec: GeneratorSpec, options: dict, prepared: Prepared, config: TrainConfig, seconds: float) -> dict:
+def build_generator(spec: GeneratorSpec, options: dict):
+    """`factory(**options)`; a factory refusing an option value (ValueError or TypeError raised by
+    the call itself) is a UsageError naming the generator."""
+    factory = resolve_factory(spec.factory)
+    try:
+        return factory(**options)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{spec.name}: bad option value: {exc}") from None
+
+
+def checkpoint_config(
+    spec: GeneratorSpec, options: dict, prepared: Prepared, config: TrainConfig, seconds: float
+) -> dict:
     """The core's part of a checkpoint (DESIGN section 7)."""
     return {
         "format_version": CHECKPOINT_FORMAT,
@@ -188,8 +200,13 @@ def load_generator(model_dir: str | os.PathLike, expected_generator: str | None 
     return generator, config
 
 
-def predict_groups(generator, diffraction: np.ndarray, offsets: np.ndarray, batch_size: int = PREDICT_BATCH,
-                   channels: slice | None = None) -> np.ndarray:
+def predict_groups(
+    generator,
+    diffraction: np.ndarray,
+    offsets: np.ndarray,
+    batch_size: int = PREDICT_BATCH,
+    channels: slice | None = None,
+) -> np.ndarray:
     """Predict (B, C, N, N) complex64 patches in batches (bounded memory).
 
     `channels` keeps only some channels of the result (e.g. slice(0, 1) for the anchors).
@@ -238,8 +255,9 @@ class Reconstruction:
     region: list = field(default_factory=list)
 
 
-def stitch_and_score(patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None,
-                     **stitch_options) -> Reconstruction:
+def stitch_and_score(
+    patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None, **stitch_options
+) -> Reconstruction:
     """Stitch anchor patches (n, N, N) at the dataset's positions and score them (DESIGN section 8).
 
     `stitcher` is a name, `dist:name` or a StitcherSpec; options are checked against its spec.
@@ -254,23 +272,12 @@ def stitch_and_score(patches: np.ndarray, ds: Dataset, stitcher="probe_weighted"
     if ds.object is not None:
         truth = physics.extract(ds.object, ds.positions, ds.patch_size)
         values["twin_share"] = metrics.twin_share(patches, truth, ds.probe)
-    return Reconstruction(object=obj, weights=weights, positions=positions, shift=tuple(float(v) for v in shift),
-                          metrics=values, frc=scores.frc, region=list(scores.region))
-
-
-def write_json(path: str | os.PathLike, payload) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+    return Reconstruction(
+        object=obj,
+        weights=weights,
+        positions=positions,
+        shift=tuple(float(v) for v in shift),
+        metrics=values,
+        frc=scores.frc,
+        region=list(scores.region),
+    )

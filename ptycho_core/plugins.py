@@ -88,13 +88,13 @@ class PluginHost:
             except BaseException as exc:  # a plugin's import may raise anything, SystemExit too
                 if isinstance(exc, KeyboardInterrupt):
                     raise
-                self._problem(dist, f"failed to import {ep.value}: {type(exc).__name__}: {exc}")
+                self._problem(dist, f"failed to import {ep.value}: {type(exc).__name__}: {exc}", version)
                 continue
             self.register(obj, ep.name, distribution=dist, version=version)
 
-    def _problem(self, plugin: str, message: str) -> None:
+    def _problem(self, plugin: str, message: str, version: str = "") -> None:
         self._load_problems.append(Problem(plugin, message))
-        self._info.setdefault(plugin, {"name": plugin, "distribution": plugin, "version": "", "hooks": []})
+        self._info.setdefault(plugin, {"name": plugin, "distribution": plugin, "version": version, "hooks": []})
         self._info[plugin]["error"] = message
         self._registry = None
 

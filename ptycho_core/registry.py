@@ -15,29 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ptycho_core.errors import PluginError, UsageError
+from ptycho_core.generator import SHARED_SETTINGS, resolve_train_config, train_settings
 
 #: Option types a spec may declare; values cross process boundaries as plain JSON.
 OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
-#: TrainConfig field names: generator options may not shadow them (DESIGN section 6).
-RESERVED_OPTION_NAMES = frozenset(
-    {
-        "epochs",
-        "batch_size",
-        "lr",
-        "loss",
-        "seed",
-        "device",
-        "precision",
-        "val_fraction",
-        "patience",
-        "clip_norm",
-        "timeout",
-    }
-)
-
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+def reserved_option_names() -> frozenset:
+    """TrainConfig field and option names: generator options may not shadow them (DESIGN section 6)."""
+    return frozenset(n for s in train_settings() for n in (s.field, s.name))
 
 
 @dataclass(frozen=True)
@@ -122,6 +111,11 @@ class GeneratorSpec(_Spec):
     `framework` is a label ("torch", "tensorflow", "numpy"); `kind` is "learned" (fit/predict)
     or "iterative" (reconstruct); `supervised` generators see ground-truth patches in training.
     `options` maps option name -> Option; the core calls `factory(**options)`.
+    `train_defaults` maps TrainConfig field -> the plugin's default for this generator (e.g.
+    {"epochs": 30, "lr": 2e-3}); an explicit CLI or API value wins over it, and it wins over
+    TrainConfig's own default (`train_config`). `child_env` maps environment variable -> value
+    for the compare child running this generator, set before the child imports anything; the
+    text "{threads}" in a value becomes the child's thread budget.
     """
 
     framework: str = "numpy"
@@ -130,6 +124,8 @@ class GeneratorSpec(_Spec):
     options: dict = field(default_factory=dict)
     description: str = ""
     reference: str = ""
+    train_defaults: dict = field(default_factory=dict)
+    child_env: dict = field(default_factory=dict)
 
     def __post_init__(self):
         super().__post_init__()
@@ -138,8 +134,22 @@ class GeneratorSpec(_Spec):
         for key, opt in self.options.items():
             if not isinstance(opt, Option):
                 raise ValueError(f"{self.name}: option {key!r} must be an Option")
-            if key in RESERVED_OPTION_NAMES:
+            if key in reserved_option_names():
                 raise ValueError(f"{self.name}: option {key!r} shadows a TrainConfig field")
+        shared = sorted(set(self.train_defaults) & SHARED_SETTINGS)
+        if shared:
+            raise ValueError(f"{self.name}: train_defaults may not set {', '.join(shared)} (shared by every generator)")
+        try:
+            resolve_train_config(None, self.train_defaults)
+        except (TypeError, UsageError) as exc:
+            raise ValueError(f"{self.name}: bad train_defaults: {exc}") from None
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.child_env.items()):
+            raise ValueError(f"{self.name}: child_env must map names to strings")
+
+    def train_config(self, given: dict | None = None):
+        """The TrainConfig this generator trains with: `given` (explicit values by field name) over
+        `train_defaults` over TrainConfig's defaults."""
+        return resolve_train_config(given, self.train_defaults)
 
     def resolve_options(self, given: dict | None = None) -> dict:
         """Defaults overlaid with `given` (already typed or text); unknown keys are an error."""

@@ -16,13 +16,15 @@ Figures are drawn on `matplotlib.figure.Figure` objects (no pyplot, no global ba
 from __future__ import annotations
 
 import base64
+import cmath
 import csv
 import html
-import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ptycho_core import rundir
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ COLUMNS = (
         "pat/s",
         "max",
         "{:,.0f}",
-        help="test patterns reconstructed per second, after a warm-up batch",
+        help="test patterns reconstructed per second, after a warm-up call, the same batch for every row",
     ),
     Column("peak_rss_mib", "peak MiB", "min", "{:,.0f}", help="the child's peak resident memory"),
     Column("peak_gpu_mib", "peak GPU MiB", "min", "{:,.0f}", False, "torch.cuda.max_memory_allocated"),
@@ -185,67 +187,11 @@ def format_value(row: dict, col: Column) -> str:
     return text
 
 
-def _short(value: float) -> str:
-    """Compact number for the terminal: 0.594, 18.7, 1.2k, 3.4M."""
-    a = abs(value)
-    if a >= 1e6:
-        return f"{value / 1e6:.3g}M"
-    if a >= 1e4:
-        return f"{value / 1e3:.3g}k"
-    if a >= 100:
-        return f"{value:.0f}"
-    return f"{value:.3g}"
-
-
-def print_table(rows: list[dict], console=None, seeds: int = 1) -> None:
-    """The metrics table on the terminal (rich), best values in bold; failure reasons below it.
-
-    The terminal shows the main columns compactly; metrics.csv and report.html have them all.
-    """
-    from rich import box
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = console or Console()
-    title = "ptycho compare" + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else "")
-    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
-    table.add_column("generator", no_wrap=True)
-    cols = [c for c in COLUMNS if c.terminal]
-    for col in cols:
-        table.add_column(col.label, justify="right")
-    table.add_column("status", no_wrap=True)
-    best = best_values(rows)
-    failures = []
-    for row in rows:
-        cells = [escape(str(row["generator"]))]
-        for col in cols:
-            value = row.get(col.key)
-            text = TOO_SMALL_TEXT if too_small(row, col.key) else "-"
-            if _finite(value):
-                text = col.fmt.format(value) if "%" in col.fmt else _short(value)
-                if _finite(row.get(f"{col.key}_std")):
-                    text += "±" + _short(row[f"{col.key}_std"])
-                if col.key in best and value == best[col.key] and len(rows) > 1:
-                    text = f"[bold]{text}[/bold]"
-            cells.append(text)
-        ok = row["status"] == "ok"
-        cells.append("[green]ok[/green]" if ok else "[red]failed[/red]")
-        if not ok:
-            failures.append(f"{row['generator']}: {row['status']}")
-        table.add_row(*cells)
-    console.print(table)
-    if coverage_note(rows):
-        console.print(coverage_note(rows), highlight=False, markup=False, soft_wrap=True)
-    for line in failures:
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
-
-
 # --- files --------------------------------------------------------------------------------------
 
 
 def _atomic_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+    return rundir.atomic_path(path)
 
 
 def _replace(tmp: Path, path: Path) -> None:
@@ -295,25 +241,9 @@ def _csv_cell(row: dict, key: str):
     return row.get(key)
 
 
-def _json_safe(obj):
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):
-        return _json_safe(obj.item())
-    return obj
-
-
 def write_json(payload: dict, path) -> Path:
-    """Strict JSON (NaN and inf become null), atomically."""
-    path = Path(path)
-    tmp = _atomic_path(path)
-    tmp.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=False, default=str) + "\n")
-    _replace(tmp, path)
-    return path
+    """Strict JSON (NaN and inf become null), atomically (`rundir.write_json`)."""
+    return rundir.write_json(path, payload)
 
 
 def _save_figure(fig, path: Path) -> Path:
@@ -365,6 +295,8 @@ def _display_images(truth, panels: dict) -> tuple[list, tuple]:
     amplitude-weighted mean phase is removed."""
     import numpy as np
 
+    from ptycho_core import metrics
+
     first = truth if truth is not None else next(iter(panels.values()), None)
     if first is None:
         return [], (0, 0, 0, 0)
@@ -380,12 +312,10 @@ def _display_images(truth, panels: dict) -> tuple[list, tuple]:
         if obj.shape != shape:
             continue
         r = obj[y0:y1, x0:x1].astype(np.complex128)
-        w = np.asarray(panel["weights"])[y0:y1, x0:x1]
-        keep = w >= 0.1 * float(np.max(panel["weights"])) if np.max(panel["weights"]) > 0 else np.ones(w.shape, bool)
+        keep = metrics.region(panel["weights"], first["positions"])[1]  # the pixels metrics scores
         if gt is not None:
-            den = float(np.sum(np.abs(r[keep]) ** 2))
-            c = np.sum(np.conj(r[keep]) * gt[keep]) / den if den > 0 else 1.0
-            r = c * r
+            c = metrics.global_scalar(r, gt, keep)
+            r = c * r if cmath.isfinite(c) else r
         else:
             r = r * np.exp(-1j * np.angle(np.sum(r[keep])))
         r = np.where(keep, r, np.nan)
@@ -600,6 +530,17 @@ def html_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def column_legend(batch: int | None = None) -> str:
+    """Every column's label and meaning, as the table labels it (HTML list)."""
+    items = []
+    for col in COLUMNS:
+        text = col.help
+        if col.key == "inference_patterns_per_s" and batch:
+            text += f" ({batch} groups per predict call)"
+        items.append(f"<li><b>{html.escape(col.label)}</b>: {html.escape(text)}</li>")
+    return '<ul class="legend">' + "".join(items) + "</ul>"
+
+
 def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: int = 1) -> Path:
     """report.html: self-contained (figures embedded as base64 PNG; no external resources)."""
     path = Path(path)
@@ -614,11 +555,8 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
     if seeds > 1:
         parts.append(f"<p>mean ± sample standard deviation over {seeds} seeds</p>")
     parts.append(html_table(rows))
-    parts.append(
-        "<p>Amplitude and phase metrics against the ground truth after one global complex scalar; "
-        "data err: relative data-space error at the test positions (also without ground truth); "
-        "infer pat/s: test patterns per second after a warm-up batch.</p>"
-    )
+    parts.append("<p>Amplitude and phase metrics against the ground truth after one global complex scalar.</p>")
+    parts.append(column_legend(provenance.get("inference_batch_groups")))
     parts.append(f"<p>{html.escape(method_note())} {html.escape(coverage_note(rows))}</p>")
     failed = [r for r in runs if r.get("status") != "ok"]
     if failed:
@@ -645,7 +583,7 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
         parts.append(f"<h2>{html.escape(titles.get(key, key))}</h2>")
         parts.append(_img_tag(fig_path, key))
     parts.append("<h2>Provenance</h2>")
-    parts.append(f"<pre>{html.escape(json.dumps(_json_safe(provenance), indent=2, default=str))}</pre>")
+    parts.append(f"<pre>{html.escape(rundir.dumps(provenance))}</pre>")
     parts.append("</body></html>")
     tmp = _atomic_path(path)
     tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")

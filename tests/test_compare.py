@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from ptycho_core import compare, pipeline, worker
+from ptycho_cli.progress import CompareDisplay, print_result
+from ptycho_core import compare, pipeline, rundir
 from ptycho_core.errors import DataError, PtychoError, UsageError
+from ptycho_core.harness import plan as planning
+from ptycho_core.harness import supervise
 from ptycho_core.hookspecs import hookimpl
 from ptycho_core.plugins import PluginHost
 from ptycho_core.registry import GeneratorSpec
@@ -45,7 +48,9 @@ def _run(host, out, generators, **kwargs):
     console, buffer = _console()
     kwargs.setdefault("simulate", TINY)
     kwargs.setdefault("epochs", 3)
-    result = compare.run(generators, host=host, out=out, console=console, **kwargs)
+    with CompareDisplay(console) as display:
+        result = compare.run(generators, host=host, out=out, on_event=display, **kwargs)
+    print_result(result, console)
     return result, buffer.getvalue()
 
 
@@ -192,38 +197,38 @@ def test_rerun_reuses_finished_runs_and_redoes_an_interrupted_one(mixed, tmp_pat
     assert "dummy_intensity: redoing (the previous attempt did not finish (no DONE marker))" in text
     assert (out / "runs" / "dummy_supervised" / "run.log").stat().st_mtime_ns == log_before
     assert (out / "runs" / "dummy_intensity" / "DONE").is_file()
-    assert [r["reused"] for r in result.runs] == [False, True]
+    assert [r.reused for r in result.runs] == [False, True]
     assert all(np.isfinite(r["amp_ssim"]) for r in result.rows)
 
 
 def test_resume_decision_trusts_only_done_and_matching_hash(tmp_path):
     run_dir = tmp_path / "gen"
-    assert compare.resume_decision(run_dir, "h1", force=False) == (False, "new")
+    assert planning.resume_decision(run_dir, "h1", force=False) == (False, "new")
     run_dir.mkdir()
-    worker._write_json(run_dir / "run.json", {"hash": "h1", "status": "failed", "reason": "boom"})
-    assert compare.resume_decision(run_dir, "h1", False) == (False, "the previous attempt failed: boom")
-    worker._write_json(run_dir / "run.json", {"hash": "h1", "status": "ok"})
-    assert "no DONE marker" in compare.resume_decision(run_dir, "h1", False)[1]
+    rundir.write_json(run_dir / "run.json", {"hash": "h1", "status": "failed", "reason": "boom"})
+    assert planning.resume_decision(run_dir, "h1", False) == (False, "the previous attempt failed: boom")
+    rundir.write_json(run_dir / "run.json", {"hash": "h1", "status": "ok"})
+    assert "no DONE marker" in planning.resume_decision(run_dir, "h1", False)[1]
     (run_dir / "DONE").write_text("h1\n")
     (run_dir / "recon.npz").write_bytes(b"")
-    assert compare.resume_decision(run_dir, "h1", False) == (True, "finished with the same inputs")
-    assert compare.resume_decision(run_dir, "h2", False)[1].startswith("inputs changed")
-    assert compare.resume_decision(run_dir, "h1", True) == (False, "--force")
+    assert planning.resume_decision(run_dir, "h1", False) == (True, "finished with the same inputs")
+    assert planning.resume_decision(run_dir, "h2", False)[1].startswith("inputs changed")
+    assert planning.resume_decision(run_dir, "h1", True) == (False, "--force")
 
 
 def test_run_hash_changes_with_budget_options_and_data(tmp_path):
     from ptycho_core.generator import TrainConfig
 
     spec = dummies.specs()[0]
-    plan = compare.RunPlan("x", "x", spec, spec.resolve_options({}), 0, TrainConfig(epochs=3))
-    base = compare.run_hash(plan, "fp", "prep", {})
-    assert compare.run_hash(plan, "fp", "prep", {}) == base
-    assert compare.run_hash(plan, "fp2", "prep", {}) != base
-    assert compare.run_hash(plan, "fp", "prep2", {}) != base
-    changed = compare.RunPlan("x", "x", spec, spec.resolve_options({"rate": 0.9}), 0, TrainConfig(epochs=3))
-    assert compare.run_hash(changed, "fp", "prep", {}) != base
-    longer = compare.RunPlan("x", "x", spec, spec.resolve_options({}), 0, TrainConfig(epochs=4))
-    assert compare.run_hash(longer, "fp", "prep", {}) != base
+    plan = planning.RunPlan("x", "x", spec, spec.resolve_options({}), 0, TrainConfig(epochs=3))
+    base = planning.run_hash(plan, "fp", "prep", {})
+    assert planning.run_hash(plan, "fp", "prep", {}) == base
+    assert planning.run_hash(plan, "fp2", "prep", {}) != base
+    assert planning.run_hash(plan, "fp", "prep2", {}) != base
+    changed = planning.RunPlan("x", "x", spec, spec.resolve_options({"rate": 0.9}), 0, TrainConfig(epochs=3))
+    assert planning.run_hash(changed, "fp", "prep", {}) != base
+    longer = planning.RunPlan("x", "x", spec, spec.resolve_options({}), 0, TrainConfig(epochs=4))
+    assert planning.run_hash(longer, "fp", "prep", {}) != base
 
 
 # --- data without ground truth ----------------------------------------------------------------------
@@ -300,16 +305,22 @@ def test_supervised_generator_on_data_without_ground_truth_is_refused(tmp_path):
 
 
 def test_option_arguments_are_parsed_by_name_and_key():
-    parsed = compare.parse_option_args(["fno.width=16", "ptycho-fno:fno.modes=8", "pinn_tf.filter_scale= 1"])
+    parsed = planning.parse_option_args(["fno.width=16", "ptycho-fno:fno.modes=8", "pinn_tf.filter_scale= 1"])
     assert parsed == {"fno": {"width": "16"}, "ptycho-fno:fno": {"modes": "8"}, "pinn_tf": {"filter_scale": "1"}}
 
 
-def test_child_environment_bounds_threads_and_quiets_tensorflow():
+def test_child_environment_bounds_threads_and_adds_the_specs_own_variables():
     torch_spec = GeneratorSpec(name="t", summary="", factory="m:f", framework="torch")
-    tf_spec = GeneratorSpec(name="k", summary="", factory="m:f", framework="tensorflow")
-    env = compare.child_environment(torch_spec, 3)
+    tf_spec = GeneratorSpec(
+        name="k",
+        summary="",
+        factory="m:f",
+        framework="tensorflow",
+        child_env={"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": "{threads}"},
+    )
+    env = supervise.child_environment(torch_spec, 3)
     assert env["OMP_NUM_THREADS"] == "3" and "KERAS_BACKEND" not in env
-    env = compare.child_environment(tf_spec, 1)
+    env = supervise.child_environment(tf_spec, 1)
     assert env["KERAS_BACKEND"] == "tensorflow" and env["TF_CPP_MIN_LOG_LEVEL"] == "2"
     assert env["TF_NUM_INTRAOP_THREADS"] == "1"
     assert "TF_ENABLE_ONEDNN_OPTS" not in env

@@ -105,3 +105,28 @@ def test_cli_help_explains_the_split_and_exit_codes():
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert "guard band" in text and "Exit code: 0 all runs succeeded, 1 some run failed, 2 bad usage" in text
+
+
+def test_train_and_compare_offer_the_same_training_options_with_one_meaning_each():
+    def flags(command):
+        result = CliRunner().invoke(cli, [command, "--help"], obj=State(host=PluginHost(load="")))
+        assert result.exit_code == 0
+        return " ".join(result.output.split())
+
+    train, compare = flags("train"), flags("compare")
+    for flag in ("--epochs", "--batch-size", "--lr", "--patience", "--val-fraction", "--clip-norm", "--train-timeout"):
+        assert flag in train and flag in compare, flag
+    assert "--timeout" not in train.replace("--train-timeout", "")
+    assert "Hard limit" in compare and "stops gracefully" in compare and "stops gracefully" in train
+
+
+def test_train_turns_a_factory_refusing_an_option_value_into_one_line_and_exit_2(runner_host, tmp_path):
+    from ptycho_core.io import save_dataset
+    from ptycho_core.simulate import SimConfig, simulate
+
+    data = save_dataset(simulate(SimConfig(patch_size=16, object_size=40, step=4)), tmp_path / "d.npz")
+    args = ["train", "-g", "dummy_intensity", "--data", str(data), "--out", str(tmp_path / "m"), "-o", "rate=-1"]
+    result = CliRunner().invoke(cli, args, obj=State(host=runner_host))
+    assert result.exit_code == 2, result.output
+    assert "error: dummy_intensity: bad option value: rate must be positive, not -1.0" in result.output
+    assert "Traceback" not in result.output

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from ptycho_cli.progress import CompareDisplay
 from ptycho_core import compare
 from ptycho_core.plugins import PluginHost
 from ptycho_core.simulate import SimConfig
@@ -39,6 +40,7 @@ def _host_with_real_generators() -> PluginHost:
 def test_real_torch_and_tensorflow_generators_run_side_by_side(tmp_path):
     host = _host_with_real_generators()
     buffer = io.StringIO()
+    display = CompareDisplay(Console(file=buffer, width=120, color_system=None))
     result = compare.run(
         list(REAL),
         simulate=TINY,
@@ -47,7 +49,7 @@ def test_real_torch_and_tensorflow_generators_run_side_by_side(tmp_path):
         jobs=2,
         host=host,
         out=tmp_path / "cmp",
-        console=Console(file=buffer, width=120, color_system=None),
+        on_event=display,
     )
     text = buffer.getvalue()
     assert result.exit_code == 0, text

@@ -127,6 +127,12 @@ def test_an_import_failure_is_reported_and_listing_keeps_working(fake_entry_poin
     assert by_dist["ptycho-good"]["problems"] == []
     text = invoke("plugins", host=host)
     assert text.exit_code == 0 and "problem: ptycho-broken: failed to import" in text.stdout
+    assert by_dist["ptycho-broken"]["version"] == "1.0", "the version comes from the distribution's metadata"
+    broken_row = next(line for line in text.stdout.splitlines() if line.startswith("ptycho-broken"))
+    assert "1.0" in broken_row.split()
+    described = invoke("describe", "broken_gen", host=host)
+    assert described.exit_code == 2
+    assert "plugin ptycho-broken failed to import, see `ptycho plugins`" in described.stderr
 
 
 def test_a_plugin_whose_import_exits_does_not_take_the_cli_down(fake_entry_points, invoke):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from ptycho_cli.progress import print_table
 from ptycho_core import report
 
 
@@ -50,7 +51,7 @@ def test_single_seed_rows_keep_values_and_failed_rows_say_why():
 def test_terminal_table_marks_failures_below_it():
     rows = report.summarise([_run("good", 0, amp_ssim=0.7), _run("bad", 0, status="failed")])
     buffer = io.StringIO()
-    report.print_table(rows, Console(file=buffer, width=80, color_system=None))
+    print_table(rows, Console(file=buffer, width=80, color_system=None))
     text = buffer.getvalue()
     assert "good" in text and "0.7" in text and "failed" in text
     assert "bad: failed: boom" in text
@@ -126,3 +127,10 @@ def test_figures_without_ground_truth_or_history_still_render(tmp_path):
     assert report.comparison_figure(None, {}, tmp_path / "e.png").stat().st_size > 0
     assert report.frc_figure({}, tmp_path / "f.png").stat().st_size > 0
     assert report.training_figure({}, tmp_path / "t.png").stat().st_size > 0
+
+
+def test_html_legend_names_each_column_as_the_table_does_and_states_the_inference_batch():
+    legend = report.column_legend(64)
+    for col in report.COLUMNS:
+        assert f"<b>{col.label}</b>" in legend
+    assert "infer pat/s" not in legend and "(64 groups per predict call)" in legend

@@ -8,6 +8,7 @@ import io
 
 from rich.console import Console
 
+from ptycho_cli.progress import print_table
 from ptycho_core import metrics, report
 
 COVERAGE = {"covered_fraction": 0.26, "scored_fraction": 0.12, "region_pixels": 2600.0}
@@ -33,7 +34,7 @@ def test_a_metric_without_a_number_because_the_area_is_too_small_says_so_everywh
     assert report.format_value(rows[0], psnr_col) == "-", "missing for another reason: no note"
 
     buffer = io.StringIO()
-    report.print_table(rows, Console(file=buffer, width=250, color_system=None))
+    print_table(rows, Console(file=buffer, width=250, color_system=None))
     text = buffer.getvalue()
     assert "too small" in text and "Covered: 26% of the scan rectangle" in text and "11 px" in text
     assert "too small to score: FRC." in text

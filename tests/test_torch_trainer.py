@@ -17,7 +17,7 @@ else:
 
 from torch import nn  # noqa: E402
 
-from ptycho_core import physics  # noqa: E402
+from ptycho_core import physics, pipeline  # noqa: E402
 from ptycho_core.errors import PtychoError, UsageError  # noqa: E402
 from ptycho_core.generator import TrainConfig  # noqa: E402
 from ptycho_core.pipeline import prepare  # noqa: E402
@@ -276,13 +276,14 @@ def test_predict_applies_input_scale_and_returns_contract_units(prepared):
     np.testing.assert_allclose(gen.predict(d, prepared.val.offsets), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_predict_streams_in_batches_with_identical_results(prepared):
+def test_predict_gives_the_same_patches_whatever_batches_the_caller_makes(prepared):
     gen, _ = fit(data=prepared, epochs=1)
     d, o = prepared.train.diffraction, prepared.train.offsets
-    gen.predict_batch_size = 64
     whole = gen.predict(d, o)
-    gen.predict_batch_size = 5
-    np.testing.assert_allclose(gen.predict(d, o), whole, rtol=1e-6, atol=1e-7)
+    assert whole.shape == d.shape and whole.dtype == np.complex64
+    halves = np.concatenate([gen.predict(d[:5], o[:5]), gen.predict(d[5:], o[5:])])
+    np.testing.assert_allclose(halves, whole, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(pipeline.predict_groups(gen, d, o, batch_size=3), whole, rtol=1e-6, atol=1e-7)
 
 
 def test_predict_refuses_the_wrong_shape(prepared):

@@ -9,8 +9,10 @@ import signal
 import numpy as np
 import pytest
 
-from ptycho_core import pipeline, worker
+from ptycho_core import pipeline, rundir
 from ptycho_core.generator import TrainConfig
+from ptycho_core.harness import worker
+from ptycho_core.harness.prepared import load_prepared, save_prepared
 from ptycho_core.registry import spec_as_dict
 from ptycho_core.simulate import SimConfig, simulate_pair
 from ptycho_core.testing import dummies
@@ -23,7 +25,7 @@ def data_dir(tmp_path_factory):
     train, test = simulate_pair(TINY)
     prepared = pipeline.prepare(train, test, gridsize=2, seed=0, val_fraction=0.2, supervised=True)
     directory = tmp_path_factory.mktemp("data")
-    record = worker.save_prepared(prepared, directory)
+    record = save_prepared(prepared, directory)
     return directory, prepared, record
 
 
@@ -45,8 +47,8 @@ def _job(tmp_path, data_dir, name):
 def test_prepared_data_round_trip_keeps_ground_truth_from_unsupervised_generators(data_dir):
     directory, prepared, record = data_dir
     assert len(record["hash"]) == 64
-    unsupervised = worker.load_prepared(directory, supervised=False)
-    supervised = worker.load_prepared(directory, supervised=True)
+    unsupervised = load_prepared(directory, supervised=False)
+    supervised = load_prepared(directory, supervised=True)
     assert unsupervised.train.gt_patches is None and unsupervised.val.gt_patches is None
     np.testing.assert_array_equal(supervised.train.gt_patches, prepared.train.gt_patches)
     for role in ("train", "val"):
@@ -62,7 +64,7 @@ def test_prepared_data_round_trip_keeps_ground_truth_from_unsupervised_generator
 
 def test_saving_the_same_prepared_data_gives_the_same_hash(data_dir, tmp_path):
     directory, prepared, record = data_dir
-    assert worker.save_prepared(prepared, tmp_path)["hash"] == record["hash"]
+    assert save_prepared(prepared, tmp_path)["hash"] == record["hash"]
 
 
 def test_adding_a_supervised_generator_keeps_the_data_hash(data_dir, tmp_path):
@@ -70,7 +72,7 @@ def test_adding_a_supervised_generator_keeps_the_data_hash(data_dir, tmp_path):
     _, prepared, record = data_dir
     train, test = simulate_pair(TINY)
     unsupervised = pipeline.prepare(train, test, gridsize=2, seed=0, val_fraction=0.2, supervised=False)
-    assert worker.save_prepared(unsupervised, tmp_path)["hash"] == record["hash"]
+    assert save_prepared(unsupervised, tmp_path)["hash"] == record["hash"]
     assert not (tmp_path / "train_gt.npz").exists()
 
 
@@ -78,7 +80,7 @@ def test_execute_publishes_the_run_folder_with_done_written_last(data_dir, tmp_p
     directory, _, _ = data_dir
     job = _job(tmp_path, directory, "dummy_intensity")
     seen = {}
-    publish = worker.publish
+    publish = rundir.publish
 
     def spy(partial, final):
         seen["partial"] = sorted(p.name for p in partial.iterdir())
@@ -88,8 +90,8 @@ def test_execute_publishes_the_run_folder_with_done_written_last(data_dir, tmp_p
         )
         publish(partial, final)
 
-    monkeypatch.setattr(worker, "publish", spy)
-    summary = worker.execute(job)
+    monkeypatch.setattr(rundir, "publish", spy)
+    record = worker.execute(job)
     final = tmp_path / "dummy_intensity"
     assert seen == {
         "partial": ["DONE", "history.json", "model", "recon.npz", "run.json"],
@@ -99,7 +101,7 @@ def test_execute_publishes_the_run_folder_with_done_written_last(data_dir, tmp_p
     assert not (tmp_path / ".dummy_intensity.partial").exists()
     assert (final / "DONE").read_text().strip() == "abc123"
     run = json.loads((final / "run.json").read_text())
-    assert run["hash"] == "abc123" and run["status"] == "ok" and summary["status"] == "ok"
+    assert run["hash"] == "abc123" and run["status"] == "ok" and record.status == "ok"
     assert run["parameters"] == 1 and run["peak_rss_mib"] > 0 and run["inference_patterns_per_s"] > 0
     with np.load(final / "recon.npz", allow_pickle=False) as z:
         assert z["patches"].shape == (run["test_patterns"], 16, 16) and z["patches"].dtype == np.complex64
@@ -113,7 +115,7 @@ def test_publish_replaces_an_older_run_folder(tmp_path):
     (old / "stale").write_text("x")
     new.mkdir()
     (new / "DONE").write_text("h")
-    worker.publish(new, old)
+    rundir.publish(new, old)
     assert sorted(p.name for p in old.iterdir()) == ["DONE"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 

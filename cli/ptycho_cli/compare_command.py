@@ -1,4 +1,4 @@
-"""`ptycho compare`: a thin shell over `ptycho_core.compare.run` (DESIGN section 9)."""
+"""`ptycho compare`: a thin shell over `ptycho_core.harness.run` (DESIGN section 9): parse, run, render."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from ptycho_core.compare import DEFAULT_EPOCHS, DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
-from ptycho_core.generator import DEVICES, LOSSES, PRECISIONS
+from ptycho_cli.options import train_config_options
+from ptycho_core.harness.request import DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
 
 
 @click.command()
@@ -44,17 +44,6 @@ from ptycho_core.generator import DEVICES, LOSSES, PRECISIONS
 @click.option(
     "--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
 )
-@click.option("--epochs", default=DEFAULT_EPOCHS, show_default=True, type=click.IntRange(1), help="Training epochs.")
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Groups per training step.")
-@click.option("--lr", default=1e-3, show_default=True, type=float, help="Initial learning rate.")
-@click.option(
-    "--loss",
-    default="poisson",
-    show_default=True,
-    type=click.Choice(LOSSES),
-    help="Physics loss of the PINNs (supervised generators use their own).",
-)
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the grouping, split and first run.")
 @click.option(
     "--seeds",
     default=1,
@@ -63,8 +52,6 @@ from ptycho_core.generator import DEVICES, LOSSES, PRECISIONS
     help="Runs per generator (seeds SEED, SEED+1, ...); the table shows mean ± std.",
 )
 @click.option("--stitcher", default=DEFAULT_STITCHER, show_default=True, help="Stitcher for every model.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES), help="Device.")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS), help="Precision.")
 @click.option(
     "--jobs",
     "-j",
@@ -78,17 +65,10 @@ from ptycho_core.generator import DEVICES, LOSSES, PRECISIONS
     default=0.0,
     show_default=True,
     type=click.FloatRange(0),
-    help="Seconds per run (from its process's start) before the process is killed and the run counts as "
-    "failed (0: no limit).",
+    help="Hard limit: seconds per run (from its process's start) before the process is killed and the run "
+    "counts as failed (0: no limit). The graceful training budget is --train-timeout.",
 )
-@click.option(
-    "--train-timeout",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Seconds of training per run after which training stops gracefully, keeping the best weights: "
-    "the same wall-clock budget for every generator (0: no limit).",
-)
+@train_config_options
 @click.option(
     "--out",
     "out_dir",
@@ -115,27 +95,21 @@ def compare(
     simulate,
     sim_settings,
     gridsize,
-    epochs,
-    batch_size,
-    lr,
-    loss,
-    seed,
     seeds,
     stitcher,
-    device,
-    precision,
     jobs,
     timeout,
-    train_timeout,
     out_dir,
     raw_options,
     force,
+    **train_kwargs,
 ):
     """Train every generator on the same data, split and budget; stitch, score and report.
 
     \b
     Each (generator, seed) runs in its own process; a failure is a row, not a crash.
     Finished runs with the same inputs are reused (--force redoes them).
+    Training options left unset take each generator's own defaults (`ptycho describe NAME`).
     Exit code: 0 all runs succeeded, 1 some run failed, 2 bad usage or bad data.
 
     \b
@@ -144,34 +118,32 @@ def compare(
       ptycho compare -g fno,stable_hybrid --epochs 10
       ptycho compare --data scan.npz -g pinn_tf --gridsize 2 -o pinn_tf.filter_scale=1
     """
-    from ptycho_core import compare as harness
+    from ptycho_cli.progress import CompareDisplay, print_result
+    from ptycho_core import harness
+    from ptycho_core.generator import train_fields
 
     if sim_settings:
         from ptycho_cli.sim_settings import sim_config
 
         simulate = sim_config(sim_settings, object_kind=simulate)
-    result = harness.run(
-        generators,
+    request = harness.CompareRequest(
+        generators=generators,
         data=data,
         test_data=test_data,
         simulate=simulate,
         gridsize=gridsize,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        loss=loss,
-        seed=seed,
+        train=train_fields(train_kwargs),
         seeds=seeds,
-        device=device,
-        precision=precision,
         stitcher=stitcher,
         options=list(raw_options),
         jobs=jobs,
         timeout=timeout,
-        train_timeout=train_timeout,
         out=out_dir,
         force=force,
-        host=state.host,
         command_line=["ptycho", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("ptycho") else list(sys.argv),
     )
+    display = CompareDisplay()
+    with display:
+        result = harness.run(request, display, host=state.host)
+    print_result(result, display.console)
     click.get_current_context().exit(result.exit_code)

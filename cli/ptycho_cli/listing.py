@@ -220,7 +220,9 @@ def _find(reg: Registry, name: str):
 
     if not found:
         known = ", ".join(s.name for k in ("generator", "stitcher", "loader") for s in reg.all(k)) or "none"
-        raise UsageError(f"unknown generator, stitcher or loader {name!r} (installed: {known})")
+        failed = sorted({p.plugin for p in reg.problems if "failed to import" in p.message})
+        hint = f"; plugin {', '.join(failed)} failed to import, see `ptycho plugins`" if failed else ""
+        raise UsageError(f"unknown generator, stitcher or loader {name!r} (installed: {known}){hint}")
     choices = ", ".join(f"{s.qualified_name} ({kind})" for kind, s in found)
     raise UsageError(f"name {name!r} is registered by several plugins; use one of {choices}")
 
@@ -235,6 +237,8 @@ def describe(ctx, name, as_json):
     kind, spec = _find(reg, name)
     record = spec_as_dict(spec)
     record.update(spec=kind, status=spec.status(), available=spec.available)
+    if isinstance(spec, GeneratorSpec):
+        record["train_config"] = spec.train_config().to_dict()
     if as_json:
         _echo_json(record)
         return
@@ -272,4 +276,19 @@ def describe(ctx, name, as_json):
         lines.append(_table(["option", "type", "default", "help"], rows))
     else:
         lines.append("options: none")
+    if isinstance(spec, GeneratorSpec):
+        lines += ["", *_training_lines(spec)]
     click.echo("\n".join(lines))
+
+
+def _training_lines(spec: GeneratorSpec) -> list[str]:
+    """The TrainConfig this generator trains with unless a flag says otherwise."""
+    from ptycho_core.generator import train_settings
+
+    config = spec.train_config()
+    rows = []
+    for s in train_settings():
+        source = "plugin" if s.field in spec.train_defaults else "ptycho"
+        rows.append([s.flag, json.dumps(getattr(config, s.field)), source])
+    head = "training (train and compare; an explicit flag wins over these defaults):"
+    return [head, _table(["flag", "default", "from"], rows)]

@@ -11,10 +11,18 @@ from ptycho_cli.options import parse_options, train_config_options
 @click.option("--generator", "-g", "generator_name", required=True, help="Generator name (or dist:name).")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Training dataset file.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Checkpoint directory.")
-@click.option("--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2.")
+@click.option(
+    "--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
+)
 @train_config_options
-@click.option("--option", "-o", "raw_options", multiple=True, metavar="KEY=VALUE",
-              help="Generator option (see `ptycho describe NAME`); repeatable.")
+@click.option(
+    "--option",
+    "-o",
+    "raw_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Generator option (see `ptycho describe NAME`); repeatable.",
+)
 @click.pass_obj
 def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **train_kwargs):
     """Train one generator on a dataset and save a checkpoint.
@@ -26,13 +34,13 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **tr
       ptycho reconstruct --model fno-model --data lines.npz --out recon.npz
     """
     from ptycho_cli.progress import training_progress
-    from ptycho_core import io, pipeline
-    from ptycho_core.generator import TrainConfig
+    from ptycho_core import io, pipeline, rundir
+    from ptycho_core.generator import train_fields
 
     registry = state.registry()
     spec = registry.generator(generator_name)
     options = spec.resolve_options(parse_options(raw_options))
-    config = TrainConfig(**train_kwargs)
+    config = spec.train_config(train_fields(train_kwargs))
     dataset = io.load_dataset(data_path, registry)
     pipeline.check_usable(spec, dataset.has_ground_truth)
     prepared = pipeline.prepare(dataset, None, gridsize, config.seed, config.val_fraction, spec.supervised)
@@ -46,7 +54,7 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **tr
         generator, history = pipeline.fit_generator(
             spec, options, prepared, config, out_dir, display.callback(spec.name)
         )
-    pipeline.write_json(f"{out_dir}/history.json", history.to_dict())
+    rundir.write_json(f"{out_dir}/{rundir.HISTORY_JSON}", history.to_dict())
     _print_training_summary(spec.name, history, out_dir)
 
 

@@ -243,6 +243,8 @@ class NanGenerator(IntensityGenerator):
 
 
 def build_intensity(init_gain: float = 0.5, rate: float = 0.5, phase_per_amplitude: float = 0.5):
+    if not rate > 0:
+        raise ValueError(f"rate must be positive, not {rate}")  # a factory refusing an option value
     return IntensityGenerator(init_gain=init_gain, rate=rate, phase_per_amplitude=phase_per_amplitude)
 
 

@@ -11,9 +11,10 @@ One training loop serves both kinds of generator:
     supervised=False  physics loss (PINN): optional overlap constraint for C > 1, the forward
                       model, Poisson NLL or amplitude MAE in normalised units over valid pixels
     supervised=True   MAE of amplitude (units of s0) and wrapped phase of ground-truth patches
-with Adam, ReduceLROnPlateau on the validation loss, gradient clipping, early stop, a non-finite
-loss guard, a wall-clock timeout, seeding, device and precision handling. The best weights (by
-validation loss) are kept in memory and are what the generator holds after `fit`.
+with Adam, gradient clipping, seeding, device and precision handling here, and the bench's one
+training policy (schedule, early stop, non-finite loss guard, timeout, events, best weights)
+from `ptycho_core.training`. The best weights (by validation loss) are what the generator holds
+after `fit`.
 
 Checkpoint files written by `save(directory)`: `weights.safetensors` (network + log_scale) and
 `generator.json` (channels, patch size, scales, canvas size, supervised, ...).
@@ -25,7 +26,6 @@ import contextlib
 import json
 import math
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,9 +33,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ptycho_core import training
 from ptycho_core.errors import PtychoError, UsageError
 from ptycho_core.generator import (
     History,
+    NonFiniteLoss,
     ProgressCallback,
     TrainConfig,
     TrainingSet,
@@ -48,14 +50,8 @@ from ptycho_core.torch.weights import WEIGHTS_FILE, load_weights, save_weights
 GENERATOR_FILE = "generator.json"
 FORMAT = "ptycho-torch-generator"
 FORMAT_VERSION = 1
-#: Default batch size (groups) of `predict` before `fit` sets one.
-PREDICT_BATCH_SIZE = 64
 #: Training data up to this many bytes are moved to the device once, larger sets per batch.
 PRELOAD_BYTES = 1 << 30
-#: A validation loss counts as an improvement when below best - IMPROVEMENT * |best|.
-IMPROVEMENT = 1e-4
-#: Progress events per epoch, besides the epoch-end event.
-EVENTS_PER_EPOCH = 10
 
 NetworkBuilder = Callable[[int, int], nn.Module]
 
@@ -148,7 +144,6 @@ class TorchGenerator:
         self.model: ScaledNetwork | None = None
         self.meta: dict = {}
         self.device = torch.device("cpu")
-        self.predict_batch_size = PREDICT_BATCH_SIZE
         self.history: History | None = None
 
     # --- the generator contract -------------------------------------------------------------
@@ -189,32 +184,34 @@ class TorchGenerator:
             }
             self.model = ScaledNetwork(self.build(train.channels, train.patch_size), train.s0).to(device)
             self.device = device
-            self.predict_batch_size = config.batch_size
-            loop = _TrainingLoop(self, train, val, config, device, progress)
-            self.history = loop.run()
+            self.history = training.train(_TorchBackend(self, train, val, config, device), config, progress)
         return self.history
 
     def predict(self, diffraction: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
         """Raw amplitudes (B, C, N, N) float32 -> patches (B, C, N, N) complex64 in contract units.
 
-        Streams in batches of `predict_batch_size` groups under inference mode (memory bounded by
-        one batch plus the output). `offsets` (B, C, 2) are accepted for the contract; the
-        per-channel patches are returned before any overlap averaging.
+        Processes the B groups it is given in one forward pass under inference mode: the caller
+        batches (`ptycho_core.pipeline.predict_groups`). `offsets` (B, C, 2) are accepted for the
+        contract; the per-channel patches are returned before any overlap averaging.
         """
         model = self._require_model()
         diffraction = np.asarray(diffraction)
         c, n = self.meta["channels"], self.meta["patch_size"]
         if diffraction.ndim != 4 or diffraction.shape[1:] != (c, n, n):
             raise PtychoError(f"{self.name}: expected diffraction (B, {c}, {n}, {n}), got shape {diffraction.shape}")
-        out = np.empty(diffraction.shape, dtype=np.complex64)
-        scale = self.meta["input_scale"]
         model.eval()
         with torch.inference_mode():
-            for start in range(0, len(diffraction), self.predict_batch_size):
-                chunk = np.ascontiguousarray(diffraction[start : start + self.predict_batch_size], dtype=np.float32)
-                x = torch.from_numpy(chunk).to(self.device) * scale
-                out[start : start + len(chunk)] = model(x).to("cpu").numpy()
-        return out
+            x = torch.from_numpy(np.ascontiguousarray(diffraction, dtype=np.float32)).to(self.device)
+            return model(x * self.meta["input_scale"]).to("cpu").numpy()
+
+    def device_info(self) -> dict:
+        """The GPU this generator uses (None on CPU) and torch's peak GPU memory in MiB."""
+        if self.device.type != "cuda":
+            return {"gpu": None, "peak_gpu_mib": None}
+        return {
+            "gpu": torch.cuda.get_device_name(self.device),
+            "peak_gpu_mib": torch.cuda.max_memory_allocated(self.device) / 1024**2,
+        }
 
     def save(self, directory) -> dict:
         """Write `weights.safetensors` and `generator.json` to `directory`; returns the JSON `extra`."""
@@ -301,15 +298,12 @@ class TorchGenerator:
         )
 
 
-class _NonFinite(Exception):
-    pass
+class _TorchBackend:
+    """The torch side of one `fit` (`ptycho_core.training.EpochBackend`): Adam, clipping, shuffled
+    batches on the device, validation loss, weight snapshots. The policy lives in `training.train`."""
 
-
-class _TrainingLoop:
-    """One `fit` call: optimiser, schedule, clipping, validation, best weights, stop rules."""
-
-    def __init__(self, gen: TorchGenerator, train: TrainingSet, val, config: TrainConfig, device, progress):
-        self.gen, self.config, self.device, self.progress = gen, config, device, progress
+    def __init__(self, gen: TorchGenerator, train: TrainingSet, val, config: TrainConfig, device):
+        self.gen, self.config = gen, config
         self.model = gen.model
         self.train = _Tensors(train, device, gen.supervised)
         self.val = _Tensors(val, device, gen.supervised) if val is not None else None
@@ -323,95 +317,50 @@ class _TrainingLoop:
             "loss": config.loss,
         }
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        plateau = max(1, config.patience // 2) if config.patience else 3
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5, patience=plateau)
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.groups_per_epoch = groups_per_epoch(train.n_groups, train.channels)
-        self.steps_per_epoch = math.ceil(self.groups_per_epoch / config.batch_size)
 
-    def _snapshot(self) -> dict:
+    def steps(self) -> int:
+        return math.ceil(self.groups_per_epoch / self.config.batch_size)
+
+    def snapshot(self) -> dict:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
-    def _evaluate(self, data: _Tensors) -> float:
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state)
+        self.model.eval()
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def evaluate(self) -> float | None:
+        if self.val is None:
+            return None
         self.model.eval()
         total, count = 0.0, 0
         with torch.no_grad():
-            for batch in data.batches(self.config.batch_size):
+            for batch in self.val.batches(self.config.batch_size):
                 b = batch["diffraction"].shape[0]
                 total += float(self.gen._loss(self.model, batch, self.ctx)) * b
                 count += b
         return total / max(count, 1)
 
-    def _train_epoch(self, epoch: int, start: float) -> tuple[float, str]:
-        """One pass over shuffled training groups; returns (mean loss, stop reason or "")."""
-        cfg = self.config
-        steps = self.steps_per_epoch
-        every = max(1, steps // EVENTS_PER_EPOCH)
+    def train_epoch(self, epoch: int, on_step) -> None:
+        """One epoch: `groups_per_epoch` groups drawn at random (every pattern about once), in
+        batches, reporting each step's loss to `on_step`."""
+        clip = self.config.clip_norm
         order = torch.randperm(self.train.n, generator=self.shuffle)[: self.groups_per_epoch]
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
-        total, count = 0.0, 0
-        for step, batch in enumerate(self.train.batches(cfg.batch_size, order), start=1):
+        for batch in self.train.batches(self.config.batch_size, order):
             loss = self.gen._loss(self.model, batch, self.ctx)
             if not torch.isfinite(loss):
-                raise _NonFinite
+                raise NonFiniteLoss
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.clip_norm and cfg.clip_norm > 0:
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
-                if not torch.isfinite(norm):
-                    raise _NonFinite
+            if clip and clip > 0 and not torch.isfinite(torch.nn.utils.clip_grad_norm_(params, clip)):
+                raise NonFiniteLoss
             self.optimizer.step()
-            b = batch["diffraction"].shape[0]
-            value = float(loss.detach())
-            total += value * b
-            count += b
-            if step % every == 0 or step == steps:
-                event = {"epoch": epoch, "epochs": cfg.epochs, "step": step, "steps": steps}
-                self.progress({**event, "loss": total / count, "val_loss": None, "phase": "step"})
-            elapsed = time.monotonic() - start
-            if cfg.timeout and elapsed > cfg.timeout and step < steps:
-                return total / count, f"timeout after {elapsed:.1f} s (epoch {epoch}, step {step}/{steps})"
-        return total / max(count, 1), ""
-
-    def run(self) -> History:
-        cfg = self.config
-        history = History()
-        best_state, best = self._snapshot(), math.inf
-        bad_epochs = 0
-        start = time.monotonic()
-        steps = self.steps_per_epoch
-        for epoch in range(1, cfg.epochs + 1):
-            t0 = time.monotonic()
-            lr = self.optimizer.param_groups[0]["lr"]
-            try:
-                loss, stopped = self._train_epoch(epoch, start)
-                val_loss = self._evaluate(self.val) if self.val is not None else loss
-                if not math.isfinite(val_loss):
-                    raise _NonFinite
-            except _NonFinite:
-                history.stopped = f"non-finite loss at epoch {epoch}"
-                break
-            history.loss.append(loss)
-            history.val_loss.append(val_loss if self.val is not None else None)
-            history.lr.append(lr)
-            history.seconds.append(time.monotonic() - t0)
-            self.scheduler.step(val_loss)
-            if not math.isfinite(best) or val_loss < best - IMPROVEMENT * abs(best):
-                best, best_state, bad_epochs = val_loss, self._snapshot(), 0
-            else:
-                bad_epochs += 1
-            event = {"epoch": epoch, "epochs": cfg.epochs, "step": steps, "steps": steps}
-            self.progress({**event, "loss": loss, "val_loss": history.val_loss[-1], "phase": "epoch", "lr": lr})
-            elapsed = time.monotonic() - start
-            if not stopped and cfg.timeout and elapsed > cfg.timeout and epoch < cfg.epochs:
-                stopped = f"timeout after {elapsed:.1f} s (epoch {epoch})"
-            if stopped:
-                history.stopped = stopped
-                break
-            if cfg.patience and bad_epochs >= cfg.patience and epoch < cfg.epochs:
-                history.stopped = f"early stop at epoch {epoch}: no validation improvement in {cfg.patience} epochs"
-                break
-        self.model.load_state_dict(best_state)
-        self.model.eval()
-        return history
+            if not on_step(float(loss.detach()), batch["diffraction"].shape[0]):
+                return

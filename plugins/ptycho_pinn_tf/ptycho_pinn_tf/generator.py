@@ -7,9 +7,8 @@ complex64 in contract units. The network sees `diffraction * input_scale` in Ker
 Training minimises the Poisson NLL (default) or amplitude MAE of the far-field forward model of
 the predicted patches, in normalised units, with the overlap constraint when C > 1 (option
 `overlap`, canvas side `TrainingSet.canvas_size`). Adam at `config.lr`, gradient clipping at
-`config.clip_norm`, learning rate halved after 2 epochs without improvement, early stop after
-`config.patience` epochs without improvement (0: never), best weights restored at the end, a
-non-finite loss stops training with `History.stopped` set, `config.timeout` in seconds.
+`config.clip_norm`; the schedule, early stop, timeout, non-finite loss guard, progress events and
+best weights are the bench's one policy, `ptycho_core.training` (the same as every torch model's).
 Precision is fp32 only: `precision="bf16"` is refused with a UsageError.
 """
 
@@ -18,31 +17,30 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ptycho_core import training
+from ptycho_core.errors import DataError, PluginError, UsageError
+from ptycho_core.generator import (
+    History,
+    NonFiniteLoss,
+    ProgressCallback,
+    TrainConfig,
+    TrainingSet,
+    groups_per_epoch,
+    no_progress,
+)
+from ptycho_core.physics import canvas_size
 from ptycho_pinn_tf import physics
 from ptycho_pinn_tf.env import keras, tf
 from ptycho_pinn_tf.model import build_model, to_keras_layout, to_patches
 
-from ptycho_core.errors import DataError, PluginError, UsageError
-from ptycho_core.generator import History, ProgressCallback, TrainConfig, TrainingSet, groups_per_epoch, no_progress
-from ptycho_core.physics import canvas_size
-
 WEIGHTS_FILE = "model.weights.h5"
 META_FILE = "generator.json"
 FORMAT_VERSION = 1
-#: Learning-rate schedule: halve after this many epochs without improvement.
-PLATEAU_PATIENCE = 2
-PLATEAU_FACTOR = 0.5
-#: A monitored loss counts as an improvement when below best - IMPROVEMENT * |best|.
-IMPROVEMENT = 1e-4
-#: Progress events per epoch, besides the epoch-end event.
-EVENTS_PER_EPOCH = 10
-#: Groups per batch in `predict`.
-PREDICT_BATCH = 64
 
 
 def build_pinn_tf(filter_scale: int = 2, overlap: bool = True) -> PinnTF:
@@ -100,13 +98,14 @@ class PinnTF:
                 raise DataError(f"canvas_size {canvas} is too small for the group offsets (needs at least {need})")
         with tf.device(device):
             self._build(channels, n, train.s0, train.input_scale, canvas, seed=int(config.seed))
-            return _train(self, train, val, config, progress or no_progress)
+            return training.train(_KerasBackend(self, train, val, config), config, progress or no_progress)
 
     # -- inference ---------------------------------------------------------------------------
     def predict(self, diffraction: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
         """Object patches (B, C, N, N) complex64 (amplitude and phase, contract units) from raw
         diffraction amplitudes (B, C, N, N); `offsets` (B, C, 2) are accepted for the contract
-        but unused (the network sees each group's patterns only). Runs in batches."""
+        but unused (the network sees each group's patterns only). Processes the B groups it is
+        given in one call: the caller batches (`ptycho_core.pipeline.predict_groups`)."""
         if self.model is None:
             raise PluginError("pinn_tf: predict called before fit or load")
         diffraction = np.asarray(diffraction, dtype=np.float32)
@@ -115,11 +114,21 @@ class PinnTF:
             raise DataError(f"pinn_tf: expected diffraction (B, {c}, {n}, {n}), got shape {diffraction.shape}")
         if diffraction.shape[0] == 0:
             return np.zeros((0, c, n, n), dtype=np.complex64)
-        out = [
-            self._predict_step(tf.constant(diffraction[i : i + PREDICT_BATCH])).numpy()
-            for i in range(0, len(diffraction), PREDICT_BATCH)
-        ]
-        return np.concatenate(out).astype(np.complex64, copy=False)
+        return self._predict_step(tf.constant(diffraction)).numpy().astype(np.complex64, copy=False)
+
+    def parameter_count(self) -> int:
+        """Parameters of the Keras model (`count_params`, the global log-scale included)."""
+        if self.model is None:
+            raise PluginError("pinn_tf: the network is not built yet: call fit() or load() first")
+        return int(self.model.count_params())
+
+    def device_info(self) -> dict:
+        """The GPU TensorFlow sees (None on CPU); TensorFlow reports no peak memory here."""
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return {"gpu": None, "peak_gpu_mib": None}
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return {"gpu": details.get("device_name") or gpus[0].name, "peak_gpu_mib": None}
 
     # -- checkpoints -------------------------------------------------------------------------
     def save(self, directory) -> dict:
@@ -267,99 +276,49 @@ def _make_steps(gen: PinnTF, train: TrainingSet, config: TrainConfig, optimizer)
     return train_step, eval_step
 
 
-def _evaluate(eval_step, ts: TrainingSet, batch_size: int) -> float:
-    total, count = 0.0, 0
-    for size, args in _batches(ts, np.arange(ts.n_groups), batch_size):
-        total += float(eval_step(*args)) * size
-        count += size
-    return total / count
+class _KerasBackend:
+    """The TensorFlow side of one `fit` (`ptycho_core.training.EpochBackend`): the compiled steps,
+    shuffled batches, validation loss, weight snapshots and the optimiser's learning rate. The
+    policy (schedule, stop rules, events, History) is the bench's own, `ptycho_core.training`."""
 
+    def __init__(self, gen: PinnTF, train: TrainingSet, val: TrainingSet | None, config: TrainConfig):
+        self.model = gen.model
+        self.optimizer = keras.optimizers.Adam(learning_rate=float(config.lr))
+        self.optimizer.build(self.model.trainable_variables)
+        self.train_step, self.eval_step = _make_steps(gen, train, config, self.optimizer)
+        self.train, self.val = train, (val if val is not None and val.n_groups > 0 else None)
+        if self.val is not None:
+            _check_training_set(self.val, "validation")
+        self.rng = np.random.default_rng(int(config.seed))
+        self.batch_size = int(config.batch_size)
 
-def _snapshot(model) -> list[np.ndarray]:
-    """Copies of all weights (restored with `variable.assign`)."""
-    return [np.array(v.numpy(), copy=True) for v in model.weights]
+    def steps(self) -> int:
+        return math.ceil(groups_per_epoch(self.train.n_groups, self.train.channels) / self.batch_size)
 
+    def train_epoch(self, epoch: int, on_step) -> None:
+        order = self.rng.permutation(self.train.n_groups)[: groups_per_epoch(self.train.n_groups, self.train.channels)]
+        for size, args in _batches(self.train, order, self.batch_size):
+            loss, norm = self.train_step(*args)
+            if not (math.isfinite(float(loss)) and math.isfinite(float(norm))):
+                raise NonFiniteLoss
+            if not on_step(float(loss), size):
+                return
 
-class _NonFinite(Exception):
-    pass
+    def evaluate(self) -> float | None:
+        if self.val is None:
+            return None
+        total, count = 0.0, 0
+        for size, args in _batches(self.val, np.arange(self.val.n_groups), self.batch_size):
+            total += float(self.eval_step(*args)) * size
+            count += size
+        return total / count
 
+    def snapshot(self) -> list[np.ndarray]:
+        return [np.array(v.numpy(), copy=True) for v in self.model.weights]
 
-def _train(gen: PinnTF, train: TrainingSet, val: TrainingSet | None, config: TrainConfig, progress) -> History:
-    """The training loop (see the module docstring) on the freshly built `gen.model`.
+    def restore(self, state: list[np.ndarray]) -> None:
+        for variable, value in zip(self.model.weights, state):
+            variable.assign(value)
 
-    Progress events: up to EVENTS_PER_EPOCH {"phase": "step"} events per epoch with the running
-    mean loss (steps before the last), then one {"phase": "epoch"} event with step == steps, the
-    epoch's loss, val_loss (None without a validation set) and lr. Epochs and steps count from 1.
-    """
-    model = gen.model
-    optimizer = keras.optimizers.Adam(learning_rate=float(config.lr))
-    optimizer.build(model.trainable_variables)
-    train_step, eval_step = _make_steps(gen, train, config, optimizer)
-    has_val = val is not None and val.n_groups > 0
-    if has_val:
-        _check_training_set(val, "validation")
-    rng = np.random.default_rng(int(config.seed))
-    batch_size = int(config.batch_size)
-    drawn = groups_per_epoch(train.n_groups, train.channels)
-    steps = math.ceil(drawn / batch_size)
-    every = max(1, steps // EVENTS_PER_EPOCH)
-    history = History()
-    best, best_weights = math.inf, _snapshot(model)
-    bad_epochs = since_lr_change = 0
-    lr = float(config.lr)
-    start = time.monotonic()
-    for epoch in range(1, config.epochs + 1):
-        epoch_start = time.monotonic()
-        total, count, stopped = 0.0, 0, ""
-        try:
-            order = rng.permutation(train.n_groups)[:drawn]
-            for step, (size, args) in enumerate(_batches(train, order, batch_size), start=1):
-                loss, norm = train_step(*args)
-                loss = float(loss)
-                if not (math.isfinite(loss) and math.isfinite(float(norm))):
-                    raise _NonFinite
-                total += loss * size
-                count += size
-                if step < steps and step % every == 0:
-                    event = {"epoch": epoch, "epochs": config.epochs, "step": step, "steps": steps}
-                    progress({**event, "loss": total / count, "val_loss": None, "phase": "step"})
-                elapsed = time.monotonic() - start
-                if config.timeout and elapsed > config.timeout and step < steps:
-                    stopped = f"timeout after {elapsed:.1f} s (epoch {epoch}, step {step}/{steps})"
-                    break
-            train_loss = total / count
-            val_loss = _evaluate(eval_step, val, batch_size) if has_val else None
-            if val_loss is not None and not math.isfinite(val_loss):
-                raise _NonFinite
-        except _NonFinite:
-            history.stopped = f"non-finite loss at epoch {epoch}"
-            break
-        history.loss.append(train_loss)
-        history.val_loss.append(val_loss)
-        history.lr.append(lr)
-        history.seconds.append(time.monotonic() - epoch_start)
-        event = {"epoch": epoch, "epochs": config.epochs, "step": steps, "steps": steps}
-        progress({**event, "loss": train_loss, "val_loss": val_loss, "phase": "epoch", "lr": lr})
-        monitored = val_loss if val_loss is not None else train_loss
-        if monitored < best - IMPROVEMENT * abs(best) or not math.isfinite(best):
-            best, best_weights = monitored, _snapshot(model)
-            bad_epochs = since_lr_change = 0
-        else:
-            bad_epochs += 1
-            since_lr_change += 1
-            if since_lr_change >= PLATEAU_PATIENCE:
-                lr *= PLATEAU_FACTOR
-                optimizer.learning_rate = lr
-                since_lr_change = 0
-        elapsed = time.monotonic() - start
-        if not stopped and config.timeout and elapsed > config.timeout and epoch < config.epochs:
-            stopped = f"timeout after {elapsed:.1f} s (epoch {epoch})"
-        if stopped:
-            history.stopped = stopped
-            break
-        if config.patience and bad_epochs >= config.patience and epoch < config.epochs:
-            history.stopped = f"early stop at epoch {epoch}: no validation improvement in {config.patience} epochs"
-            break
-    for variable, value in zip(model.weights, best_weights):
-        variable.assign(value)
-    return history
+    def set_lr(self, lr: float) -> None:
+        self.optimizer.learning_rate = lr

@@ -25,5 +25,12 @@ def ptycho_register_generators(register):
                 "gridsize g > 1 the g*g patterns of a group are explained by one shared object region."
             ),
             reference="Hoidn, Mishra, Mehta, Sci. Rep. 13, 22789 (2023)",
+            # Set in the compare child before TensorFlow is imported (never TF_ENABLE_ONEDNN_OPTS).
+            child_env={
+                "KERAS_BACKEND": "tensorflow",
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+                "TF_NUM_INTRAOP_THREADS": "{threads}",
+                "TF_NUM_INTEROP_THREADS": "{threads}",
+            },
         )
     )

@@ -33,12 +33,18 @@ def test_predict_returns_complex64_patches_of_the_input_shape(request, trained, 
     assert np.abs(np.angle(patches)).max() <= math.pi + 1e-5
 
 
-def test_predict_streams_in_batches_with_the_same_result(trained_g1, prepared_g1, pinn_tf, monkeypatch):
+def test_predict_gives_the_same_patches_whatever_batches_the_caller_makes(trained_g1, prepared_g1):
+    from ptycho_core.pipeline import predict_groups
+
     gen, _, _ = trained_g1
-    diffraction = prepared_g1.train.diffraction
-    whole = gen.predict(diffraction, prepared_g1.train.offsets)
-    monkeypatch.setattr(pinn_tf, "PREDICT_BATCH", 5)
-    np.testing.assert_allclose(gen.predict(diffraction, prepared_g1.train.offsets), whole, rtol=1e-5, atol=1e-6)
+    diffraction, offsets = prepared_g1.train.diffraction, prepared_g1.train.offsets
+    whole = gen.predict(diffraction, offsets)
+    np.testing.assert_allclose(predict_groups(gen, diffraction, offsets, batch_size=5), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_parameter_count_is_the_keras_models(trained_g1):
+    gen, _, _ = trained_g1
+    assert gen.parameter_count() == gen.model.count_params() > 0
 
 
 def test_predict_refuses_the_wrong_shape_and_an_unbuilt_model(trained_g1, pinn_tf):

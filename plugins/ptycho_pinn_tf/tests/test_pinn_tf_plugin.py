@@ -111,3 +111,15 @@ def test_environment_sets_backend_and_log_level_but_never_onednn(pinn_tf, monkey
     monkeypatch.setenv("PTYCHO_VERBOSE", "1")
     env.configure_environment()
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+
+
+def test_pinn_tf_declares_the_child_environment_tensorflow_needs():
+    # The core knows no framework: the plugin says what its compare child's environment holds.
+    from ptycho_core.harness.supervise import child_environment
+
+    host = PluginHost(load="ptycho-pinn-tf")
+    spec = host.registry().generator("pinn_tf")
+    env = child_environment(spec, 3)
+    assert env["KERAS_BACKEND"] == "tensorflow" and env["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert env["TF_NUM_INTRAOP_THREADS"] == "3" and env["OMP_NUM_THREADS"] == "3"
+    assert "TF_ENABLE_ONEDNN_OPTS" not in env

@@ -1,0 +1,24 @@
+"""The compare harness (DESIGN section 9): every generator on the same footing.
+
+One dataset, one split, one set of groups, one seed, one training budget, one stitcher, one
+metric pipeline. The parent never imports torch or TensorFlow. Its files name their jobs:
+
+    request.py     CompareRequest (what to compare) and CompareResult (what came out)
+    plan.py        selection of generators, options, TrainConfig per generator, run hashes, resume
+    source.py      the data: files, Dataset objects or a simulation; the split; staging to DIR/data/
+    prepared.py    the data exchange format between the parent and its children
+    supervise.py   spawned children (typed `Child` records), timeouts, failed runs
+    worker.py      the child: build, fit, predict, publish runs/<name>/ atomically
+    score.py       stitch and score a run; its typed `Row`
+    provenance.py  versions, hardware, command line, budget
+    events.py      what `run` tells its caller while it works (the CLI renders it)
+    compare.py     `run(request, on_event) -> CompareResult`, the whole comparison on one screen
+
+Spawned children import the main module of the parent: a script calling `run(...)` must guard
+it with `if __name__ == "__main__":`, as for any multiprocessing program.
+"""
+
+from ptycho_core.harness.compare import run
+from ptycho_core.harness.request import CompareRequest, CompareResult
+
+__all__ = ["CompareRequest", "CompareResult", "run"]

@@ -1,0 +1,109 @@
+"""`run(request, on_event) -> CompareResult`: a comparison from request to report, on one screen.
+
+Plan (usage checked before any work), stage the data once, run the children that have no
+reusable result, score every run, write the report. Events go to `on_event`; nothing is printed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ptycho_core import rundir
+from ptycho_core.harness import events as ev
+from ptycho_core.harness import plan, score, source, supervise
+from ptycho_core.harness.request import CompareRequest, CompareResult
+
+
+def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult:
+    """Compare generators on one dataset, one split and one training budget; write the report.
+
+    host: a `PluginHost` (default: from the environment). Raises UsageError / DataError
+    (PtychoError) before any child starts; a failed run is a failed row, not an exception.
+    """
+    from ptycho_core.plugins import PluginHost
+
+    started = time.time()
+    registry = (host or PluginHost.from_environment()).registry()
+    selection = plan.select(request, registry)
+    train_ds, test_ds, data_source = source.load_data(request.data, request.test_data, request.simulate, registry)
+    selection.specs = plan.drop_supervised(
+        selection.specs, selection.skipped, selection.explicit, train_ds.has_ground_truth
+    )
+    plan.require_some(selection.specs, registry)
+    layout = rundir.Layout(Path(request.out))
+    staged = source.stage(train_ds, test_ds, data_source, selection, request.gridsize, layout)
+    plans = plan.make_plans(selection.specs, selection.option_values, selection.train, request.seeds)
+    for p in plans:
+        p.hash = plan.run_hash(p, staged.fingerprint, staged.prepared_hash, staged.split_info)
+        p.reuse, p.reason = plan.resume_decision(layout.run_dir(p.name), p.hash, request.force)
+    _announce(request, selection, staged, plans, on_event)
+    threads = max(1, supervise.usable_cpus() // request.jobs)
+    todo = [p for p in plans if not p.reuse]
+    outcomes = supervise.run_children(
+        todo, layout, jobs=request.jobs, threads=threads, timeout=request.timeout, on_event=on_event
+    )
+    scored = [
+        score.score_run(
+            p, layout, outcomes.get(p.name), test_ds, selection.stitcher, selection.stitch_options, registry
+        )
+        for p in plans
+    ]
+    return _report(request, selection, staged, registry, scored, threads, started)
+
+
+def _announce(request, selection, staged, plans, on_event) -> None:
+    info = staged.info
+    on_event(
+        ev.Note(
+            f"comparing {len(selection.specs)} generator(s) x {request.seeds} seed(s) on "
+            f"{staged.source['description']}: {info['train_groups']} train / {info['val_groups']} val / "
+            f"{info['test_groups']} test groups, gridsize {request.gridsize}, {_epochs(plans)}"
+        )
+    )
+    for item in selection.skipped:
+        on_event(ev.Note(f"skipped {item['generator']}: {item['reason']}"))
+    for p in plans:
+        if p.reuse:
+            on_event(ev.Note(f"{p.name}: reusing {rundir.RUNS_DIR}/{p.name} ({p.reason})"))
+        elif p.reason != "new":
+            on_event(ev.Note(f"{p.name}: redoing ({p.reason})"))
+
+
+def _epochs(plans) -> str:
+    epochs = sorted({p.config.epochs for p in plans})
+    return f"{epochs[0]} epochs" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]} epochs (per generator)"
+
+
+def _report(request, selection, staged, registry, scored, threads, started) -> CompareResult:
+    from ptycho_core import report
+    from ptycho_core.harness.provenance import build_provenance
+
+    runs = [s.row for s in scored]
+    rows = report.summarise([r.to_dict() for r in runs], request.seeds)
+    gpus = sorted({r.gpu for r in runs if r.gpu})
+    provenance = build_provenance(request, selection, staged, registry, gpus=gpus, threads=threads, started=started)
+    panels, frc = {}, {}
+    for s in scored:
+        if s.panel is not None:
+            panels.setdefault(s.row.generator, s.panel)
+        if s.frc:
+            frc.setdefault(s.row.generator, s.frc)
+    test = staged.test
+    report_path = report.write_report(
+        Path(request.out),
+        rows=rows,
+        runs=[r.to_dict() for r in runs],
+        skipped=selection.skipped,
+        provenance=provenance,
+        truth=None if test.object is None else {"object": test.object, "positions": test.positions},
+        panels=panels,
+        frc=frc,
+        histories={s.row.run: s.history for s in scored if s.history is not None},
+        pixel_size_m=(test.metadata or {}).get("pixel_size_m"),
+        seeds=request.seeds,
+    )
+    exit_code = 0 if all(r.ok for r in runs) else 1
+    return CompareResult(
+        Path(request.out), rows, runs, selection.skipped, report_path, exit_code, request.seeds, provenance
+    )

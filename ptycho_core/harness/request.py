@@ -1,0 +1,94 @@
+"""What a comparison is asked to do (`CompareRequest`) and what it returns (`CompareResult`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ptycho_core.errors import UsageError
+from ptycho_core.generator import train_fields, train_settings
+
+DEFAULT_OUT = "ptycho-compare"
+DEFAULT_STITCHER = "probe_weighted"
+SIMULATIONS = ("lines", "grf")
+
+
+@dataclass
+class CompareRequest:
+    """A comparison: which generators, on which data, with which budget, written where.
+
+    generators: names (or `dist:name`), a comma-separated string, or None for every available
+        generator (the unavailable ones are listed as skipped).
+    data / test_data: dataset files (or `Dataset` objects). With `data` alone, the scan is split
+        along x at the median with an N/2 guard band (`ptycho_core.data.spatial_split`).
+    simulate: "lines", "grf" or a `SimConfig`; the default when no data is given is DEFAULT_SIM.
+    train: the explicit TrainConfig values by field name ({"epochs": 3, "timeout": 60}); for
+        each generator they win over its plugin's `train_defaults`, which win over TrainConfig's
+        defaults. train["seed"] seeds the grouping, the split and the first run; seeds: runs per
+        generator (seed, seed+1, ...).
+    options: {"NAME": {"key": value}} or ["NAME.key=value", ...], typed by the declared Options;
+        NAME may also be the stitcher's name.
+    jobs: children at once (threads per child = CPU cores / jobs); timeout: seconds per run
+        (0: none) after which its child is killed (the hard limit; train["timeout"] is the
+        graceful training budget); out: output folder; force: redo every run.
+    """
+
+    generators: Sequence[str] | str | None = None
+    data: Any = None
+    test_data: Any = None
+    simulate: Any = None
+    gridsize: int = 1
+    train: dict = field(default_factory=dict)
+    seeds: int = 1
+    stitcher: str = DEFAULT_STITCHER
+    options: Mapping[str, Mapping[str, Any]] | Iterable[str] | None = None
+    jobs: int = 1
+    timeout: float = 0.0
+    out: str | os.PathLike = DEFAULT_OUT
+    force: bool = False
+    command_line: Sequence[str] | None = None
+
+    @classmethod
+    def from_settings(cls, generators=None, **settings) -> CompareRequest:
+        """A request from flat keyword arguments, named as on the command line: the request's
+        own fields plus every training option (`epochs`, `lr`, ..., `train_timeout`)."""
+        own = {f.name for f in fields(cls)} - {"train"}
+        train_names = {s.name for s in train_settings()}
+        unknown = sorted(set(settings) - own - train_names)
+        if unknown:
+            raise TypeError(f"unknown compare setting(s): {', '.join(unknown)}")
+        train = train_fields({k: v for k, v in settings.items() if k in train_names})
+        return cls(generators=generators, train=train, **{k: v for k, v in settings.items() if k in own})
+
+    def check(self) -> None:
+        """Usage errors that need no registry and no data."""
+        if self.seeds < 1 or self.jobs < 1 or self.gridsize < 1:
+            raise UsageError("--seeds, --jobs and --gridsize must be at least 1")
+        if self.timeout < 0:
+            raise UsageError("--timeout may not be negative")
+
+
+@dataclass
+class CompareResult:
+    """What a comparison produced.
+
+    rows: one summary per generator (dicts: mean and std over seeds when seeds > 1, as in
+    metrics.csv); runs: one `Row` per (generator, seed); skipped: generators not run, with the
+    reason; exit_code: 0 all succeeded, 1 any failed.
+    """
+
+    out_dir: Path
+    rows: list[dict]
+    runs: list
+    skipped: list[dict]
+    report: Path
+    exit_code: int
+    seeds: int = 1
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list:
+        return [r for r in self.runs if not r.ok]

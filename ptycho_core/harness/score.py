@@ -1,0 +1,81 @@
+"""Scoring a finished run: stitch its anchor patches, score the object (DESIGN section 8), and
+write `metrics.json` and `object.npz` into its folder.
+
+`score_run` returns a `Scored`: the run's typed `Row` plus what the figures need (the stitched
+panel, the FRC curves, the training history). Whole-object rows (iterative generators) will enter
+here with an object instead of patches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ptycho_core import rundir
+from ptycho_core.harness.plan import RunPlan
+
+
+@dataclass
+class Scored:
+    """One run's row and its figure material (None when the run failed)."""
+
+    row: rundir.Row
+    panel: dict | None = None
+    frc: dict | None = None
+    history: dict | None = None
+
+
+def score_run(
+    plan: RunPlan, layout: rundir.Layout, outcome, test_ds, stitcher_spec, stitch_options, registry
+) -> Scored:
+    """Score one run (reused or just finished); a failed run or a scoring error is a failed row."""
+    run_dir = layout.run_dir(plan.name)
+    row = rundir.Row(
+        generator=plan.label,
+        run=plan.name,
+        seed=plan.seed,
+        reused=plan.reuse,
+        framework=plan.spec.framework,
+        plugin=plan.spec.distribution,
+        version=plan.spec.version,
+        run_dir=f"{rundir.RUNS_DIR}/{plan.name}",
+    )
+    scored = Scored(row=row, history=rundir.read_json(run_dir / rundir.HISTORY_JSON) or None)
+    if not plan.reuse and not (outcome is not None and outcome.ok):
+        row.fail(outcome.reason if outcome is not None else "did not run")
+        return scored
+    try:
+        result = _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
+    except Exception as exc:  # a bad prediction or a stitcher plugin's error fails this row only
+        from ptycho_core.harness.worker import failure_reason
+
+        row.fail(f"scoring failed: {failure_reason(exc)}")
+        return scored
+    row.add_costs(rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash=""))
+    row.metrics = dict(result.metrics)
+    rundir.write_json(
+        run_dir / rundir.METRICS_JSON,
+        {
+            "metrics": result.metrics,
+            "frc": result.frc,
+            "region": result.region,
+            "shift": result.shift,
+            "stitcher": stitcher_spec.name,
+            "stitch_options": stitch_options,
+        },
+    )
+    rundir.write_npz(
+        run_dir / rundir.OBJECT_NPZ, object=result.object, weights=result.weights, positions=result.positions
+    )
+    scored.panel = {"object": result.object, "weights": result.weights, "positions": result.positions}
+    scored.frc = result.frc
+    return scored
+
+
+def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry):
+    import numpy as np
+
+    from ptycho_core import pipeline
+
+    with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
+        patches = z["patches"]
+    return pipeline.stitch_and_score(patches, test_ds, stitcher_spec, registry, **stitch_options)

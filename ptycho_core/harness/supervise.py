@@ -1,0 +1,229 @@
+"""Supervising the children of a comparison: one spawned process per (generator, seed).
+
+Each child (`harness.worker.main`) gets plain data only and its own pipe for progress events, sent
+as JSON bytes (nothing from a child is unpickled, and a killed child cannot block the others).
+At most `jobs` children run at once; a child past `timeout` seconds (counted from its start
+message, at most START_GRACE seconds after its launch) is killed. Whatever happens, each run ends
+as an `Outcome`, and a failed run's partial folder is published as `runs/<name>/` without DONE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ptycho_core import rundir
+from ptycho_core.harness import events as ev
+from ptycho_core.harness.plan import RunPlan
+from ptycho_core.registry import GeneratorSpec, spec_as_dict
+
+#: Seconds a child may take to start (interpreter + imports) before its timeout clock starts anyway.
+START_GRACE = 60.0
+#: Environment variables that bound a child's thread pools (BLAS and OpenMP; a framework's own
+#: variables come from its spec's `child_env`, e.g. "TF_NUM_INTRAOP_THREADS": "{threads}").
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a child ended: ok, or failed with a one-line reason."""
+
+    ok: bool
+    reason: str = ""
+
+
+@dataclass
+class Child:
+    """A running child: its plan, process, event pipe (None once closed) and clocks (monotonic)."""
+
+    plan: RunPlan
+    process: Any
+    events: Any
+    launched: float
+    started: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    def clock_start(self) -> float:
+        return self.started if self.started is not None else self.launched + START_GRACE
+
+    def elapsed(self) -> float:
+        return time.monotonic() - (self.started or self.launched)
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask when the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def child_environment(spec: GeneratorSpec, threads: int) -> dict[str, str]:
+    """Environment variables a child starts with: the thread budget, then the spec's `child_env`
+    ("{threads}" in a value becomes the budget)."""
+    env = {var: str(threads) for var in THREAD_VARIABLES}
+    env.update({k: v.replace("{threads}", str(threads)) for k, v in spec.child_env.items()})
+    return env
+
+
+def run_children(plans, layout: rundir.Layout, *, jobs=1, threads=1, timeout=0.0, on_event=ev.ignore) -> dict:
+    """Run each plan in its own spawned child, `jobs` at a time. Returns {name: Outcome}."""
+    import multiprocessing
+
+    if not plans:
+        return {}
+    ctx = multiprocessing.get_context("spawn")
+    waiting, running, outcomes = list(plans), {}, {}
+    on_event(ev.ChildrenStarting(tuple(p.name for p in plans)))
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                child = launch(ctx, waiting.pop(0), layout, threads)
+                running[child.name] = child
+                on_event(ev.RunStarted(child.name))
+            _wait_for_news(running, on_event)
+            for child in [c for c in running.values() if _ended(c, timeout)]:
+                outcomes[child.name] = _finish(child, layout, timeout, on_event)
+                del running[child.name]
+    finally:
+        for child in running.values():  # interrupted: leave no child behind
+            if child.process.is_alive():
+                child.process.kill()
+            child.process.join()
+            outcomes.setdefault(child.name, collect(child.plan, layout, child.process.exitcode, "interrupted"))
+        on_event(ev.ChildrenDone())
+    return outcomes
+
+
+def _wait_for_news(running: dict, on_event) -> None:
+    from multiprocessing.connection import wait
+
+    pipes = {c.events: c for c in running.values() if c.events is not None}
+    ready = wait(list(pipes) + [c.process.sentinel for c in running.values()], timeout=0.2)
+    for item in ready:
+        if item in pipes:
+            receive(pipes[item], on_event)
+
+
+def _ended(child: Child, timeout: float) -> bool:
+    if not child.process.is_alive():
+        return True
+    return bool(timeout) and time.monotonic() > child.clock_start() + timeout
+
+
+def _finish(child: Child, layout, timeout: float, on_event) -> Outcome:
+    reason = None
+    if child.process.is_alive():
+        child.process.kill()
+        reason = f"timeout after {timeout:g} s"
+    child.process.join()
+    receive(child, on_event)
+    if child.events is not None:
+        child.events.close()
+    outcome = collect(child.plan, layout, child.process.exitcode, reason)
+    on_event(ev.RunFinished(child.name, outcome.ok, outcome.reason, child.elapsed()))
+    return outcome
+
+
+def launch(ctx, plan: RunPlan, layout: rundir.Layout, threads: int) -> Child:
+    """Start the child of `plan` (its old folders removed first)."""
+    from ptycho_core.harness import worker
+
+    partial, run_dir = layout.partial_dir(plan.name), layout.run_dir(plan.name)
+    rundir.remove(partial)
+    rundir.remove(run_dir)
+    job = {
+        "name": plan.name,
+        "spec": spec_as_dict(plan.spec),
+        "options": plan.options,
+        "train_config": plan.config.to_dict(),
+        "data_dir": str(layout.data_dir.resolve()),
+        "partial_dir": str(partial.resolve()),
+        "run_dir": str(run_dir.resolve()),
+        "hash": plan.hash,
+        "threads": threads,
+        "meta": {"seed": plan.seed, "label": plan.label},
+    }
+    receiver, sender = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=worker.main, args=(job, PipeEvents(sender)), name=f"ptycho-{plan.name}", daemon=True)
+    with environment(child_environment(plan.spec, threads)):
+        process.start()
+    sender.close()
+    return Child(plan=plan, process=process, events=receiver, launched=time.monotonic())
+
+
+class PipeEvents:
+    """The child's end of its own pipe: events as JSON bytes."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def put(self, event: dict) -> None:
+        self.conn.send_bytes(json.dumps(event, default=str).encode())
+
+
+def receive(child: Child, on_event) -> None:
+    """Forward every event waiting in the child's pipe (closing it at end of file)."""
+    while child.events is not None:
+        try:
+            if not child.events.poll():
+                return
+            event = json.loads(child.events.recv_bytes().decode())
+        except (EOFError, OSError, ValueError):
+            child.events.close()
+            child.events = None
+            return
+        kind = event.get("type")
+        if kind == "started" and child.started is None:
+            child.started = time.monotonic()
+        elif kind == "progress":
+            keys = ("epoch", "epochs", "step", "steps", "loss", "val_loss")
+            on_event(ev.RunProgress(child.name, **{k: event.get(k) for k in keys}))
+        elif kind == "predicting":
+            on_event(ev.RunPredicting(child.name))
+
+
+def collect(plan: RunPlan, layout: rundir.Layout, exitcode, reason: str | None) -> Outcome:
+    """The outcome of a finished child; a failed run's partial folder becomes runs/<name>/ without
+    DONE, holding run.log, error.json and a run.json with status "failed"."""
+    from ptycho_core.harness.worker import exit_reason
+
+    run_dir, partial = layout.run_dir(plan.name), layout.partial_dir(plan.name)
+    record = rundir.RunRecord.read(run_dir)
+    if reason is None and (run_dir / rundir.DONE).is_file() and record and record.hash == plan.hash:
+        return Outcome(ok=True)
+    if reason is None:
+        reason = rundir.read_json(partial / rundir.ERROR_JSON).get("reason") or exit_reason(exitcode)
+    partial.mkdir(parents=True, exist_ok=True)
+    failed = rundir.RunRecord(name=plan.name, hash=plan.hash, status="failed", reason=reason, exitcode=exitcode)
+    rundir.write_json(partial / rundir.RUN_JSON, failed.to_dict())
+    rundir.publish(partial, run_dir)
+    return Outcome(ok=False, reason=reason)
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]):
+    """Set environment variables for a `Process.start()` (spawn copies os.environ), then restore."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

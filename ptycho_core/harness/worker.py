@@ -1,0 +1,327 @@
+"""The child process of a comparison (DESIGN section 9): one (generator, seed) per process.
+
+The parent (`harness.supervise`) starts `main(job, events)` with
+`multiprocessing.get_context("spawn")`, passing only plain data: the job dict (factory string,
+spec record, options, TrainConfig dict, paths, hash) and the sending end of a pipe for progress
+events (JSON). The child
+
+1. sends `{"type": "started"}`, redirects its file descriptors 1 and 2 to `run.log`;
+2. loads the split and groups the parent wrote to `DIR/data/` (`harness.prepared`);
+3. builds `factory(**options)`, fits it (`pipeline.fit_generator`, which writes `model/`);
+4. predicts the test groups (one warm-up batch, then timed, `INFERENCE_BATCH` groups per call to
+   `predict`) and keeps channel 0 (the anchors);
+5. writes `history.json`, `recon.npz`, `run.json` and, last, `DONE` into a temporary folder
+   `runs/.<name>.partial/`, then renames it to `runs/<name>/` (atomic publication).
+
+Any failure writes `error.json` (the reason) into the temporary folder and exits with code 1; the
+parent turns it, a dead child, a timeout or a kill into a failed row. Nothing here imports a
+framework: the generator's factory does, inside the child; the environment the framework needs
+was set by the parent from the spec's `child_env`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from ptycho_core import rundir
+
+#: Progress events are forwarded at most this often (seconds), except epoch ends.
+PROGRESS_INTERVAL = 0.5
+
+#: Test groups per `predict` call when timing inference: the same for every generator.
+INFERENCE_BATCH = 64
+
+
+#: Exit code of a child whose parent comparison has gone away.
+PARENT_GONE = 75
+
+
+class RunFailed(Exception):
+    """A run that ended without a usable result (the message is the row's reason)."""
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+
+def main(job: dict, events=None) -> None:
+    """Child entry point: run one job, publish its folder, exit 1 on any failure.
+
+    job: plain dict written by `ptycho_core.compare` (keys: name, spec, options, train_config,
+    data_dir, partial_dir, run_dir, hash, threads, meta). events: None or an object whose
+    `put(dict)` sends an event to the parent (the parent passes its end of a per-child pipe).
+    """
+    partial = Path(job["partial_dir"])
+    partial.mkdir(parents=True, exist_ok=True)
+    emit = _emitter(job["name"], events)
+    emit({"type": "started", "pid": os.getpid()})
+    _redirect_output(partial / rundir.RUN_LOG)
+    print(f"ptycho compare worker: run {job['name']} (generator {job['spec']['name']}), pid {os.getpid()}", flush=True)
+    try:
+        summary = execute(job, emit)
+    except BaseException as exc:  # the row must say why, whatever happened
+        reason = failure_reason(exc)
+        traceback.print_exc()
+        rundir.write_json(partial / rundir.ERROR_JSON, {"reason": reason, "traceback": traceback.format_exc()})
+        emit({"type": "failed", "reason": reason})
+        _flush()
+        if isinstance(exc, KeyboardInterrupt):
+            os._exit(130)
+        sys.exit(1)
+    emit({"type": "finished", "status": summary.status})
+    _flush()
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why a run failed."""
+    if isinstance(exc, MemoryError):
+        return f"out of memory (MemoryError{': ' + str(exc) if str(exc) else ''})"
+    if isinstance(exc, RunFailed):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """The reason for a child that died without reporting one (its `Process.exitcode`)."""
+    if exitcode is None:
+        return "did not finish"
+    if exitcode < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        if -exitcode == signal.SIGKILL:
+            return f"killed by {name} (out of memory?)"
+        return f"killed by {name}"
+    return f"child process exited with code {exitcode}"
+
+
+# --- the work ------------------------------------------------------------------------------------
+
+
+def execute(job: dict, emit=None) -> rundir.RunRecord:
+    """Build, fit, predict and publish one run (no output redirection: callable in-process).
+
+    Returns the run's record (written to run.json). Raises on failure (the partial folder is left
+    for the caller, holding whatever was written).
+    """
+    from ptycho_core import pipeline
+    from ptycho_core.generator import TrainConfig
+    from ptycho_core.harness.prepared import load_prepared
+    from ptycho_core.registry import resolve_factory
+
+    emit = emit or (lambda event: None)
+    partial = Path(job["partial_dir"])
+    partial.mkdir(parents=True, exist_ok=True)
+    spec = spec_from_dict(job["spec"])
+    if spec.kind != "learned":
+        raise RunFailed(f"{spec.kind} generators are not supported by compare yet")
+    config = TrainConfig.from_dict(job["train_config"])
+    prepared = load_prepared(job["data_dir"], supervised=spec.supervised)
+
+    resolve_factory(spec.factory)  # import the framework first: training time excludes imports
+    started = time.time()
+    t0 = time.perf_counter()
+    generator, history = pipeline.fit_generator(
+        spec, job["options"], prepared, config, partial / rundir.MODEL_DIR, _throttled(emit)
+    )
+    checkpoint = rundir.read_json(partial / rundir.MODEL_DIR / pipeline.CONFIG_NAME)
+    train_seconds = checkpoint.get("training_seconds") or time.perf_counter() - t0
+    rundir.write_json(partial / rundir.HISTORY_JSON, history.to_dict())
+    check_history(history)
+
+    emit({"type": "predicting"})
+    patches, patterns_per_s = predict_timed(generator, prepared)
+    import numpy as np
+
+    rundir.write_npz(
+        partial / rundir.RECON_NPZ, patches=patches, positions=np.asarray(prepared.test.positions, np.float64)
+    )
+    record = _record(job, spec, config, generator, history, train_seconds, patterns_per_s, patches.shape[0])
+    record.started = started
+    rundir.write_json(partial / rundir.RUN_JSON, record.to_dict())
+    (partial / rundir.DONE).write_text(f"{job['hash']}\n")  # last: a folder without it is never trusted
+    rundir.publish(partial, Path(job["run_dir"]))
+    return record
+
+
+def _record(job, spec, config, generator, history, train_seconds, patterns_per_s, test_patterns) -> rundir.RunRecord:
+    """The run.json of a successful run."""
+    device = device_info(generator)
+    return rundir.RunRecord(
+        name=job["name"],
+        hash=job["hash"],
+        generator=spec.name,
+        distribution=spec.distribution,
+        version=spec.version,
+        framework=spec.framework,
+        factory=spec.factory,
+        options=job["options"],
+        train_config=config.to_dict(),
+        parameters=parameter_count(generator),
+        train_seconds=train_seconds,
+        epochs_run=len(history.loss),
+        stopped=history.stopped,
+        final_loss=history.loss[-1],
+        inference_patterns_per_s=patterns_per_s,
+        inference_batch=INFERENCE_BATCH,
+        test_patterns=int(test_patterns),
+        peak_rss_mib=peak_rss_mib(),
+        peak_gpu_mib=device.get("peak_gpu_mib"),
+        hardware=hardware(int(job.get("threads") or 0), device.get("gpu")),
+        finished=time.time(),
+        meta=job.get("meta", {}),
+    )
+
+
+def spec_from_dict(data: dict):
+    """A GeneratorSpec back from `spec_as_dict` (the job's plain-data copy)."""
+    from ptycho_core.registry import GeneratorSpec, Option
+
+    data = dict(data)
+    data["options"] = {
+        k: Option(**{**v, "choices": tuple(v.get("choices") or ())}) for k, v in data.get("options", {}).items()
+    }
+    data["requires"] = tuple(data.get("requires", ()))
+    return GeneratorSpec(**data)
+
+
+def check_history(history) -> None:
+    """Raise RunFailed for a run whose training ended on a non-finite loss."""
+    if str(history.stopped).startswith("non-finite"):
+        raise RunFailed(history.stopped)
+    if not history.loss or not all(_finite(v) for v in history.loss):
+        raise RunFailed("non-finite loss in the training history")
+
+
+def predict_timed(generator, prepared) -> tuple:
+    """Anchor patches (n, N, N) complex64 of the test groups and test patterns per second.
+
+    One warm-up call on the first INFERENCE_BATCH groups, then every test group timed, in calls of
+    INFERENCE_BATCH groups: the same measurement for every generator.
+    """
+    import numpy as np
+
+    from ptycho_core import pipeline
+
+    test, groups = prepared.test, prepared.test_groups
+    warm = slice(0, min(INFERENCE_BATCH, groups.n_groups))
+    pipeline.predict_groups(generator, test.diffraction[groups.indices[warm]], groups.offsets[warm], INFERENCE_BATCH)
+    t0 = time.perf_counter()
+    patches = pipeline.predict_anchors(generator, test, groups, INFERENCE_BATCH)
+    seconds = time.perf_counter() - t0
+    if not np.isfinite(patches).all():
+        raise RunFailed("non-finite values in the predicted patches")
+    return patches, (patches.shape[0] / seconds if seconds > 0 else None)
+
+
+# --- measurements --------------------------------------------------------------------------------
+
+
+def parameter_count(generator) -> int | None:
+    """The generator's optional `parameter_count()` (trainable parameters), else None."""
+    fn = getattr(generator, "parameter_count", None)
+    if not callable(fn):
+        return None
+    try:
+        return int(fn())
+    except Exception:  # an optional measurement never fails a run
+        return None
+
+
+def device_info(generator) -> dict:
+    """The generator's optional `device_info()`: {"gpu": name or None, "peak_gpu_mib": ...}."""
+    fn = getattr(generator, "device_info", None)
+    if not callable(fn):
+        return {}
+    try:
+        info = fn()
+    except Exception:  # an optional measurement never fails a run
+        return {}
+    return dict(info) if isinstance(info, dict) else {}
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory in MiB (resource.getrusage)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024**2 if sys.platform == "darwin" else peak / 1024
+
+
+def hardware(threads: int = 0, gpu: str | None = None) -> dict:
+    """What this child ran on: CPU count, platform, thread budget, the GPU the generator used."""
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "threads": threads, "gpu": gpu}
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def _emitter(name: str, events):
+    def emit(event: dict) -> None:
+        if events is None:
+            return
+        try:
+            events.put({"run": name, **event})
+        except (BrokenPipeError, ConnectionResetError):
+            os._exit(PARENT_GONE)  # the comparison was killed: do not train on as an orphan
+        except Exception:  # progress is best effort; never fail a run over it
+            pass
+
+    return emit
+
+
+def _throttled(emit):
+    """A progress callback forwarding trainer events: epoch ends always, others every 0.5 s."""
+    last = {"t": 0.0}
+
+    def progress(event: dict) -> None:
+        now = time.monotonic()
+        end_of_epoch = event.get("step") is not None and event.get("step") == event.get("steps")
+        if not end_of_epoch and now - last["t"] < PROGRESS_INTERVAL:
+            return
+        last["t"] = now
+        clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in event.items()}
+        emit(
+            {"type": "progress", **{k: clean.get(k) for k in ("epoch", "epochs", "step", "steps", "loss", "val_loss")}}
+        )
+
+    return progress
+
+
+def _redirect_output(log_path: Path) -> None:
+    """Send this process's file descriptors 1 and 2 (and sys.stdout/err) to `log_path`."""
+    _flush()
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False

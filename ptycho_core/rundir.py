@@ -1,0 +1,284 @@
+"""The comparison folder's layout, its atomic writes, and the typed records stored in it.
+
+    DIR/
+      data/                 the split and groups, written once (`harness.prepared`)
+      runs/<name>/          one (generator, seed): DONE, run.json, run.log, history.json, recon.npz,
+                            model/, and after scoring metrics.json, object.npz
+      runs/.<name>.partial  a run being written; renamed to runs/<name>/ when complete
+      metrics.csv, metrics.json, comparison.png, frc.png, training.png, report.html
+
+Every file is written atomically (a temporary name in the same folder, then `os.replace`), and
+every JSON file follows one rule: strict JSON, NaN and infinities become null, numpy scalars and
+arrays become numbers and lists, paths become strings, keys keep their order.
+
+`RunRecord` is a run's `run.json`; `Row` is a scored run, one line of the table. Both are plain
+dataclasses with `to_dict` / `from_dict` (what a results store keeps). Standard library only at
+module level; numpy is imported by the functions that write arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATA_DIR = "data"
+RUNS_DIR = "runs"
+DONE = "DONE"
+RUN_JSON = "run.json"
+ERROR_JSON = "error.json"
+HISTORY_JSON = "history.json"
+RECON_NPZ = "recon.npz"
+RUN_LOG = "run.log"
+MODEL_DIR = "model"
+METRICS_JSON = "metrics.json"
+OBJECT_NPZ = "object.npz"
+PREPARED_JSON = "prepared.json"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths inside one comparison folder."""
+
+    out_dir: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.out_dir) / DATA_DIR
+
+    @property
+    def runs_dir(self) -> Path:
+        return Path(self.out_dir) / RUNS_DIR
+
+    def run_dir(self, name: str) -> Path:
+        return self.runs_dir / name
+
+    def partial_dir(self, name: str) -> Path:
+        return self.runs_dir / f".{name}.partial"
+
+
+# --- atomic writes ---------------------------------------------------------------------------------
+
+
+def atomic_path(path: Path) -> Path:
+    """The temporary name `path` is written under before `os.replace` (same folder)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def json_safe(obj):
+    """`obj` as strict JSON data: NaN/inf -> None, numpy scalars/arrays -> numbers/lists, keys str."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays and scalars
+        return json_safe(obj.tolist())
+    return obj
+
+
+def dumps(payload) -> str:
+    """The one JSON text format of every file ptycho writes (indent 2, strict, order kept)."""
+    return json.dumps(json_safe(payload), indent=2, allow_nan=False, default=str) + "\n"
+
+
+def write_json(path, payload) -> Path:
+    """Write `payload` as strict JSON (see `json_safe`), atomically."""
+    path = Path(path)
+    tmp = atomic_path(path)
+    tmp.write_text(dumps(payload))
+    os.replace(tmp, path)
+    return path
+
+
+def write_text(path, text: str) -> Path:
+    """Write a text file atomically."""
+    path = Path(path)
+    tmp = atomic_path(path)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path) -> dict:
+    """A JSON object from `path`, or {} when the file is missing, unreadable or not an object."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def write_npz(path, digest=None, **arrays) -> Path:
+    """Atomic np.savez (never pickled); optionally feed every array into a hashlib digest."""
+    import numpy as np
+
+    path = Path(path)
+    tmp = atomic_path(path)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+    if digest is not None:
+        for key in sorted(arrays):
+            a = np.ascontiguousarray(arrays[key])
+            digest.update(f"{path.name}:{key}:{a.dtype.str}:{a.shape}".encode())
+            digest.update(a.tobytes())
+    return path
+
+
+def publish(partial: Path, final: Path) -> None:
+    """Atomically replace `final` by `partial` (rename; an older `final` is moved aside first)."""
+    partial, final = Path(partial), Path(final)
+    if final.exists():
+        trash = final.with_name(f".{final.name}.old{os.getpid()}")
+        os.replace(final, trash)
+        os.replace(partial, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(partial, final)
+
+
+def remove(path: Path) -> None:
+    """Delete a folder so that no reader ever sees it half-deleted (rename first)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    trash = path.with_name(f".{path.name}.trash{os.getpid()}")
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+# --- typed records -----------------------------------------------------------------------------------
+
+
+def _from_dict(cls, data: dict, **extra):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names}, **extra)
+
+
+@dataclass
+class RunRecord:
+    """A run's `run.json`: what ran, with which inputs, how it ended and what it cost.
+
+    status "ok" (then DONE exists) or "failed" with a one-line `reason`. Times in seconds,
+    memory in MiB, `started`/`finished` as Unix times; `hash` is the resume hash of its inputs.
+    """
+
+    name: str
+    hash: str
+    status: str = "ok"
+    reason: str = ""
+    exitcode: int | None = None
+    generator: str = ""
+    distribution: str = ""
+    version: str = ""
+    framework: str = ""
+    factory: str = ""
+    options: dict = field(default_factory=dict)
+    train_config: dict = field(default_factory=dict)
+    parameters: int | None = None
+    train_seconds: float | None = None
+    epochs_run: int | None = None
+    stopped: str = ""
+    final_loss: float | None = None
+    inference_patterns_per_s: float | None = None
+    inference_batch: int | None = None
+    test_patterns: int | None = None
+    peak_rss_mib: float | None = None
+    peak_gpu_mib: float | None = None
+    hardware: dict = field(default_factory=dict)
+    started: float | None = None
+    finished: float | None = None
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunRecord:
+        return _from_dict(cls, {"name": "", "hash": "", **data})
+
+    @classmethod
+    def read(cls, run_dir) -> RunRecord | None:
+        """The run.json in `run_dir`, or None when there is none (or it is unreadable)."""
+        data = read_json(Path(run_dir) / RUN_JSON)
+        return cls.from_dict(data) if data else None
+
+
+#: The RunRecord fields a Row copies (the cost columns of the table).
+COST_FIELDS = (
+    "parameters",
+    "train_seconds",
+    "inference_patterns_per_s",
+    "inference_batch",
+    "peak_rss_mib",
+    "peak_gpu_mib",
+    "epochs_run",
+    "final_loss",
+    "stopped",
+)
+
+
+@dataclass
+class Row:
+    """One scored run: a line of the table before seeds are summarised.
+
+    `metrics` holds the scores (`ptycho_core.metrics`, plain floats); `to_dict` flattens them
+    into the row, as metrics.json's "runs" list stores it.
+    """
+
+    generator: str
+    run: str
+    seed: int = 0
+    status: str = "ok"
+    reason: str = ""
+    reused: bool = False
+    framework: str = ""
+    plugin: str = ""
+    version: str = ""
+    run_dir: str = ""
+    parameters: int | None = None
+    train_seconds: float | None = None
+    inference_patterns_per_s: float | None = None
+    inference_batch: int | None = None
+    peak_rss_mib: float | None = None
+    peak_gpu_mib: float | None = None
+    epochs_run: int | None = None
+    final_loss: float | None = None
+    stopped: str = ""
+    gpu: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def fail(self, reason: str) -> Row:
+        self.status, self.reason = "failed", reason
+        return self
+
+    def add_costs(self, record: RunRecord) -> None:
+        """Copy the cost fields and the GPU name from a run's record."""
+        for name in COST_FIELDS:
+            setattr(self, name, getattr(record, name))
+        self.gpu = (record.hardware or {}).get("gpu")
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "metrics"}
+        out.update(self.metrics)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Row:
+        names = {f.name for f in dataclasses.fields(cls)}
+        metrics = {k: v for k, v in data.items() if k not in names}
+        return _from_dict(cls, data, metrics=metrics)

@@ -1,0 +1,153 @@
+"""The one training policy of the bench (DESIGN section 7), framework-neutral.
+
+`train(backend, config, progress) -> History` owns everything that must be the same for every
+generator of a comparison: the epochs, the stop rules, the learning-rate schedule, the timeout,
+the progress events and the History. A framework supplies a small `EpochBackend`: run one
+shuffled epoch, evaluate the validation set, snapshot and restore weights, set the learning
+rate. `ptycho_core.torch.trainer` and the TensorFlow plugin both train through it.
+
+The policy:
+- monitored loss: the validation loss (the training loss when there is no validation set); it
+  improves when below best - IMPROVEMENT * |best|; the best weights are kept and restored at
+  the end, whatever ends training.
+- schedule: the learning rate is multiplied by PLATEAU_FACTOR when the monitored loss has not
+  improved for more than `plateau_patience(config)` epochs since the last improvement or change.
+- stop rules: `config.epochs`; early stop after `config.patience` epochs without improvement
+  (0: never); a non-finite loss (the backend raises NonFiniteLoss, or a loss is NaN/inf) stops
+  with "non-finite loss at epoch k"; `config.timeout` seconds of training (0: none) stop
+  gracefully, mid-epoch or at an epoch's end.
+- events: up to EVENTS_PER_EPOCH step events per epoch with the running mean loss (steps before
+  the last, `val_loss` None), then one epoch event with step == steps, the epoch's loss, its
+  val_loss (None without a validation set) and lr. Epochs and steps count from 1.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Protocol
+
+from ptycho_core.generator import History, NonFiniteLoss, ProgressCallback, TrainConfig
+
+#: A monitored loss counts as an improvement when below best - IMPROVEMENT * |best|.
+IMPROVEMENT = 1e-4
+#: The learning rate is multiplied by this on a plateau.
+PLATEAU_FACTOR = 0.5
+#: Progress events per epoch, besides the epoch-end event.
+EVENTS_PER_EPOCH = 10
+
+
+class EpochBackend(Protocol):
+    """What a framework supplies to `train`."""
+
+    def steps(self) -> int:
+        """Training steps (batches) per epoch."""
+
+    def train_epoch(self, epoch: int, on_step) -> None:
+        """One pass over the shuffled training groups; after each step call
+        `on_step(loss, groups)` (the step's mean loss, the groups in the batch); stop the epoch
+        when it returns False. Raise NonFiniteLoss for a non-finite gradient."""
+
+    def evaluate(self) -> float | None:
+        """Mean validation loss per group, or None without a validation set."""
+
+    def snapshot(self) -> Any:
+        """A copy of the current weights."""
+
+    def restore(self, state: Any) -> None:
+        """Put back the weights of a snapshot."""
+
+    def set_lr(self, lr: float) -> None:
+        """Change the optimiser's learning rate."""
+
+
+def plateau_patience(config: TrainConfig) -> int:
+    """Epochs without improvement tolerated before the learning rate drops."""
+    return max(1, config.patience // 2) if config.patience else 3
+
+
+class _Epoch:
+    """The running state of one epoch: mean loss, step events, mid-epoch timeout."""
+
+    def __init__(self, epoch: int, steps: int, config: TrainConfig, start: float, progress: ProgressCallback):
+        self.epoch, self.steps, self.config, self.start, self.progress = epoch, steps, config, start, progress
+        self.every = max(1, steps // EVENTS_PER_EPOCH)
+        self.step, self.total, self.count = 0, 0.0, 0
+        self.stopped = ""
+
+    def on_step(self, loss: float, groups: int) -> bool:
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"non-finite loss at epoch {self.epoch}")
+        self.step += 1
+        self.total += loss * groups
+        self.count += groups
+        if self.step < self.steps and self.step % self.every == 0:
+            event = {"epoch": self.epoch, "epochs": self.config.epochs, "step": self.step, "steps": self.steps}
+            self.progress({**event, "loss": self.mean, "val_loss": None, "phase": "step"})
+        elapsed = time.monotonic() - self.start
+        if self.config.timeout and elapsed > self.config.timeout and self.step < self.steps:
+            self.stopped = f"timeout after {elapsed:.1f} s (epoch {self.epoch}, step {self.step}/{self.steps})"
+            return False
+        return True
+
+    @property
+    def mean(self) -> float:
+        return self.total / max(self.count, 1)
+
+
+def train(backend: EpochBackend, config: TrainConfig, progress: ProgressCallback) -> History:
+    """Train with the bench's policy (module docstring); the backend ends with the best weights."""
+    history = History()
+    best, best_state = math.inf, backend.snapshot()
+    bad_epochs = since_change = 0
+    lr = float(config.lr)
+    start = time.monotonic()
+    steps = backend.steps()
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.monotonic()
+        state = _Epoch(epoch, steps, config, start, progress)
+        try:
+            backend.train_epoch(epoch, state.on_step)
+            val_loss = backend.evaluate()
+            if val_loss is not None and not math.isfinite(val_loss):
+                raise NonFiniteLoss
+        except NonFiniteLoss:
+            history.stopped = f"non-finite loss at epoch {epoch}"
+            break
+        _record(history, state.mean, val_loss, lr, time.monotonic() - t0)
+        monitored = val_loss if val_loss is not None else state.mean
+        if not math.isfinite(best) or monitored < best - IMPROVEMENT * abs(best):
+            best, best_state, bad_epochs, since_change = monitored, backend.snapshot(), 0, 0
+        else:
+            bad_epochs, since_change = bad_epochs + 1, since_change + 1
+            if since_change > plateau_patience(config):
+                lr, since_change = lr * PLATEAU_FACTOR, 0
+                backend.set_lr(lr)
+        event = {"epoch": epoch, "epochs": config.epochs, "step": steps, "steps": steps}
+        progress({**event, "loss": state.mean, "val_loss": val_loss, "phase": "epoch", "lr": history.lr[-1]})
+        history.stopped = _stop_reason(state.stopped, config, epoch, bad_epochs, time.monotonic() - start)
+        if history.stopped:
+            break
+    backend.restore(best_state)
+    return history
+
+
+def _record(history: History, loss: float, val_loss: float | None, lr: float, seconds: float) -> None:
+    history.loss.append(loss)
+    history.val_loss.append(val_loss)
+    history.lr.append(lr)
+    history.seconds.append(seconds)
+
+
+def _stop_reason(stopped: str, config: TrainConfig, epoch: int, bad_epochs: int, elapsed: float) -> str:
+    """Why training stops after this epoch ("" to go on)."""
+    if stopped:
+        return stopped
+    if epoch >= config.epochs:
+        return ""
+    if config.timeout and elapsed > config.timeout:
+        return f"timeout after {elapsed:.1f} s (epoch {epoch})"
+    if config.patience and bad_epochs >= config.patience:
+        return f"early stop at epoch {epoch}: no validation improvement in {config.patience} epochs"
+    return ""
