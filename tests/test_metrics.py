@@ -205,3 +205,23 @@ def test_a_scored_area_too_small_to_mean_anything_gives_nan_and_a_flag():
     sparse[20:36, 20:40] = 1.0  # 16 x 20: the FRC has its minimum square, SSIM 10 x 14 = 140 pixels
     s = metrics.score(obj, sparse, obj, positions, probe, diffraction)
     assert s["frc_too_small"] == 0.0 and s["frc_amp_px"] == pytest.approx(2.0) and s["area_too_small"] == 1.0
+
+
+def test_twin_share_counts_the_patches_nearer_their_twin():
+    from ptycho_core.simulate import DEFAULT_SIM, disk_probe, simulate_pair
+
+    _, test = simulate_pair(DEFAULT_SIM.replace(train_objects=1, patch_size=16, object_size=40))
+    truth = physics.extract(test.object, test.positions, 16)
+    probe = test.probe
+    support = np.abs(probe) > 0
+    twin = np.conj(metrics.reflect(truth * probe)) / np.where(support, probe, 1)
+    assert metrics.twin_share(truth, truth, probe) == 0.0
+    assert metrics.twin_share(twin, truth, probe) == 1.0
+    half = truth.copy()
+    half[::2] = twin[::2]
+    assert metrics.twin_share(half, truth, probe) == pytest.approx(0.5, abs=0.02)
+    # a global phase per patch is free: a rotated truth is still the truth
+    assert metrics.twin_share(truth * np.exp(1j * 2.0), truth, probe) == 0.0
+    # under a real symmetric probe the twin is conj(o(-r)) itself
+    disk = disk_probe(16, 4)
+    assert metrics.twin_share(np.conj(metrics.reflect(truth)), truth, disk) == 1.0

@@ -111,9 +111,10 @@ def test_report_writes_all_files_and_html_embeds_every_figure(tmp_path):
         histories={"model": {"loss": [3.0, 2.0, 1.0], "val_loss": [3.5, 2.5, None]}},
         pixel_size_m=1e-8,
     )
-    for name in ("metrics.csv", "metrics.json", "comparison.png", "frc.png", "training.png", "report.html"):
+    for name in ("metrics.csv", "metrics.json", "comparison.png", "errors.png", "frc.png", "training.png"):
         assert (tmp_path / name).stat().st_size > 0
     text = path.read_text()
+    assert "<h2>Error maps</h2>" in text
     assert text.count("data:image/png;base64,") == 4  # comparison, error maps, FRC, training
     assert "tiny &lt;data&gt;" in text, "text is escaped"
     assert "gpu_only" in text and "unavailable: missing torch" in text
@@ -127,6 +128,43 @@ def test_figures_without_ground_truth_or_history_still_render(tmp_path):
     assert report.comparison_figure(None, {}, tmp_path / "e.png").stat().st_size > 0
     assert report.frc_figure({}, tmp_path / "f.png").stat().st_size > 0
     assert report.training_figure({}, tmp_path / "t.png").stat().st_size > 0
+    assert report.error_figure(None, panels, tmp_path / "n.png").stat().st_size > 0
+
+
+def test_error_maps_show_the_reconstruction_minus_the_truth(tmp_path, monkeypatch):
+    truth, panels, _ = _figures_input()
+    drawn = []
+    original = report._display_images
+
+    def spy(t, p):
+        images, box = original(t, p)
+        drawn.append(images)
+        return images, box
+
+    monkeypatch.setattr(report, "_display_images", spy)
+    assert report.error_figure(truth, panels, tmp_path / "errors.png").stat().st_size > 0
+    (_, gt_amp, _), (_, amp, _) = drawn[0][:2]
+    assert np.nanmax(np.abs(amp - gt_amp)) > 0  # the fixture's model differs from the truth
+
+
+def test_training_figure_has_one_panel_per_run_on_its_own_scale(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    saved = []
+    monkeypatch.setattr(report, "_save_figure", lambda fig, path: saved.append(fig) or path)
+    histories = {
+        "physics": {"loss": [-2.8, -2.9, -3.0], "val_loss": [-2.7, -2.8, -2.9]},
+        "supervised": {"loss": [0.5, 0.3, 0.2], "val_loss": [0.6, 0.4, None]},
+        "huge": {"loss": [1e4, 10.0, 1.0], "val_loss": [None, None, None]},
+    }
+    report.training_figure(histories, tmp_path / "t.png")
+    fig = saved[0]
+    assert isinstance(fig, Figure)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.lines]
+    assert [ax.get_title() for ax in panels] == list(histories)
+    lims = [ax.get_ylim() for ax in panels]
+    assert lims[0][1] < 0 < lims[1][0]  # each panel is scaled to its own losses
+    assert panels[2].get_yscale() == "log" and panels[0].get_yscale() == "linear"
 
 
 def test_html_legend_names_each_column_as_the_table_does_and_states_the_inference_batch():
