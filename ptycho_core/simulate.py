@@ -41,6 +41,9 @@ from ptycho_core.errors import UsageError
 OBJECTS = ("lines", "grf")
 PROBES = ("aberrated", "focused", "disk", "file")
 PHASES = ("materials", "independent", "amplitude", "none")
+#: phase="materials": the second material's thickness weight in the amplitude and in the phase
+#: texture (the first material's weight is 1 in both): it shifts the phase far more than it absorbs.
+MATERIALS = (0.25, 0.75)
 
 
 @dataclass(frozen=True)
@@ -180,8 +183,8 @@ def make_object(
             phase_texture = texture(kind, size, rng)
             if phase == "materials":
                 amp_texture, phase_texture = (
-                    _normalise(0.7 * amp_texture + 0.3 * phase_texture),
-                    _normalise(0.3 * amp_texture + 0.7 * phase_texture),
+                    _normalise(amp_texture + MATERIALS[0] * phase_texture),
+                    _normalise(amp_texture + MATERIALS[1] * phase_texture),
                 )
         else:
             phase_texture = amp_texture if phase == "amplitude" else np.zeros_like(amp_texture)
