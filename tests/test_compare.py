@@ -279,6 +279,7 @@ class _OnlyTwoDummies:
         (["needs_missing"], {}, UsageError, "unavailable: missing no_such_module_xyz (available: "),
         (["dummy_intensity"], {"options": ["dummy_intensity.nope=1"]}, UsageError, "unknown option(s) nope"),
         (["dummy_intensity"], {"options": ["dummy_intensity.rate=fast"]}, UsageError, "expected float"),
+        (["dummy_intensity"], {"options": ["dummy_intensity.init_gain=-1"]}, UsageError, "below its minimum 0.0"),
         (["dummy_intensity"], {"options": ["dummy_nan.x=1"]}, UsageError, "not a generator being compared"),
         (["dummy_intensity"], {"options": ["rate=1"]}, UsageError, "NAME.KEY=VALUE"),
         (["dummy_intensity"], {"stitcher": "nope"}, UsageError, "unknown stitcher"),

@@ -279,7 +279,7 @@ def specs() -> list[GeneratorSpec]:
             summary="flat patches scaled by a learned gain (unsupervised test dummy)",
             factory=f"{here}:build_intensity",
             options={
-                "init_gain": Option("float", 0.5, "initial gain"),
+                "init_gain": Option("float", 0.5, "initial gain", min=0.0),
                 "rate": rate,
                 "phase_per_amplitude": Option("float", 0.5, "phase in rad per unit amplitude / s0"),
             },

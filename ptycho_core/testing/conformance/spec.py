@@ -3,6 +3,7 @@ requires, typed options with defaults and help)."""
 
 from __future__ import annotations
 
+from ptycho_core.errors import PtychoError
 from ptycho_core.registry import OPTION_TYPES, GeneratorSpec, LoaderSpec, Option, StitcherSpec
 from ptycho_core.testing.conformance.base import fail
 
@@ -26,6 +27,10 @@ def _check_option(owner: str, key: str, opt) -> None:
         raise fail(f"{owner}: option {key!r} has no help text (it is shown by `ptycho describe`)")
     if opt.choices and value not in opt.choices:
         raise fail(f"{owner}: option {key!r} default {value!r} is not one of its choices {list(opt.choices)}")
+    try:
+        opt.check(value, key)
+    except PtychoError as exc:
+        raise fail(f"{owner}: option {key!r} default is outside its declared limits: {exc}") from None
 
 
 def check_spec(spec, kind: str) -> None:
