@@ -175,7 +175,8 @@ def test_csv_and_json_hold_the_table_and_provenance(mixed):
 def test_report_html_is_self_contained(mixed):
     _, _, out = mixed
     text = (out / "report.html").read_text()
-    assert text.count("data:image/png;base64,") == 3
+    # comparison, frc, errors and training figures, each inlined once
+    assert text.count("data:image/png;base64,") == 4
     assert "http://" not in text and "https://" not in text
     assert "dummy_supervised" in text and "non-finite loss at epoch 1" in text and "Provenance" in text
 
