@@ -64,7 +64,7 @@ def tiny_pair():
     """(train, test) simulated datasets: N = 16, 48 x 48 objects, step 3 -> 100 patterns each."""
     from ptycho_core.simulate import SimConfig, simulate_pair
 
-    return simulate_pair(SimConfig(patch_size=16, object_size=48, step=3.0, nphotons=1e4))
+    return simulate_pair(SimConfig(train_objects=1, patch_size=16, object_size=48, step=3.0, nphotons=1e4))
 
 
 def _one_line_error(result) -> str:

@@ -17,7 +17,7 @@ def test_simulate_writes_train_and_test_files_from_the_given_config(invoke, tmp_
     assert f"wrote {train_path} (train)" in result.stdout and f"wrote {test_path} (test)" in result.stdout
     assert "object=grf" in result.stdout
     train, test = load_npz(train_path), load_npz(test_path)
-    cfg = SimConfig(object="grf", patch_size=16, object_size=40, step=4.0, nphotons=1e4, seed=5)
+    cfg = SimConfig(object="grf", train_objects=1, patch_size=16, object_size=40, step=4.0, nphotons=1e4, seed=5)
     expected_train, expected_test = simulate_pair(cfg)
     np.testing.assert_array_equal(train.diffraction, expected_train.diffraction)
     np.testing.assert_array_equal(test.object, expected_test.object)
@@ -31,7 +31,7 @@ def test_simulate_defaults_come_from_default_sim(invoke, tmp_path, monkeypatch):
 
     def fake_pair(cfg):
         seen["cfg"] = cfg
-        return simulate_pair(SimConfig(patch_size=16, object_size=24, step=4.0))
+        return simulate_pair(SimConfig(train_objects=1, patch_size=16, object_size=24, step=4.0))
 
     monkeypatch.setattr(simulate_module, "simulate_pair", fake_pair)
     result = invoke("simulate", "--out", tmp_path / "d.npz", "--json")

@@ -139,7 +139,7 @@ def test_train_turns_a_factory_refusing_an_option_value_into_one_line_and_exit_2
     from ptycho_core.io import save_dataset
     from ptycho_core.simulate import SimConfig, simulate
 
-    data = save_dataset(simulate(SimConfig(patch_size=16, object_size=40, step=4)), tmp_path / "d.npz")
+    data = save_dataset(simulate(SimConfig(train_objects=1, patch_size=16, object_size=40, step=4)), tmp_path / "d.npz")
     args = ["train", "-g", "dummy_intensity", "--data", str(data), "--out", str(tmp_path / "m"), "-o", "rate=-1"]
     result = CliRunner().invoke(cli, args, obj=State(host=runner_host))
     assert result.exit_code == 2, result.output

@@ -19,7 +19,7 @@ from ptycho_core.plugins import PluginHost
 from ptycho_core.simulate import SimConfig
 
 #: N=16, 64 training and 64 test patterns.
-TINY = SimConfig(patch_size=16, object_size=48, step=4)
+TINY = SimConfig(train_objects=1, patch_size=16, object_size=48, step=4)
 REAL = ("fno", "pinn_tf")
 
 

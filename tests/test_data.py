@@ -85,7 +85,7 @@ def test_fingerprint_is_stable_and_sees_every_array(tiny_pair):
 
 
 def test_spatial_split_keeps_a_guard_band_between_train_and_test():
-    ds = simulate_pair(SimConfig(patch_size=16, object_size=96, step=4.0))[0]
+    ds = simulate_pair(SimConfig(train_objects=1, patch_size=16, object_size=96, step=4.0))[0]
     train, test, info = data.spatial_split(ds)
     n = ds.patch_size
     line = info["line"]
@@ -164,7 +164,7 @@ def test_scales_of_all_zero_data_are_refused(tiny_pair):
 
 
 def test_simulated_pair_shares_the_probe_and_hits_nphotons():
-    cfg = SimConfig(patch_size=16, object_size=48, step=3.0, nphotons=1e4)
+    cfg = SimConfig(train_objects=1, patch_size=16, object_size=48, step=3.0, nphotons=1e4)
     train, test = simulate_pair(cfg)
     again, _ = simulate_pair(cfg)
     np.testing.assert_array_equal(train.diffraction, again.diffraction)

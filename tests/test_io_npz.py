@@ -300,7 +300,7 @@ class _TextLoaderPlugin:
 def _fake_loader(path):
     from ptycho_core.simulate import SimConfig, simulate
 
-    return simulate(SimConfig(patch_size=16, object_size=24, step=4.0))
+    return simulate(SimConfig(train_objects=1, patch_size=16, object_size=24, step=4.0))
 
 
 def _junk_loader(path):

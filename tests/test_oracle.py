@@ -25,7 +25,7 @@ def _oracle_scores(cfg: SimConfig, stitcher: str, registry):
 
 @pytest.mark.parametrize("stitcher", STITCHERS)
 def test_true_patches_at_integer_positions_score_perfectly(stitcher, core_host):
-    cfg = SimConfig(patch_size=16, object_size=64, step=3.0, jitter=0.0)
+    cfg = SimConfig(train_objects=1, patch_size=16, object_size=64, step=3.0, jitter=0.0)
     s = _oracle_scores(cfg, stitcher, core_host.registry())
     assert s["amp_ssim"] > 0.999 and s["phase_ssim"] > 0.999
     assert s["amp_mae"] < 1e-5 and s["phase_mae"] < 1e-5
@@ -34,22 +34,24 @@ def test_true_patches_at_integer_positions_score_perfectly(stitcher, core_host):
 
 @pytest.mark.parametrize("stitcher", STITCHERS)
 def test_true_patches_of_a_smooth_object_at_subpixel_positions_score_above_099(stitcher, core_host):
-    cfg = SimConfig(object="grf", patch_size=16, object_size=64, step=3.0, jitter=0.5)
+    cfg = SimConfig(object="grf", train_objects=1, patch_size=16, object_size=64, step=3.0, jitter=0.5)
     s = _oracle_scores(cfg, stitcher, core_host.registry())
     assert s["amp_ssim"] > 0.99 and s["phase_ssim"] > 0.99
 
 
 @pytest.mark.parametrize("stitcher", STITCHERS)
 def test_true_patches_of_the_default_lines_object_at_subpixel_positions_score_above_098(stitcher, core_host):
-    cfg = SimConfig(patch_size=16, object_size=64, step=3.0)  # DEFAULT_SIM's object, jitter 0.5
+    cfg = SimConfig(train_objects=1, patch_size=16, object_size=64, step=3.0)  # DEFAULT_SIM's object, jitter 0.5
     s = _oracle_scores(cfg, stitcher, core_host.registry())
     assert s["amp_ssim"] > 0.99 and s["phase_ssim"] > 0.98
     # The data-space error of the oracle is the Poisson noise level, a few percent at 1e5 photons.
-    assert s["data_error"] < 0.06
+    # The `mean` stitcher covers only central crops, so the aberrated probe's halo also meets
+    # uncovered object pixels at the scan's border: a few percent more there.
+    assert s["data_error"] < (0.06 if stitcher == "probe_weighted" else 0.12)
 
 
 def test_the_oracle_recovers_the_known_amplitude_scale_and_phase(core_host):
-    cfg = SimConfig(patch_size=16, object_size=64, step=3.0, jitter=0.0)
+    cfg = SimConfig(train_objects=1, patch_size=16, object_size=64, step=3.0, jitter=0.0)
     _, test = simulate_pair(cfg)
     obj, weights = stitch.probe_weighted(test.gt_patches(), test.positions, test.object.shape, test.probe)
     box, keep = metrics.region(weights, test.positions)

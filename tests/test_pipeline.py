@@ -11,7 +11,7 @@ from ptycho_core.generator import History, TrainConfig
 from ptycho_core.registry import GeneratorSpec, Option
 from ptycho_core.simulate import SimConfig, simulate_pair
 
-TINY = SimConfig(patch_size=16, object_size=40, step=4)
+TINY = SimConfig(train_objects=1, patch_size=16, object_size=40, step=4)
 
 
 class ScaleGenerator:

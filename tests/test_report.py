@@ -114,7 +114,7 @@ def test_report_writes_all_files_and_html_embeds_every_figure(tmp_path):
     for name in ("metrics.csv", "metrics.json", "comparison.png", "frc.png", "training.png", "report.html"):
         assert (tmp_path / name).stat().st_size > 0
     text = path.read_text()
-    assert text.count("data:image/png;base64,") == 4
+    assert text.count("data:image/png;base64,") == 4  # comparison, error maps, FRC, training
     assert "tiny &lt;data&gt;" in text, "text is escaped"
     assert "gpu_only" in text and "unavailable: missing torch" in text
     assert '<td class="status failed">failed: boom</td>' in text

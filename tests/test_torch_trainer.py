@@ -26,7 +26,7 @@ from ptycho_core.torch import losses  # noqa: E402
 from ptycho_core.torch.trainer import GENERATOR_FILE, TorchGenerator  # noqa: E402
 from ptycho_core.torch.weights import WEIGHTS_FILE, load_weights, save_weights  # noqa: E402
 
-TINY_SIM = SimConfig(patch_size=16, object_size=48, step=4)
+TINY_SIM = SimConfig(train_objects=1, patch_size=16, object_size=48, step=4)
 
 
 class TinyNet(nn.Module):
@@ -121,7 +121,7 @@ def test_pinn_training_lowers_the_physics_loss(prepared, loss):
 
 def test_pinn_training_with_overlap_constraint_lowers_the_loss(prepared_g2):
     assert prepared_g2.train.channels == 4 and prepared_g2.train.canvas_size > 16
-    gen, history = fit(data=prepared_g2, epochs=2, batch_size=16)
+    gen, history = fit(data=prepared_g2, epochs=2, batch_size=4)
     assert history.val_loss[-1] < history.val_loss[0]
     out = gen.predict(prepared_g2.val.diffraction, prepared_g2.val.offsets)
     assert out.shape == prepared_g2.val.diffraction.shape and out.dtype == np.complex64

@@ -21,7 +21,7 @@ from ptycho_core.registry import GeneratorSpec
 from ptycho_core.simulate import SimConfig, simulate
 from ptycho_core.testing import dummies
 
-TINY = SimConfig(patch_size=16, object_size=48, step=4)
+TINY = SimConfig(train_objects=1, patch_size=16, object_size=48, step=4)
 DEFAULTS = {"epochs": 4, "lr": 2e-3, "batch_size": 8}
 
 

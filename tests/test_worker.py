@@ -17,7 +17,7 @@ from ptycho_core.registry import spec_as_dict
 from ptycho_core.simulate import SimConfig, simulate_pair
 from ptycho_core.testing import dummies
 
-TINY = SimConfig(patch_size=16, object_size=40, step=4)
+TINY = SimConfig(train_objects=1, patch_size=16, object_size=40, step=4)
 
 
 @pytest.fixture(scope="module")

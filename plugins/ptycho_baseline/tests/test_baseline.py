@@ -21,7 +21,7 @@ from ptycho_core.pipeline import prepare  # noqa: E402
 from ptycho_core.plugins import PluginHost  # noqa: E402
 from ptycho_core.simulate import SimConfig, simulate_pair  # noqa: E402
 
-TINY_SIM = SimConfig(patch_size=16, object_size=48, step=4)
+TINY_SIM = SimConfig(train_objects=1, patch_size=16, object_size=48, step=4)
 #: A narrow network keeps CPU tests fast; the architecture is the same.
 SMALL = 0.25
 

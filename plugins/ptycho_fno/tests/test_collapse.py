@@ -48,7 +48,7 @@ def test_stable_hybrid_keeps_amplitude_contrast_after_two_hundred_steps(prepared
 
 @pytest.mark.parametrize("probe", ["disk", "focused"])
 def test_point_symmetric_probe_cannot_tell_an_object_from_its_twin(probe):
-    _, test = simulate_pair(SimConfig(patch_size=16, object_size=48, step=4, probe=probe))
+    _, test = simulate_pair(SimConfig(train_objects=1, patch_size=16, object_size=48, step=4, probe=probe))
     truth = test.gt_patches()
     twins = twin_image(truth, test.probe)
     a = physics.forward(test.probe, truth)
@@ -62,7 +62,7 @@ def test_point_symmetric_probe_cannot_tell_an_object_from_its_twin(probe):
 def test_stitched_twins_lose_the_object():
     from ptycho_core.pipeline import stitch_and_score
 
-    _, test = simulate_pair(SimConfig(patch_size=16, object_size=48, step=4))
+    _, test = simulate_pair(SimConfig(train_objects=1, patch_size=16, object_size=48, step=4))
     truth = test.gt_patches()
     good = stitch_and_score(truth, test).metrics["amp_ssim"]
     bad = stitch_and_score(twin_image(truth, test.probe), test).metrics["amp_ssim"]

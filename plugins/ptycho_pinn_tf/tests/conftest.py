@@ -11,7 +11,7 @@ import os
 import pytest
 
 #: The simulation every test uses: 48 x 48 lines object, step 4 -> 64 patterns per dataset.
-SIM = {"patch_size": 16, "object_size": 48, "step": 4}
+SIM = {"patch_size": 16, "object_size": 48, "step": 4, "train_objects": 1}
 
 
 def require_pinn_tf():

@@ -111,7 +111,7 @@ def test_overlap_constraint_is_close_at_subpixel_offsets(pinn_pair):
     from ptycho_core import data
     from ptycho_core.simulate import SimConfig, simulate_pair
 
-    train = simulate_pair(SimConfig(object="grf", patch_size=16, object_size=48, step=4))[0]
+    train = simulate_pair(SimConfig(object="grf", train_objects=1, patch_size=16, object_size=48, step=4))[0]
     groups = data.group(train.positions, 2, train=True, seed=0)
     assert np.abs(groups.offsets - np.round(groups.offsets)).max() > 0.1
     patches = _grouped_truth(train.object, groups.positions, groups.offsets)

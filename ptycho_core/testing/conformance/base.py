@@ -16,7 +16,7 @@ from ptycho_core.errors import PtychoError
 HEAVY_MODULES = ("numpy", "torch", "tensorflow", "keras", "jax")
 
 #: The tiny simulation every check uses (SimConfig fields): N=16, 48x48 object, 8x8 = 64 patterns.
-TINY_SIM = {"patch_size": 16, "object_size": 48, "step": 4.0}
+TINY_SIM = {"patch_size": 16, "object_size": 48, "step": 4.0, "train_objects": 1}
 
 #: The short training budget of the checks (TrainConfig fields).
 TINY_TRAIN = {"epochs": 3, "batch_size": 8, "lr": 1e-3, "seed": 0, "device": "cpu", "patience": 0}
