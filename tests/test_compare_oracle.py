@@ -15,7 +15,7 @@ from ptycho_core.plugins import PluginHost
 from ptycho_core.simulate import SimConfig, simulate_pair
 from ptycho_core.testing import dummies
 
-TINY = SimConfig(patch_size=16, object_size=48, step=4)
+TINY = SimConfig(patch_size=16, object_size=48, step=4, train_objects=1)
 ORACLES = ["dummy_oracle", "dummy_oracle_shifted", "dummy_oracle_reordered", "dummy_oracle_twin"]
 
 
