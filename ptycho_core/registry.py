@@ -31,12 +31,18 @@ def reserved_option_names() -> frozenset:
 
 @dataclass(frozen=True)
 class Option:
-    """One statically declared generator option: `type` is "int", "float", "str" or "bool"."""
+    """One statically declared generator option: `type` is "int", "float", "str" or "bool".
+
+    `choices`, `min` and `max` (inclusive bounds of an int or float) are checked before any work,
+    by the command line and by `compare`'s planning, so a bad value is one line and exit 2.
+    """
 
     type: str
     default: Any
     help: str = ""
     choices: tuple = ()
+    min: float | None = None
+    max: float | None = None
 
     def __post_init__(self):
         if self.type not in OPTION_TYPES:
@@ -60,10 +66,24 @@ class Option:
         self.check(value, name)
         return value
 
+    def limits(self) -> str:
+        """The declared constraints in words ("choices: a, b", ">= 1", "0 .. 1"), or ""."""
+        if self.choices:
+            return "choices: " + ", ".join(map(str, self.choices))
+        if self.min is not None and self.max is not None:
+            return f"{self.min} .. {self.max}"
+        if self.min is not None:
+            return f">= {self.min}"
+        return f"<= {self.max}" if self.max is not None else ""
+
     def check(self, value: Any, name: str = "option") -> None:
-        """Raise UsageError unless `value` is one of `choices` (when declared)."""
+        """Raise UsageError unless `value` is one of `choices` and within `min`..`max` (when declared)."""
         if self.choices and value not in self.choices:
             raise UsageError(f"{name}: {value!r} is not one of {list(self.choices)}")
+        if self.min is not None and value < self.min:
+            raise UsageError(f"{name}: {value!r} is below its minimum {self.min!r}")
+        if self.max is not None and value > self.max:
+            raise UsageError(f"{name}: {value!r} is above its maximum {self.max!r}")
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,21 @@ def test_cli_bad_option_exits_2(runner_host, tmp_path):
     assert result.exit_code == 2 and "expected float, got 'fast'" in result.output
 
 
+def test_cli_factory_refusing_an_option_value_is_one_line_and_exit_2_before_the_other_runs(runner_host, tmp_path):
+    # `rate` declares no range: only the factory, inside the first child, can refuse -1.
+    out = tmp_path / "c"
+    args = ["compare", "-g", "dummy_intensity,dummy_supervised", "--sim", "object_size=48", "--epochs", "1"]
+    args += ["-o", "dummy_intensity.rate=-1", "--out", str(out)]
+    result = CliRunner().invoke(cli, args, obj=State(host=runner_host))
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if "error" in line.lower() or "fail" in line.lower()]
+    assert lines == ["error: dummy_intensity: bad option value: rate must be positive, not -1.0"], result.output
+    assert "Traceback" not in result.output
+    assert not (out / "runs" / "dummy_intensity").exists()  # not a row
+    assert not (out / "runs" / "dummy_supervised").exists()  # never started
+    assert not (out / "metrics.csv").exists()
+
+
 def test_cli_help_explains_the_split_and_exit_codes():
     result = CliRunner().invoke(cli, ["compare", "--help"], obj=State(host=PluginHost(load="")))
     assert result.exit_code == 0

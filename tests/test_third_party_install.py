@@ -38,6 +38,7 @@ CONSTRAINTS = ROOT / "constraints.txt"
 EXAMPLE = ROOT / "examples" / "ptycho-mynet"
 BASELINE = ROOT / "plugins" / "ptycho_baseline"
 GUIDE = ROOT / "docs" / "writing-a-plugin.md"
+INSTALL_DOC = ROOT / "docs" / "install.md"
 
 pytestmark = pytest.mark.slow
 
@@ -87,13 +88,33 @@ def _build_wheels(sources: list[Path], dist: Path) -> None:
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", dist, *sources])
 
 
-def _copy_core(dst: Path) -> Path:
-    dst.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+def _copy_checkout(dst: Path) -> Path:
+    """The parts of a checkout that docs/install.md installs from (the wheelhouse linked, not copied)."""
+    dst.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "constraints.txt"):
         shutil.copy2(ROOT / name, dst / name)
     for name in ("ptycho_core", "cli"):
         shutil.copytree(ROOT / name, dst / name, ignore=SOURCE_IGNORE)
+    shutil.copytree(BASELINE, dst / "plugins" / BASELINE.name, ignore=SOURCE_IGNORE)
+    (dst / "wheelhouse").symlink_to(WHEELHOUSE, target_is_directory=True)
     return dst
+
+
+def doc_blocks(path: Path = GUIDE) -> list[tuple[str, str, bool]]:
+    """(language, code, runnable) of every fenced block of a doc, in order."""
+    text = path.read_text()
+    return [(m[2], m[3], bool(m[1])) for m in re.finditer(r"(<!-- runnable -->\n)?```(\w*)\n(.*?)```", text, re.S)]
+
+
+def doc_script(path: Path) -> str:
+    """The runnable blocks of a doc as one bash script (Python blocks through `python -`)."""
+    script = ["set -eux -o pipefail"]
+    for language, code, runnable in doc_blocks(path):
+        if runnable and language == "bash":
+            script.append(code)
+        elif runnable and language == "python":
+            script.append(f"python - <<'PTYCHO_GUIDE_PY'\n{code}PTYCHO_GUIDE_PY")
+    return "\n".join(script) + "\n"
 
 
 def _venv_home(tmp: Path) -> Path:
@@ -160,19 +181,17 @@ def venv(tmp_path_factory):
     (broken / "pyproject.toml").write_text(BROKEN_PYPROJECT)
     (broken / "ptycho_broken" / "__init__.py").write_text("")
     (broken / "ptycho_broken" / "plugin.py").write_text(BROKEN_PLUGIN)
-    sources = [
-        _copy_core(tmp / "src" / "ptycho"),
-        shutil.copytree(BASELINE, tmp / "src" / "ptycho-baseline", ignore=SOURCE_IGNORE),
-        shutil.copytree(EXAMPLE, tmp / "src" / "ptycho-mynet", ignore=SOURCE_IGNORE),
-        broken,
-    ]
-    _build_wheels(sources, dist)
+    _build_wheels([shutil.copytree(EXAMPLE, tmp / "src" / "ptycho-mynet", ignore=SOURCE_IGNORE), broken], dist)
+    checkout = _copy_checkout(tmp / "checkout")
     home = _venv_home(tmp)
     try:
-        env = Venv(home / "venv", dist)
-        base_python = getattr(sys, "_base_executable", sys.executable)
-        _run([base_python, "-m", "venv", env.path])
-        env.install("ptycho", "ptycho-baseline", "pytest")
+        env = Venv(home / "ptycho-env", dist)
+        # docs/install.md as written: the venv in ~/ptycho-env, torch first, then core and baseline.
+        (tmp / "install.sh").write_text(doc_script(INSTALL_DOC))
+        path = f"{Path(getattr(sys, '_base_executable', sys.executable)).parent}{os.pathsep}{os.environ['PATH']}"
+        proc = _run(["bash", tmp / "install.sh"], check=False, timeout=600, cwd=checkout, HOME=str(home), PATH=path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "baseline" in proc.stdout and "ptycho-baseline" in proc.stdout, proc.stdout
         yield env
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -253,16 +272,16 @@ def test_plugin_whose_import_fails_is_reported_while_the_cli_keeps_working(venv)
 
 def guide_blocks() -> list[tuple[str, str, bool]]:
     """(language, code, runnable) of every fenced block of the plugin author guide, in order."""
-    text = GUIDE.read_text()
-    return [(m[2], m[3], bool(m[1])) for m in re.finditer(r"(<!-- runnable -->\n)?```(\w*)\n(.*?)```", text, re.S)]
+    return doc_blocks(GUIDE)
 
 
-def test_plugin_guide_python_blocks_compile_and_toml_blocks_parse():
-    blocks = guide_blocks()
-    assert sum(runnable for _, _, runnable in blocks) >= 5
+@pytest.mark.parametrize(("doc", "runnable_blocks"), [(GUIDE, 6), (INSTALL_DOC, 1)])
+def test_doc_python_blocks_compile_and_toml_blocks_parse(doc, runnable_blocks):
+    blocks = doc_blocks(doc)
+    assert sum(runnable for _, _, runnable in blocks) >= runnable_blocks
     for language, code, _ in blocks:
         if language == "python":
-            compile(code, str(GUIDE), "exec")
+            compile(code, str(doc), "exec")
         elif language == "toml":
             tomllib.loads(code)
         else:
@@ -289,13 +308,7 @@ def test_plugin_guide_shows_the_scaffold_and_hooks_as_they_are(tmp_path):
 def test_plugin_guide_walkthrough_runs_as_written(venv, tmp_path):
     """Scaffold, editable install, listing, the scaffold's own tests, check_generator, discovery
     debugging, a wheel, uninstall: the guide's runnable blocks, pasted in order into one shell."""
-    script = ["set -euxo pipefail"]
-    for language, code, runnable in guide_blocks():
-        if runnable and language == "bash":
-            script.append(code)
-        elif runnable and language == "python":
-            script.append(f"python - <<'PTYCHO_GUIDE_PY'\n{code}PTYCHO_GUIDE_PY")
-    (tmp_path / "guide.sh").write_text("\n".join(script) + "\n")
+    (tmp_path / "guide.sh").write_text(doc_script(GUIDE))
     path = f"{venv.bin}{os.pathsep}{os.environ.get('PATH', '')}"
     proc = _run(
         ["bash", tmp_path / "guide.sh"], check=False, timeout=600, cwd=tmp_path, PATH=path,

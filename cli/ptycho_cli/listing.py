@@ -86,6 +86,7 @@ def _option_record(opt) -> dict:
     out = {"type": opt.type, "default": opt.default, "help": opt.help}
     if opt.choices:
         out["choices"] = list(opt.choices)
+    out.update({k: getattr(opt, k) for k in ("min", "max") if getattr(opt, k) is not None})
     return out
 
 
@@ -271,7 +272,7 @@ def describe(ctx, name, as_json):
         lines.append("options (train: --option key=value; compare: --option NAME.key=value):")
         rows = []
         for key, opt in options.items():
-            help_text = opt.help + (f" (choices: {', '.join(map(str, opt.choices))})" if opt.choices else "")
+            help_text = opt.help + (f" ({opt.limits()})" if opt.limits() else "")
             rows.append([key, opt.type, json.dumps(opt.default), help_text])
         lines.append(_table(["option", "type", "default", "help"], rows))
     else:

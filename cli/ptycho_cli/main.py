@@ -2,8 +2,8 @@
 
 Commands live in small modules that are imported only when their command is looked up, and
 import nothing heavier than click at module level (DESIGN section 2: listing plugins must not
-import numpy, torch or TensorFlow). Errors users can cause (`PtychoError`) become one line on
-stderr and exit code 2.
+import numpy, torch or TensorFlow). Errors users can cause (`PtychoError`, and click's usage errors
+for a bad flag or value) become one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -84,6 +84,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except PtychoError as exc:
             raise CommandError(str(exc)) from None
+        except click.UsageError as exc:  # a bad flag or value: one line too, not usage + hint + error
+            command = f"{exc.ctx.info_name}: " if exc.ctx is not None and exc.ctx is not ctx else ""
+            raise CommandError(command + exc.format_message()) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

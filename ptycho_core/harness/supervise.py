@@ -5,6 +5,8 @@ as JSON bytes (nothing from a child is unpickled, and a killed child cannot bloc
 At most `jobs` children run at once; a child past `timeout` seconds (counted from its start
 message, at most START_GRACE seconds after its launch) is killed. Whatever happens, each run ends
 as an `Outcome`, and a failed run's partial folder is published as `runs/<name>/` without DONE.
+A child that exits with `worker.BAD_USAGE` (a factory refused an option value) ends the
+comparison: the others are stopped and its reason is raised as a UsageError (exit code 2).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from ptycho_core import rundir
+from ptycho_core.errors import UsageError
 from ptycho_core.harness import events as ev
 from ptycho_core.harness.plan import RunPlan
 from ptycho_core.registry import GeneratorSpec, spec_as_dict
@@ -40,6 +44,7 @@ class Outcome:
 
     ok: bool
     reason: str = ""
+    usage: bool = False
 
 
 @dataclass
@@ -98,6 +103,8 @@ def run_children(plans, layout: rundir.Layout, *, jobs=1, threads=1, timeout=0.0
             for child in [c for c in running.values() if _ended(c, timeout)]:
                 outcomes[child.name] = _finish(child, layout, timeout, on_event)
                 del running[child.name]
+                if outcomes[child.name].usage:
+                    raise UsageError(outcomes[child.name].reason)
     finally:
         for child in running.values():  # interrupted: leave no child behind
             if child.process.is_alive():
@@ -134,7 +141,8 @@ def _finish(child: Child, layout, timeout: float, on_event) -> Outcome:
     if child.events is not None:
         child.events.close()
     outcome = collect(child.plan, layout, child.process.exitcode, reason)
-    on_event(ev.RunFinished(child.name, outcome.ok, outcome.reason, child.elapsed()))
+    if not outcome.usage:  # bad usage is not a run: the comparison stops with it
+        on_event(ev.RunFinished(child.name, outcome.ok, outcome.reason, child.elapsed()))
     return outcome
 
 
@@ -199,9 +207,13 @@ def receive(child: Child, on_event) -> None:
 def collect(plan: RunPlan, layout: rundir.Layout, exitcode, reason: str | None) -> Outcome:
     """The outcome of a finished child; a failed run's partial folder becomes runs/<name>/ without
     DONE, holding run.log, error.json and a run.json with status "failed"."""
-    from ptycho_core.harness.worker import exit_reason
+    from ptycho_core.harness.worker import BAD_USAGE, exit_reason
 
     run_dir, partial = layout.run_dir(plan.name), layout.partial_dir(plan.name)
+    if exitcode == BAD_USAGE and reason is None:  # not a row: nothing to keep
+        reason = rundir.read_json(partial / rundir.ERROR_JSON).get("reason") or "bad usage"
+        shutil.rmtree(partial, ignore_errors=True)
+        return Outcome(ok=False, reason=reason, usage=True)
     record = rundir.RunRecord.read(run_dir)
     if reason is None and (run_dir / rundir.DONE).is_file() and record and record.hash == plan.hash:
         return Outcome(ok=True)

@@ -14,7 +14,9 @@ events (JSON). The child
    `runs/.<name>.partial/`, then renames it to `runs/<name>/` (atomic publication).
 
 Any failure writes `error.json` (the reason) into the temporary folder and exits with code 1; the
-parent turns it, a dead child, a timeout or a kill into a failed row. Nothing here imports a
+parent turns it, a dead child, a timeout or a kill into a failed row. A usage error (the factory
+refusing an option value, before any training) exits with `BAD_USAGE` instead: the parent stops
+the comparison and reports it as one line and exit code 2. Nothing here imports a
 framework: the generator's factory does, inside the child; the environment the framework needs
 was set by the parent from the spec's `child_env`.
 """
@@ -40,6 +42,9 @@ INFERENCE_BATCH = 64
 
 #: Exit code of a child whose parent comparison has gone away.
 PARENT_GONE = 75
+
+#: Exit code of a child whose job is bad usage (a factory refusing an option value): not a row.
+BAD_USAGE = 64
 
 
 class RunFailed(Exception):
@@ -72,13 +77,21 @@ def main(job: dict, events=None) -> None:
         _flush()
         if isinstance(exc, KeyboardInterrupt):
             os._exit(130)
-        sys.exit(1)
+        sys.exit(BAD_USAGE if _is_usage_error(exc) else 1)
     emit({"type": "finished", "status": summary.status})
     _flush()
 
 
+def _is_usage_error(exc: BaseException) -> bool:
+    from ptycho_core.errors import UsageError
+
+    return isinstance(exc, UsageError)
+
+
 def failure_reason(exc: BaseException) -> str:
-    """One line saying why a run failed."""
+    """One line saying why a run failed (a usage error: its message alone)."""
+    if _is_usage_error(exc):
+        return str(exc)
     if isinstance(exc, MemoryError):
         return f"out of memory (MemoryError{': ' + str(exc) if str(exc) else ''})"
     if isinstance(exc, RunFailed):

@@ -279,7 +279,7 @@ def specs() -> list[GeneratorSpec]:
             summary="flat patches scaled by a learned gain (unsupervised test dummy)",
             factory=f"{here}:build_intensity",
             options={
-                "init_gain": Option("float", 0.5, "initial gain"),
+                "init_gain": Option("float", 0.5, "initial gain", min=0.0),
                 "rate": rate,
                 "phase_per_amplitude": Option("float", 0.5, "phase in rad per unit amplitude / s0"),
             },
@@ -323,3 +323,84 @@ def ptycho_register_generators(register):
     """Register every dummy: `host.registered(ptycho_core.testing.dummies, "ptycho-dummies")`."""
     for spec in specs():
         register(spec)
+
+
+# --- the oracle: a known answer for scoring ---------------------------------------------------------
+
+ORACLE_MODES = ("true", "shifted", "reordered", "twin")
+
+
+class OracleGenerator:
+    """Returns the true object patches of the dataset file `truth` (numpy; no learning).
+
+    Each diffraction pattern it is asked about is looked up, byte for byte, among the file's
+    patterns; the patch under that pattern's position is cut from the file's object. `mode` spoils
+    the answer in a known way: "shifted" cuts 3 pixels off in y and x, "reordered" hands each group
+    the next group's patches, "twin" returns the patch whose exit wave is the twin conj(psi(-r)).
+    """
+
+    name = "dummy_oracle"
+
+    def __init__(self, truth: str, mode: str = "true"):
+        self.params = {"truth": str(truth), "mode": mode}
+
+    def fit(self, train, val, config, progress=None):
+        from ptycho_core.generator import History
+
+        return History(loss=[0.0] * config.epochs, val_loss=[0.0] * config.epochs, lr=[config.lr] * config.epochs)
+
+    def predict(self, diffraction, offsets=None):
+        import numpy as np
+
+        from ptycho_core import physics
+        from ptycho_core.io.npz import load_npz
+
+        truth = load_npz(self.params["truth"])
+        where = {pattern.tobytes(): i for i, pattern in enumerate(truth.diffraction)}
+        diffraction = np.asarray(diffraction, dtype=np.float32)
+        index = np.array([[where[p.tobytes()] for p in group] for group in diffraction])
+        positions = truth.positions[index] + (3.0 if self.params["mode"] == "shifted" else 0.0)
+        n = diffraction.shape[-1]
+        patches = physics.extract(truth.object, positions.reshape(-1, 2), n).reshape(diffraction.shape)
+        if self.params["mode"] == "reordered":
+            patches = np.roll(patches, 1, axis=0)
+        if self.params["mode"] == "twin":  # the exit wave's twin conj(psi(-r)), divided by the probe again
+            from ptycho_core.metrics import reflect
+
+            probe = np.where(np.abs(truth.probe) > 1e-6 * np.abs(truth.probe).max(), truth.probe, 1)
+            patches = np.conj(reflect(patches * truth.probe)) / probe
+        return patches.astype(np.complex64)
+
+    def save(self, directory):
+        Path(directory, PARAMS_FILE).write_text(json.dumps({"name": self.name, **self.params}))
+
+    def load(self, directory):
+        params = json.loads(Path(directory, PARAMS_FILE).read_text())
+        params.pop("name", None)
+        self.params = params
+
+
+def build_oracle(truth: str = "", mode: str = "true") -> OracleGenerator:
+    return OracleGenerator(truth, mode)
+
+
+class OraclePlugin:
+    """Registers `dummy_oracle` and one spoiled oracle per mode (`dummy_oracle_shifted`, ...), kept
+    apart from `specs()`: they need a `truth` file (option) to run."""
+
+    @hookimpl
+    def ptycho_register_generators(self, register):
+        for mode in ORACLE_MODES:
+            register(
+                GeneratorSpec(
+                    name="dummy_oracle" if mode == "true" else f"dummy_oracle_{mode}",
+                    summary=f"the true patches of a dataset file, {mode} (known-answer test dummy)",
+                    factory="ptycho_core.testing.dummies:build_oracle",
+                    framework="numpy",
+                    requires=("numpy",),
+                    options={
+                        "truth": Option("str", "", "the .npz dataset (with its object) the answers come from"),
+                        "mode": Option("str", mode, "how the answer is spoiled", choices=ORACLE_MODES),
+                    },
+                )
+            )
