@@ -153,8 +153,10 @@ def test_stable_hybrid_trains_under_bf16_with_the_overlap_constraint():
 
     prepared = tiny_data(2)
     gen = _factory("stable_hybrid")(**TINY_OPTIONS["stable_hybrid"])
-    config = TrainConfig(epochs=2, batch_size=8, precision="bf16", device="cpu", patience=0, seed=0)
+    config = TrainConfig(epochs=3, batch_size=4, precision="bf16", device="cpu", patience=0, seed=0)
     history = gen.fit(prepared.train, prepared.val, config, lambda event: None)
-    assert not history.stopped and history.loss[-1] < history.loss[0]
+    # each epoch draws a quarter of the groups, so the training loss moves with the draw: the
+    # validation loss (always the same groups) is the one that must fall
+    assert not history.stopped and history.val_loss[-1] < history.val_loss[0]
     out = gen.predict(prepared.test.diffraction[prepared.test_groups.indices[:3]], prepared.test_groups.offsets[:3])
     assert out.shape == (3, 4, 16, 16) and out.dtype.name == "complex64"
