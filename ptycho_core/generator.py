@@ -27,7 +27,8 @@ ProgressCallback = Callable[[dict], None]
 
 LOSSES = ("poisson", "mae")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
+SCHEDULES = ("plateau", "cosine")
 
 
 def _setting(default, help: str, *, name: str = "", choices: tuple = (), low=None, high=None):
@@ -54,10 +55,21 @@ class TrainConfig:
     epochs: int = _setting(20, "Training epochs.", low=1)
     batch_size: int = _setting(16, "Groups per training step.", low=1)
     lr: float = _setting(1e-3, "Initial learning rate.")
+    schedule: str = _setting(
+        "plateau",
+        "Learning-rate schedule: plateau (halve when the validation loss stalls) or cosine (decay to 1 % "
+        "of lr over the epochs, step by step; suits short budgets).",
+        choices=SCHEDULES,
+    )
     loss: str = _setting("poisson", "Physics loss of the PINNs; supervised generators use their own.", choices=LOSSES)
     seed: int = _setting(0, "Seed of the grouping, split and weights (compare: of the first run).")
     device: str = _setting("auto", "Device.", choices=DEVICES)
-    precision: str = _setting("fp32", "bf16 autocast for the network; physics stays float32.", choices=PRECISIONS)
+    precision: str = _setting(
+        "fp32",
+        "bf16 autocast for the network (physics stays float32); auto: bf16 where the device computes it "
+        "natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else fp32.",
+        choices=PRECISIONS,
+    )
     val_fraction: float = _setting(0.1, "Fraction of training groups held out for validation.", low=0.0, high=0.9)
     patience: int = _setting(5, "Early stop after this many epochs without validation improvement (0: never).", low=0)
     clip_norm: float = _setting(1.0, "Gradient clipping norm (0: off).", low=0.0)

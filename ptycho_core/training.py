@@ -10,8 +10,11 @@ The policy:
 - monitored loss: the validation loss (the training loss when there is no validation set); it
   improves when below best - IMPROVEMENT * |best|; the best weights are kept and restored at
   the end, whatever ends training.
-- schedule: the learning rate is multiplied by PLATEAU_FACTOR when the monitored loss has not
-  improved for more than `plateau_patience(config)` epochs since the last improvement or change.
+- schedule (`config.schedule`): "plateau" multiplies the learning rate by PLATEAU_FACTOR when the
+  monitored loss has not improved for more than `plateau_patience(config)` epochs since the last
+  improvement or change; "cosine" sets it before every step to
+  lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * (1 + cos(pi * t)) / 2), t the fraction of the
+  `epochs * steps` steps done, so a short budget still ends on small steps.
 - stop rules: `config.epochs`; early stop after `config.patience` epochs without improvement
   (0: never); a non-finite loss (the backend raises NonFiniteLoss, or a loss is NaN/inf) stops
   with "non-finite loss at epoch k"; `config.timeout` seconds of training (0: none) stop
@@ -33,6 +36,8 @@ from ptycho_core.generator import History, NonFiniteLoss, ProgressCallback, Trai
 IMPROVEMENT = 1e-4
 #: The learning rate is multiplied by this on a plateau.
 PLATEAU_FACTOR = 0.5
+#: The cosine schedule ends at this fraction of the initial learning rate.
+COSINE_FLOOR = 0.01
 #: Progress events per epoch, besides the epoch-end event.
 EVENTS_PER_EPOCH = 10
 
@@ -96,6 +101,26 @@ class _Epoch:
         return self.total / max(self.count, 1)
 
 
+def cosine_lr(config: TrainConfig, done: int, total: int) -> float:
+    """The cosine schedule's learning rate after `done` of `total` steps."""
+    t = min(1.0, done / max(1, total))
+    return config.lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _stepper(backend: EpochBackend, config: TrainConfig, state: _Epoch, steps: int):
+    """`on_step` for one epoch: the epoch's bookkeeping, then (cosine) the next step's rate."""
+    if config.schedule != "cosine":
+        return state.on_step
+    total = config.epochs * steps
+
+    def on_step(loss: float, groups: int) -> bool:
+        going = state.on_step(loss, groups)
+        backend.set_lr(cosine_lr(config, (state.epoch - 1) * steps + state.step, total))
+        return going
+
+    return on_step
+
+
 def train(backend: EpochBackend, config: TrainConfig, progress: ProgressCallback) -> History:
     """Train with the bench's policy (module docstring); the backend ends with the best weights."""
     history = History()
@@ -107,8 +132,10 @@ def train(backend: EpochBackend, config: TrainConfig, progress: ProgressCallback
     for epoch in range(1, config.epochs + 1):
         t0 = time.monotonic()
         state = _Epoch(epoch, steps, config, start, progress)
+        if config.schedule == "cosine":
+            lr = cosine_lr(config, (epoch - 1) * steps, config.epochs * steps)
         try:
-            backend.train_epoch(epoch, state.on_step)
+            backend.train_epoch(epoch, _stepper(backend, config, state, steps))
             val_loss = backend.evaluate()
             if val_loss is not None and not math.isfinite(val_loss):
                 raise NonFiniteLoss
@@ -121,7 +148,7 @@ def train(backend: EpochBackend, config: TrainConfig, progress: ProgressCallback
             best, best_state, bad_epochs, since_change = monitored, backend.snapshot(), 0, 0
         else:
             bad_epochs, since_change = bad_epochs + 1, since_change + 1
-            if since_change > plateau_patience(config):
+            if config.schedule == "plateau" and since_change > plateau_patience(config):
                 lr, since_change = lr * PLATEAU_FACTOR, 0
                 backend.set_lr(lr)
         event = {"epoch": epoch, "epochs": config.epochs, "step": steps, "steps": steps}

@@ -341,3 +341,23 @@ def test_weights_round_trip_through_safetensors_only(tmp_path):
 
 def test_torch_overlap_canvas_matches_reference_canvas_size(prepared_g2):
     assert prepared_g2.train.canvas_size == physics.canvas_size(prepared_g2.train.offsets, 16)
+
+
+def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monkeypatch):
+    import torch
+
+    from ptycho_core.torch.trainer import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert resolve_precision("auto", cpu) == "fp32"
+
+
+def test_the_precision_used_is_recorded_in_the_checkpoint(prepared, tmp_path):
+    gen, _ = fit(data=prepared, epochs=1)
+    extra = gen.save(tmp_path)
+    assert extra["precision"] == "fp32"

@@ -93,3 +93,26 @@ def test_timeout_stops_mid_epoch_gracefully(timeout):
     history = train(backend, TrainConfig(epochs=2, timeout=timeout), lambda e: None)
     assert history.stopped.startswith("timeout after") and "(epoch 1, step 1/5)" in history.stopped
     assert len(history.loss) == 1 and backend.restored == 1
+
+
+def test_cosine_schedule_decays_step_by_step_to_the_floor_and_ignores_plateaus():
+    from ptycho_core.training import COSINE_FLOOR
+
+    backend = Scripted([1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], steps=10)
+    history = train(backend, TrainConfig(epochs=4, lr=2e-3, schedule="cosine", patience=0), lambda e: None)
+    assert len(backend.lrs) == 40  # one rate per step
+    assert backend.lrs == sorted(backend.lrs, reverse=True)
+    assert backend.lrs[-1] == pytest.approx(2e-3 * COSINE_FLOOR)
+    assert backend.lrs[19] == pytest.approx(2e-3 * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5))  # half way
+    assert history.lr[0] == pytest.approx(2e-3) and history.lr[2] == pytest.approx(backend.lrs[19])
+    # the plateau rule (flat losses) would have halved the rate: with cosine it does not act
+    plateau = Scripted([1.0] * 6, [1.0] * 6, steps=2)
+    train(plateau, TrainConfig(epochs=6, patience=0), lambda e: None)
+    assert plateau.lrs == [5e-4]
+
+
+def test_unknown_schedule_is_a_usage_error():
+    from ptycho_core.errors import UsageError
+
+    with pytest.raises(UsageError, match="schedule"):
+        TrainConfig(schedule="linear")

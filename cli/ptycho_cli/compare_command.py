@@ -7,7 +7,7 @@ import sys
 import click
 
 from ptycho_cli.options import train_config_options
-from ptycho_core.harness.request import DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
+from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
 
 
 @click.command()
@@ -42,7 +42,7 @@ from ptycho_core.harness.request import DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIO
     "--sim nphotons=1e4; repeatable. Implies simulated data.",
 )
 @click.option(
-    "--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
+    "--gridsize", default=DEFAULT_GRIDSIZE, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
 )
 @click.option(
     "--seeds",

@@ -12,6 +12,10 @@ from ptycho_core.errors import UsageError
 from ptycho_core.generator import train_fields, train_settings
 
 DEFAULT_OUT = "ptycho-compare"
+#: Gridsize of `ptycho compare` by default: 2, so that every physics-informed generator trains
+#: with the overlap constraint (at the same cost per epoch as gridsize 1: an epoch draws
+#: ceil(groups / 4) groups); measured to beat gridsize 1 at equal wall-clock time (README).
+DEFAULT_GRIDSIZE = 2
 DEFAULT_STITCHER = "probe_weighted"
 SIMULATIONS = ("lines", "grf")
 
@@ -40,7 +44,7 @@ class CompareRequest:
     data: Any = None
     test_data: Any = None
     simulate: Any = None
-    gridsize: int = 1
+    gridsize: int = DEFAULT_GRIDSIZE
     train: dict = field(default_factory=dict)
     seeds: int = 1
     stitcher: str = DEFAULT_STITCHER

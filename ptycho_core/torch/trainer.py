@@ -82,6 +82,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """ "auto" -> "bf16" where `device` computes bf16 natively (CUDA with bf16 support; a CPU with
+    AVX512-BF16 or AMX tiles), else "fp32"; "fp32" and "bf16" are kept as asked."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
+        torch.cpu, "_is_amx_tile_supported", lambda: False
+    )()
+    return "bf16" if native else "fp32"
+
+
 @contextlib.contextmanager
 def seeded(seed: int, device: torch.device):
     """Seed python, numpy and torch; on CPU enable deterministic algorithms (warn only) for the block."""
@@ -181,6 +194,7 @@ class TorchGenerator:
                 "input_scale": float(train.input_scale),
                 "s0": float(train.s0),
                 "canvas_size": int(train.canvas_size),
+                "precision": resolve_precision(config.precision, device),
             }
             self.model = ScaledNetwork(self.build(train.channels, train.patch_size), train.s0).to(device)
             self.device = device
@@ -309,7 +323,7 @@ class _TorchBackend:
         self.val = _Tensors(val, device, gen.supervised) if val is not None else None
         self.ctx = {
             "device": device,
-            "bf16": config.precision == "bf16",
+            "bf16": resolve_precision(config.precision, device) == "bf16",
             "input_scale": float(train.input_scale),
             "s0": float(train.s0),
             "canvas_size": int(train.canvas_size),

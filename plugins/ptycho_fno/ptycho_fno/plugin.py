@@ -10,6 +10,16 @@ REFERENCE = (
 )
 
 
+#: Training defaults per generator (TrainConfig fields; explicit flags win), chosen by measurement on
+#: DEFAULT_SIM at gridsize 2 on a 2-core CPU so that each trains in about 90 s: see the README,
+#: "Default training budget".
+TRAIN_DEFAULTS = {
+    "fno": {"epochs": 9, "precision": "auto", "schedule": "cosine", "lr": 2e-3},
+    "hybrid": {"epochs": 7, "precision": "auto", "schedule": "cosine", "lr": 2e-3},
+    "stable_hybrid": {"epochs": 7, "precision": "auto", "schedule": "cosine", "lr": 2e-3},
+}
+
+
 def _shared_options() -> dict:
     return {
         "width": Option("int", 32, "channels after the lifter (the first level's width)"),
@@ -52,6 +62,7 @@ def ptycho_register_generators(register):
                 "patterns of a group go through one shared network unless joint_channels."
             ),
             reference=REFERENCE,
+            train_defaults=TRAIN_DEFAULTS["fno"],
         )
     )
     register(
@@ -70,6 +81,7 @@ def ptycho_register_generators(register):
                 "of a group go through one shared network unless joint_channels."
             ),
             reference=REFERENCE,
+            train_defaults=TRAIN_DEFAULTS["hybrid"],
         )
     )
     register(
@@ -89,5 +101,6 @@ def ptycho_register_generators(register):
                 "model was the twin-image ambiguity of gridsize 1, not the block; see the plugin README."
             ),
             reference=REFERENCE,
+            train_defaults=TRAIN_DEFAULTS["stable_hybrid"],
         )
     )

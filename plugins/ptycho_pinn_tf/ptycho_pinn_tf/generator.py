@@ -9,7 +9,7 @@ the predicted patches, in normalised units, with the overlap constraint when C >
 `overlap`, canvas side `TrainingSet.canvas_size`). Adam at `config.lr`, gradient clipping at
 `config.clip_norm`; the schedule, early stop, timeout, non-finite loss guard, progress events and
 best weights are the bench's one policy, `ptycho_core.training` (the same as every torch model's).
-Precision is fp32 only: `precision="bf16"` is refused with a UsageError.
+Precision is fp32 only: `precision="bf16"` is refused with a UsageError ("auto" trains in fp32).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class PinnTF:
         self, train: TrainingSet, val: TrainingSet, config: TrainConfig, progress: ProgressCallback = no_progress
     ) -> History:
         """Train from scratch on `train`, validating on `val` only; returns the per-epoch History."""
-        if config.precision != "fp32":
+        if config.precision == "bf16":
             raise UsageError("pinn_tf supports precision fp32 only (bf16 is not implemented for the TensorFlow PINN)")
         device = _device(config.device)
         _check_training_set(train, "training")

@@ -26,6 +26,9 @@ def ptycho_register_generators(register):
             ),
             reference="Hoidn, Mishra, Mehta, Sci. Rep. 13, 22789 (2023)",
             # Set in the compare child before TensorFlow is imported (never TF_ENABLE_ONEDNN_OPTS).
+            # measured on DEFAULT_SIM at gridsize 2, 2 CPU cores: about 8 s an epoch; the plateau schedule
+            # at lr 1e-3 (cosine from 2e-3 diverged to a flat object): see the README
+            train_defaults={"epochs": 14},
             child_env={
                 "KERAS_BACKEND": "tensorflow",
                 "TF_CPP_MIN_LOG_LEVEL": "2",
