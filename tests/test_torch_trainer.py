@@ -361,3 +361,14 @@ def test_the_precision_used_is_recorded_in_the_checkpoint(prepared, tmp_path):
     gen, _ = fit(data=prepared, epochs=1)
     extra = gen.save(tmp_path)
     assert extra["precision"] == "fp32"
+
+
+def test_predict_in_cache_sized_passes_gives_what_one_pass_gives(prepared, monkeypatch):
+    from ptycho_core.torch import trainer
+
+    gen, _ = fit(data=prepared, epochs=1)
+    x = prepared.val.diffraction
+    whole = gen.predict(x, prepared.val.offsets)
+    monkeypatch.setattr(trainer, "CPU_INFERENCE_PATTERNS", 1)  # one group per pass
+    np.testing.assert_allclose(gen.predict(x, prepared.val.offsets), whole, rtol=1e-5, atol=1e-6)
+    assert gen.predict(x[:0], prepared.val.offsets[:0]).shape == (0,) + x.shape[1:]

@@ -93,9 +93,11 @@ def simulated(simulate):
         cfg = sim.DEFAULT_SIM.replace(object=cfg)
     train, test = sim.simulate_pair(cfg)
     default = " (DEFAULT_SIM)" if cfg == sim.DEFAULT_SIM.replace(object=cfg.object) else ""
+    side = f"{cfg.object_size}x{cfg.object_size}"
     desc = (
-        f"simulated {cfg.object} data{default}: N={cfg.patch_size}, {cfg.object_size}x{cfg.object_size} "
-        f"objects, step {cfg.step:g}, {train.n} train / {test.n} test patterns"
+        f"simulated {cfg.object} data{default}: N={cfg.patch_size}, {cfg.train_objects} training + 1 test "
+        f"{side} objects, {cfg.probe} probe, {cfg.phase} phase, {cfg.nphotons:g} photons, step {cfg.step:g}, "
+        f"{train.n} train / {test.n} test patterns"
     )
     return train, test, {"kind": "simulate", "description": desc, "simulation": cfg.to_dict()}
 

@@ -48,6 +48,8 @@ from ptycho_core.torch import losses
 from ptycho_core.torch.weights import WEIGHTS_FILE, load_weights, save_weights
 
 GENERATOR_FILE = "generator.json"
+#: Patterns of 32x32 per CPU forward pass in `predict` (scaled by area for other patch sizes).
+CPU_INFERENCE_PATTERNS = 32
 FORMAT = "ptycho-torch-generator"
 FORMAT_VERSION = 1
 #: Training data up to this many bytes are moved to the device once, larger sets per batch.
@@ -204,9 +206,11 @@ class TorchGenerator:
     def predict(self, diffraction: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
         """Raw amplitudes (B, C, N, N) float32 -> patches (B, C, N, N) complex64 in contract units.
 
-        Processes the B groups it is given in one forward pass under inference mode: the caller
-        batches (`ptycho_core.pipeline.predict_groups`). `offsets` (B, C, 2) are accepted for the
-        contract; the per-channel patches are returned before any overlap averaging.
+        Processes the B groups it is given under inference mode (the caller batches:
+        `ptycho_core.pipeline.predict_groups`); on the CPU in forward passes of about
+        CPU_INFERENCE_PATTERNS patterns, whose activations stay in cache (measured: fno and hybrid at
+        N=32 run 1.5-2x faster per pattern than in passes of 256). `offsets` (B, C, 2) are accepted
+        for the contract; the per-channel patches are returned before any overlap averaging.
         """
         model = self._require_model()
         diffraction = np.asarray(diffraction)
@@ -214,9 +218,16 @@ class TorchGenerator:
         if diffraction.ndim != 4 or diffraction.shape[1:] != (c, n, n):
             raise PtychoError(f"{self.name}: expected diffraction (B, {c}, {n}, {n}), got shape {diffraction.shape}")
         model.eval()
+        step = len(diffraction) or 1
+        if self.device.type == "cpu":
+            step = max(1, CPU_INFERENCE_PATTERNS * 32 * 32 // (c * n * n))
+        out = np.empty(diffraction.shape, dtype=np.complex64)
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(diffraction, dtype=np.float32)).to(self.device)
-            return model(x * self.meta["input_scale"]).to("cpu").numpy()
+            for start in range(0, len(diffraction), step):
+                chunk = np.ascontiguousarray(diffraction[start : start + step], dtype=np.float32)
+                x = torch.from_numpy(chunk).to(self.device)
+                out[start : start + len(chunk)] = model(x * self.meta["input_scale"]).to("cpu").numpy()
+        return out
 
     def device_info(self) -> dict:
         """The GPU this generator uses (None on CPU) and torch's peak GPU memory in MiB."""
