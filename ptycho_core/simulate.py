@@ -18,7 +18,7 @@ Why each default (issue 9: data that look like an experiment):
   uses an unrelated texture (the hardest case), `none` a pure absorber. Phase spans
   [0, `phase_max` = pi/2].
 - `train_objects=3`: the training field of view is three independent 128 x 128 objects side by
-  side (1,728 training patterns), so a network cannot memorise one patch of lines; the test
+  side (2,112 training patterns), so a network cannot memorise one patch of lines; the test
   object is a fourth.
 - `patch_size=32`, `object_size=128`, `step=4` (87 % linear overlap), `jitter=0.5`: small enough
   that every generator trains in minutes on two CPU cores, dense enough for the overlap constraint.

@@ -145,3 +145,21 @@ def test_train_turns_a_factory_refusing_an_option_value_into_one_line_and_exit_2
     assert result.exit_code == 2, result.output
     assert "error: dummy_intensity: bad option value: rate must be positive, not -1.0" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_compare_simulates_with_sim_settings_and_defaults_to_gridsize_2(runner_host, tmp_path):
+    out = tmp_path / "c"
+    args = ["compare", "-g", "dummy_intensity", "--epochs", "1", "--out", str(out)]
+    args += ["--sim", "patch_size=16", "--sim", "object_size=40", "--sim", "train_objects=2"]
+    args += ["--sim", "phase=independent", "--sim", "nphotons=1e4"]
+    result = CliRunner().invoke(cli, args, obj=State(host=runner_host))
+    assert result.exit_code == 0, result.output
+    assert "2 training + 1 test 40x40 objects, aberrated probe, independent phase, 10000 photons" in result.output
+    provenance = json.loads((out / "metrics.json").read_text())["provenance"]
+    assert provenance["gridsize"] == 2
+    simulation = provenance["data"]["simulation"]
+    assert (simulation["train_objects"], simulation["phase"], simulation["nphotons"]) == (2, "independent", 1e4)
+    row = json.loads((out / "metrics.json").read_text())["rows"][0]
+    assert 0.0 <= row["twin_share"] <= 1.0
+    bad = CliRunner().invoke(cli, ["compare", "--sim", "coma=strong", "--out", str(out)], obj=State(host=runner_host))
+    assert bad.exit_code == 2 and "coma" in bad.output and "Traceback" not in bad.output
