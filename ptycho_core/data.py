@@ -125,9 +125,7 @@ def validate(ds: Dataset, source: str = "dataset") -> None:
     if not np.isfinite(d).all():
         raise _fail(source, "diffraction", "must be finite", f"{int((~np.isfinite(d)).sum())} NaN/inf values")
     if (d < 0).any():
-        raise _fail(
-            source, "diffraction", "must be non-negative amplitudes", f"{int((d < 0).sum())} negative values"
-        )
+        raise _fail(source, "diffraction", "must be non-negative amplitudes", f"{int((d < 0).sum())} negative values")
     if not isinstance(p, np.ndarray) or p.dtype != np.float64:
         raise _fail(source, "positions", "must be a float64 array", getattr(p, "dtype", type(p).__name__))
     if p.ndim != 2 or p.shape[1] != 2:
@@ -139,7 +137,12 @@ def validate(ds: Dataset, source: str = "dataset") -> None:
     if not isinstance(probe, np.ndarray) or probe.dtype != np.complex64:
         raise _fail(source, "probe", "must be a complex64 array", getattr(probe, "dtype", type(probe).__name__))
     if probe.ndim == 3:
-        raise _fail(source, "probe", "must be a single mode (N, N); multi-mode probes are not supported yet", f"shape {probe.shape}")
+        raise _fail(
+            source,
+            "probe",
+            "must be a single mode (N, N); multi-mode probes are not supported yet",
+            f"shape {probe.shape}",
+        )
     if probe.shape != (n_pix, n_pix):
         raise _fail(source, "probe", f"must have the pattern shape ({n_pix}, {n_pix})", f"shape {probe.shape}")
     if not np.isfinite(probe).all() or not np.abs(probe).any():

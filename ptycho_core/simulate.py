@@ -167,7 +167,11 @@ def texture(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_object(
-    kind: str, size: int, rng: np.random.Generator, phase: str = "independent", phase_max: float = math.pi / 2,
+    kind: str,
+    size: int,
+    rng: np.random.Generator,
+    phase: str = "independent",
+    phase_max: float = math.pi / 2,
     tiles: int = 1,
 ) -> np.ndarray:
     """A complex64 (size, tiles * size) object: `tiles` independent squares side by side.
@@ -236,7 +240,9 @@ def aberrated_probe(
     rho = np.hypot(ky, kx) / pupil_radius
     theta = np.arctan2(ky, kx)
     aberration = (
-        defocus * rho**2 + astigmatism * rho**2 * np.cos(2 * theta) + coma * (3 * rho**3 - 2 * rho) * np.cos(theta - math.pi / 6)
+        defocus * rho**2
+        + astigmatism * rho**2 * np.cos(2 * theta)
+        + coma * (3 * rho**3 - 2 * rho) * np.cos(theta - math.pi / 6)
     )
     aperture = np.clip(pupil_radius + 0.5 - np.hypot(ky, kx), 0.0, 1.0)
     pupil = aperture * np.exp(1j * aberration)

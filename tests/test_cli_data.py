@@ -13,8 +13,18 @@ SMALL = ["--patch-size", "16", "--object-size", "40", "--step", "4", "--nphotons
 def test_simulate_writes_train_and_test_files_from_the_given_config(invoke, tmp_path):
     train_path, test_path = tmp_path / "train.npz", tmp_path / "test.npz"
     result = invoke(
-        "simulate", "--out", train_path, "--test-out", test_path, "--object", "grf", "--seed", "5", *SMALL,
-        "--sim", "train_objects=1",
+        "simulate",
+        "--out",
+        train_path,
+        "--test-out",
+        test_path,
+        "--object",
+        "grf",
+        "--seed",
+        "5",
+        *SMALL,
+        "--sim",
+        "train_objects=1",
     )
     assert result.exit_code == 0, result.output
     assert f"wrote {train_path} (train)" in result.stdout and f"wrote {test_path} (test)" in result.stdout

@@ -23,13 +23,33 @@ def ptycho(*args, cwd):
 
 def test_simulate_train_reconstruct_score(tmp_path):
     sim = ptycho(
-        "simulate", "--out", "train.npz", "--test-out", "test.npz", "--patch-size", "16", "--object-size", "48",
+        "simulate",
+        "--out",
+        "train.npz",
+        "--test-out",
+        "test.npz",
+        "--patch-size",
+        "16",
+        "--object-size",
+        "48",
         cwd=tmp_path,
     )
     assert sim.returncode == 0, sim.stderr
     trained = ptycho(
-        "train", "--generator", "baseline", "--data", "train.npz", "--out", "model", "--epochs", "2",
-        "--batch-size", "8", "--option", "scale=0.25", cwd=tmp_path,
+        "train",
+        "--generator",
+        "baseline",
+        "--data",
+        "train.npz",
+        "--out",
+        "model",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--option",
+        "scale=0.25",
+        cwd=tmp_path,
     )
     assert trained.returncode == 0, trained.stderr
     assert "2 epochs" in trained.stdout and "checkpoint written to model" in trained.stdout
@@ -39,8 +59,9 @@ def test_simulate_train_reconstruct_score(tmp_path):
     history = json.loads((tmp_path / "model" / "history.json").read_text())
     assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
 
-    recon = ptycho("reconstruct", "--model", "model", "--data", "test.npz", "--out", "recon.npz", "--json",
-                   cwd=tmp_path)
+    recon = ptycho(
+        "reconstruct", "--model", "model", "--data", "test.npz", "--out", "recon.npz", "--json", cwd=tmp_path
+    )
     assert recon.returncode == 0, recon.stderr
     metrics = json.loads(recon.stdout)
     for key in ("amp_ssim", "phase_ssim", "amp_psnr", "data_error", "inference_patterns_per_s"):

@@ -86,7 +86,15 @@ def _row(result, name):
 
 def test_comparison_writes_every_output_file(mixed):
     result, _, out = mixed
-    for name in ("metrics.csv", "metrics.json", "comparison.png", "errors.png", "frc.png", "training.png", "report.html"):
+    for name in (
+        "metrics.csv",
+        "metrics.json",
+        "comparison.png",
+        "errors.png",
+        "frc.png",
+        "training.png",
+        "report.html",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     for name in ("dummy_intensity", "dummy_supervised"):
         for file in RUN_FILES:

@@ -94,7 +94,9 @@ def test_checkpoint_round_trip_and_refusals(pair, tmp_path):
     assert config["plugin"] == {"distribution": "tests", "version": "0"}
     loaded, _ = pipeline.load_generator(tmp_path / "m")
     d = test.diffraction[prepared.test_groups.indices]
-    np.testing.assert_array_equal(loaded.predict(d, prepared.test_groups.offsets), gen.predict(d, prepared.test_groups.offsets))
+    np.testing.assert_array_equal(
+        loaded.predict(d, prepared.test_groups.offsets), gen.predict(d, prepared.test_groups.offsets)
+    )
     with pytest.raises(UsageError, match="not 'other'"):
         pipeline.load_generator(tmp_path / "m", expected_generator="other")
     config["format_version"] = 99

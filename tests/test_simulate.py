@@ -106,8 +106,19 @@ def test_settings_parse_by_field_type_and_bad_ones_are_usage_errors():
 def test_simulate_command_takes_every_setting(invoke, tmp_path):
     path = tmp_path / "d.npz"
     result = invoke(
-        "simulate", "--out", path, "--patch-size", "16", "--object-size", "40",
-        "--sim", "train_objects=2", "--sim", "phase=independent", "--sim", "coma=0.5",
+        "simulate",
+        "--out",
+        path,
+        "--patch-size",
+        "16",
+        "--object-size",
+        "40",
+        "--sim",
+        "train_objects=2",
+        "--sim",
+        "phase=independent",
+        "--sim",
+        "coma=0.5",
     )
     assert result.exit_code == 0, result.output
     meta = load_npz(path).metadata["simulation"]

@@ -42,7 +42,11 @@ from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_S
     "--sim nphotons=1e4; repeatable. Implies simulated data.",
 )
 @click.option(
-    "--gridsize", default=DEFAULT_GRIDSIZE, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
+    "--gridsize",
+    default=DEFAULT_GRIDSIZE,
+    show_default=True,
+    type=click.IntRange(1, 4),
+    help="Patterns per group: gridsize**2.",
 )
 @click.option(
     "--seeds",

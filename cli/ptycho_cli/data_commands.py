@@ -111,7 +111,10 @@ def simulate(
             f"object {s['object_shape'][0]}x{s['object_shape'][1]}, "
             f"mean counts/pattern {s['mean_counts_per_pattern']:.4g}"
         )
-    click.echo("config: " + " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in cfg.to_dict().items() if v != ""))
+    click.echo(
+        "config: "
+        + " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in cfg.to_dict().items() if v != "")
+    )
 
 
 @click.command("inspect")

@@ -23,7 +23,6 @@ TINY = SimConfig(patch_size=16, object_size=40, train_objects=2, step=3.0)
 
 def _score(gridsize: int, epochs: int) -> dict:
     import torch
-
     from ptycho_fno.models import build_fno
 
     torch.set_num_threads(1)
