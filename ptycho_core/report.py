@@ -335,6 +335,20 @@ def _limits(arrays: list) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _image_rows(fig, axes, images: list, scales) -> None:
+    """Draw [(title, amplitude-like, phase-like)] as two rows of `axes` (2, n), each row on one colour
+    scale `scales[row] = (cmap, vmin, vmax, label)` with its colour bar."""
+    for row, (cmap, vmin, vmax, label) in enumerate(scales):
+        for j, image in enumerate(images):
+            drawn = axes[row][j].imshow(image[1 + row], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            axes[row][j].set_xticks([])
+            axes[row][j].set_yticks([])
+        axes[row][0].set_ylabel(label)
+        fig.colorbar(drawn, ax=list(axes[row]), shrink=0.8, pad=0.02)
+    for j, image in enumerate(images):
+        axes[0][j].set_title(image[0], fontsize=10)
+
+
 def comparison_figure(truth, panels: dict, path, pixel_size_m: float | None = None) -> Path:
     """comparison.png: columns ground truth (when known) and every model; rows amplitude and
     phase, each row on one shared colour scale (from the ground truth when known)."""
@@ -353,17 +367,8 @@ def comparison_figure(truth, panels: dict, path, pixel_size_m: float | None = No
     reference = [images[0]] if truth is not None else images
     amp_lim = _limits([im[1] for im in reference])
     phase_lim = _limits([im[2] for im in reference])
-    for j, (title, amp, phase) in enumerate(images):
-        a = axes[0][j].imshow(amp, cmap="gray", vmin=amp_lim[0], vmax=amp_lim[1], interpolation="nearest")
-        p = axes[1][j].imshow(phase, cmap="viridis", vmin=phase_lim[0], vmax=phase_lim[1], interpolation="nearest")
-        axes[0][j].set_title(title, fontsize=10)
-        for ax in (axes[0][j], axes[1][j]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[0][0].set_ylabel("amplitude")
-    axes[1][0].set_ylabel("phase (rad)")
-    fig.colorbar(a, ax=list(axes[0]), shrink=0.8, pad=0.02)
-    fig.colorbar(p, ax=list(axes[1]), shrink=0.8, pad=0.02)
+    scales = (("gray", *amp_lim, "amplitude"), ("viridis", *phase_lim, "phase (rad)"))
+    _image_rows(fig, axes, images, scales)
     if pixel_size_m and pixel_size_m > 0:
         width_px = x1 - x0
         bar_m = nice_length(width_px * pixel_size_m / 4)
@@ -439,17 +444,8 @@ def error_figure(truth, panels: dict, path) -> Path:
     phase_top = max(_limits([np.abs(e[2]) for e in errors])[1], 1e-6)
     fig = Figure(figsize=(2.4 * len(errors) + 0.8, 5.0))
     axes = fig.subplots(2, len(errors), squeeze=False)
-    for j, (title, amp_err, phase_err) in enumerate(errors):
-        a = axes[0][j].imshow(amp_err, cmap="RdBu_r", vmin=-amp_top, vmax=amp_top, interpolation="nearest")
-        p = axes[1][j].imshow(phase_err, cmap="RdBu_r", vmin=-phase_top, vmax=phase_top, interpolation="nearest")
-        axes[0][j].set_title(title, fontsize=10)
-        for ax in (axes[0][j], axes[1][j]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[0][0].set_ylabel("amplitude error")
-    axes[1][0].set_ylabel("phase error (rad)")
-    fig.colorbar(a, ax=list(axes[0]), shrink=0.8, pad=0.02)
-    fig.colorbar(p, ax=list(axes[1]), shrink=0.8, pad=0.02)
+    scales = (("RdBu_r", -amp_top, amp_top, "amplitude error"), ("RdBu_r", -phase_top, phase_top, "phase error (rad)"))
+    _image_rows(fig, axes, errors, scales)
     fig.suptitle("reconstruction minus ground truth (aligned as in comparison.png)", fontsize=10)
     return _save_figure(fig, Path(path))
 
@@ -463,7 +459,7 @@ def training_figure(histories: dict, path) -> Path:
     names = list(histories)
     ncol = min(3, max(1, len(names)))
     nrow = max(1, math.ceil(len(names) / ncol))
-    fig = Figure(figsize=(3.6 * ncol, 2.8 * nrow + 0.4))
+    fig = Figure(figsize=(3.6 * ncol, 2.8 * nrow + 0.4), layout="constrained")
     axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
     for ax in axes[len(names) :]:
         ax.set_axis_off()

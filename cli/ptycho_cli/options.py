@@ -41,12 +41,13 @@ def train_config_options(func):
     return functools.reduce(lambda f, dec: dec(f), reversed(decorators), func)
 
 
-def parse_options(raw: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """`("key=value", ...)` -> {key: "value"}; typing happens against the spec's declared Options."""
+def parse_options(raw: tuple[str, ...] | list[str], flag: str = "--option") -> dict[str, str]:
+    """`("key=value", ...)` -> {key: "value"}; typing happens against the spec's declared Options
+    (or, for `--sim`, SimConfig's fields). A malformed item is a UsageError naming `flag`."""
     out = {}
     for item in raw:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--option expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
         out[key.strip()] = value.strip()
     return out
