@@ -15,9 +15,16 @@ defaults; `timeout` is the hard limit per run, after which its process is killed
 from __future__ import annotations
 
 from ptycho_core.harness import events
-from ptycho_core.harness.request import DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS, CompareRequest, CompareResult
+from ptycho_core.harness.request import (
+    DEFAULT_OUT,
+    DEFAULT_STITCHER,
+    INTERRUPTED_EXIT,
+    SIMULATIONS,
+    CompareRequest,
+    CompareResult,
+)
 
-__all__ = ["DEFAULT_OUT", "DEFAULT_STITCHER", "SIMULATIONS", "CompareRequest", "CompareResult", "run"]
+__all__ = ["DEFAULT_OUT", "DEFAULT_STITCHER", "INTERRUPTED_EXIT", "SIMULATIONS", "CompareRequest", "CompareResult", "run"]
 
 
 def run(generators=None, *, on_event=events.ignore, host=None, **settings) -> CompareResult:

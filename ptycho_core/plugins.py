@@ -187,7 +187,9 @@ class PluginHost:
 
         try:
             impl.function(register=register)
-        except Exception as exc:
+        except BaseException as exc:  # a hook may raise anything, SystemExit too
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             # A failing hook is skipped whole: half a registration is worse than none.
             reg.problems.append(Problem(dist, f"hook {impl.function.__name__} failed: {type(exc).__name__}: {exc}"))
             return

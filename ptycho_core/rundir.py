@@ -18,11 +18,13 @@ module level; numpy is imported by the functions that write arrays.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,22 +93,33 @@ def dumps(payload) -> str:
     return json.dumps(json_safe(payload), indent=2, allow_nan=False, default=str) + "\n"
 
 
-def write_json(path, payload) -> Path:
-    """Write `payload` as strict JSON (see `json_safe`), atomically."""
+@contextlib.contextmanager
+def atomic(path) -> Iterator[Path]:
+    """Yield the temporary path to write `path` under; then `os.replace` it onto `path`.
+
+    If writing or renaming fails the temporary file is deleted and `path` is untouched: a reader
+    sees the old file or none, never half of one.
+    """
     path = Path(path)
     tmp = atomic_path(path)
-    tmp.write_text(dumps(payload))
-    os.replace(tmp, path)
-    return path
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, payload) -> Path:
+    """Write `payload` as strict JSON (see `json_safe`), atomically."""
+    return write_text(path, dumps(payload))
 
 
 def write_text(path, text: str) -> Path:
     """Write a text file atomically."""
-    path = Path(path)
-    tmp = atomic_path(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    with atomic(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def read_json(path) -> dict:
@@ -123,10 +136,8 @@ def write_npz(path, digest=None, **arrays) -> Path:
     import numpy as np
 
     path = Path(path)
-    tmp = atomic_path(path)
-    with open(tmp, "wb") as fh:
+    with atomic(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, path)
     if digest is not None:
         for key in sorted(arrays):
             a = np.ascontiguousarray(arrays[key])

@@ -20,7 +20,7 @@ from ptycho_core import plugins as plugins_module
 from ptycho_core.errors import PluginError
 from ptycho_core.hookspecs import hookimpl
 from ptycho_core.plugins import PluginHost
-from ptycho_core.registry import GeneratorSpec, Option
+from ptycho_core.registry import GeneratorSpec, Option, StitcherSpec
 
 
 def generator_plugin(*names, options=None):
@@ -150,6 +150,69 @@ def test_a_failing_hook_is_reported_and_registers_nothing(core_host, invoke):
         assert _names(invoke("list-generators", "--json")) == ["fine"]
         problems = _plugins_json(invoke("plugins", "--json"))["ptycho-failing"]["problems"]
         assert any("boom in the hook" in p for p in problems)
+
+
+class ExitingHookPlugin:
+    @hookimpl
+    def ptycho_register_generators(self, register):
+        register(GeneratorSpec(name="exiting_gen", summary="never registered", factory="x:y"))
+        raise SystemExit(4)
+
+
+class CallbackMisusePlugin:
+    """Registers what `mode` says: something that is not a spec, a spec of the wrong kind, or a
+    name twice; each a plugin bug the host reports without registering anything of that hook."""
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    @hookimpl
+    def ptycho_register_generators(self, register):
+        spec = GeneratorSpec(name="misused_gen", summary="s", factory="x:y")
+        register(spec)
+        if self.mode == "not-a-spec":
+            register({"name": "dict_gen"})
+        elif self.mode == "wrong-kind":
+            register(StitcherSpec(name="stitch_as_gen", summary="s", factory="x:y"))
+        else:
+            register(spec)
+
+
+def test_a_hook_that_calls_sys_exit_is_reported_and_the_cli_keeps_working(core_host, invoke):
+    with (
+        core_host.registered(ExitingHookPlugin(), "exiting", distribution="ptycho-exiting"),
+        core_host.registered(generator_plugin("fine"), "fine", distribution="ptycho-fine"),
+    ):
+        listing = invoke("list-generators", "--json")
+        assert listing.exit_code == 0 and _names(listing) == ["fine"]
+        problems = _plugins_json(invoke("plugins", "--json"))["ptycho-exiting"]["problems"]
+        assert problems == ["hook ptycho_register_generators failed: SystemExit: 4"]
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("not-a-spec", "TypeError: register() expects a GeneratorSpec, got dict"),
+        ("wrong-kind", "TypeError: register() expects a GeneratorSpec, got StitcherSpec"),
+        ("twice", "ValueError: generator 'misused_gen' registered twice by the same plugin"),
+    ],
+)
+def test_register_misuse_is_a_problem_of_that_plugin_only(core_host, invoke, mode, message):
+    with (
+        core_host.registered(CallbackMisusePlugin(mode), "misuse", distribution="ptycho-misuse"),
+        core_host.registered(generator_plugin("fine"), "fine", distribution="ptycho-fine"),
+    ):
+        assert _names(invoke("list-generators", "--json")) == ["fine"]
+        problems = _plugins_json(invoke("plugins", "--json"))["ptycho-misuse"]["problems"]
+        assert problems == [f"hook ptycho_register_generators failed: {message}"]
+
+
+def test_registering_the_same_plugin_name_twice_is_reported_not_raised(core_host, invoke):
+    with core_host.registered(generator_plugin("first"), "same", distribution="ptycho-first"):
+        core_host.register(generator_plugin("second"), "same", distribution="ptycho-second")
+        assert _names(invoke("list-generators", "--json")) == ["first"]
+        entry = _plugins_json(invoke("plugins", "--json"))["ptycho-second"]
+        assert "cannot register plugin 'same'" in entry["error"]
 
 
 def test_an_unknown_hook_is_reported(core_host, invoke):

@@ -12,14 +12,16 @@ from pathlib import Path
 from ptycho_core import rundir
 from ptycho_core.harness import events as ev
 from ptycho_core.harness import plan, score, source, supervise
-from ptycho_core.harness.request import CompareRequest, CompareResult
+from ptycho_core.harness.request import INTERRUPTED_EXIT, CompareRequest, CompareResult
 
 
 def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult:
     """Compare generators on one dataset, one split and one training budget; write the report.
 
     host: a `PluginHost` (default: from the environment). Raises UsageError / DataError
-    (PtychoError) before any child starts; a failed run is a failed row, not an exception.
+    (PtychoError) before any child starts; a failed run is a failed row, not an exception. A
+    Ctrl-C while the children run ends the unfinished runs as "interrupted" rows; the report is
+    still written and `exit_code` is INTERRUPTED_EXIT.
     """
     from ptycho_core.plugins import PluginHost
 
@@ -49,7 +51,10 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
         )
         for p in plans
     ]
-    return _report(request, selection, staged, registry, scored, threads, started)
+    result = _report(request, selection, staged, registry, scored, threads, started)
+    if any(o.interrupted for o in outcomes.values()):
+        result.exit_code = INTERRUPTED_EXIT
+    return result
 
 
 def _announce(request, selection, staged, plans, on_event) -> None:

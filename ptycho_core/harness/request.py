@@ -75,13 +75,17 @@ class CompareRequest:
             raise UsageError("--timeout may not be negative")
 
 
+#: Exit code of a comparison interrupted by Ctrl-C (after its report is written): 128 + SIGINT.
+INTERRUPTED_EXIT = 130
+
+
 @dataclass
 class CompareResult:
     """What a comparison produced.
 
     rows: one summary per generator (dicts: mean and std over seeds when seeds > 1, as in
     metrics.csv); runs: one `Row` per (generator, seed); skipped: generators not run, with the
-    reason; exit_code: 0 all succeeded, 1 any failed.
+    reason; exit_code: 0 all succeeded, 1 any failed, 130 interrupted (Ctrl-C; the report is written).
     """
 
     out_dir: Path

@@ -25,6 +25,8 @@ from ptycho_core.harness import events as ev
 from ptycho_core.harness.plan import RunPlan
 from ptycho_core.registry import GeneratorSpec, spec_as_dict
 
+#: The reason of a run that a parent interrupt (Ctrl-C) ended or kept from starting.
+INTERRUPTED = "interrupted"
 #: Seconds a child may take to start (interpreter + imports) before its timeout clock starts anyway.
 START_GRACE = 60.0
 #: Environment variables that bound a child's thread pools (BLAS and OpenMP; a framework's own
@@ -45,6 +47,7 @@ class Outcome:
     ok: bool
     reason: str = ""
     usage: bool = False
+    interrupted: bool = False
 
 
 @dataclass
@@ -85,7 +88,11 @@ def child_environment(spec: GeneratorSpec, threads: int) -> dict[str, str]:
 
 
 def run_children(plans, layout: rundir.Layout, *, jobs=1, threads=1, timeout=0.0, on_event=ev.ignore) -> dict:
-    """Run each plan in its own spawned child, `jobs` at a time. Returns {name: Outcome}."""
+    """Run each plan in its own spawned child, `jobs` at a time. Returns {name: Outcome}.
+
+    A KeyboardInterrupt in the parent kills the running children and ends every unfinished run
+    as an "interrupted" outcome (`Outcome.interrupted`), so the caller can still report.
+    """
     import multiprocessing
 
     if not plans:
@@ -105,12 +112,16 @@ def run_children(plans, layout: rundir.Layout, *, jobs=1, threads=1, timeout=0.0
                 del running[child.name]
                 if outcomes[child.name].usage:
                     raise UsageError(outcomes[child.name].reason)
+    except KeyboardInterrupt:
+        outcomes.update({p.name: Outcome(ok=False, reason=INTERRUPTED, interrupted=True) for p in waiting})
+        on_event(ev.Note("interrupted: stopping the running children and writing the report"))
     finally:
-        for child in running.values():  # interrupted: leave no child behind
+        for child in running.values():  # interrupted or failed: leave no child behind
             if child.process.is_alive():
                 child.process.kill()
             child.process.join()
-            outcomes.setdefault(child.name, collect(child.plan, layout, child.process.exitcode, "interrupted"))
+            ended = collect(child.plan, layout, child.process.exitcode, INTERRUPTED)
+            outcomes.setdefault(child.name, Outcome(ok=False, reason=ended.reason, interrupted=True))
         on_event(ev.ChildrenDone())
     return outcomes
 

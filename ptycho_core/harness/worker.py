@@ -163,7 +163,7 @@ def execute(job: dict, emit=None) -> rundir.RunRecord:
     record = _record(job, spec, config, generator, history, train_seconds, patterns_per_s, patches.shape[0])
     record.started = started
     rundir.write_json(partial / rundir.RUN_JSON, record.to_dict())
-    (partial / rundir.DONE).write_text(f"{job['hash']}\n")  # last: a folder without it is never trusted
+    rundir.write_text(partial / rundir.DONE, f"{job['hash']}\n")  # last: a folder without it is never trusted
     rundir.publish(partial, Path(job["run_dir"]))
     return record
 

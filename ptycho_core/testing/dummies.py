@@ -19,6 +19,7 @@ Broken dummies, failing inside `fit`:
     dummy_dying        the process exits at once with os._exit(code)
     dummy_sleeping     sleeps `seconds` (past any sensible --timeout)
     dummy_nan          returns History.stopped = "non-finite loss at epoch 1"
+A broken stitcher factory, `raising_stitcher`, raises RuntimeError (register it in a test).
 """
 
 from __future__ import annotations
@@ -266,6 +267,11 @@ def build_sleeping(seconds: float = 3600.0):
 
 def build_nan():
     return NanGenerator()
+
+
+def raising_stitcher(patches, positions, shape, probe, **options):
+    """A stitcher factory that fails (a broken stitcher plugin, for the scoring guard)."""
+    raise RuntimeError("dummy stitcher failure")
 
 
 def specs() -> list[GeneratorSpec]:
