@@ -24,7 +24,15 @@ from ptycho_core.harness.request import (
     CompareResult,
 )
 
-__all__ = ["DEFAULT_OUT", "DEFAULT_STITCHER", "INTERRUPTED_EXIT", "SIMULATIONS", "CompareRequest", "CompareResult", "run"]
+__all__ = [
+    "DEFAULT_OUT",
+    "DEFAULT_STITCHER",
+    "INTERRUPTED_EXIT",
+    "SIMULATIONS",
+    "CompareRequest",
+    "CompareResult",
+    "run",
+]
 
 
 def run(generators=None, *, on_event=events.ignore, host=None, **settings) -> CompareResult:

@@ -98,7 +98,60 @@ class Stalls(Wrapped):
         return History(loss=[1.0] * config.epochs, val_loss=[1.0] * config.epochs)
 
 
+class Constant(Wrapped):
+    def predict(self, diffraction, offsets):
+        import numpy as np
+
+        return np.ones(diffraction.shape, np.complex64)
+
+
+class QuietProgress(Wrapped):
+    def fit(self, train, val, config, progress):
+        keep = ("epoch", "epochs", "loss")
+        return self.inner.fit(train, val, config, lambda e: progress({k: e[k] for k in keep}))
+
+
+class NoEpochEnd(Wrapped):
+    def fit(self, train, val, config, progress):
+        return self.inner.fit(train, val, config, lambda e: progress({**e, "steps": e["steps"] + 1}))
+
+
+class PicklesProtocol0(Wrapped):
+    def save(self, directory):
+        self.inner.save(directory)
+        Path(directory, "state.bin").write_bytes(pickle.dumps(self.inner.params, protocol=0))
+
+
+class PicklesProtocol1(Wrapped):
+    def save(self, directory):
+        self.inner.save(directory)
+        Path(directory, "state.bin").write_bytes(pickle.dumps(self.inner.params, protocol=1))
+
+
+class ObjectNpy(Wrapped):
+    def save(self, directory):
+        import numpy as np
+
+        self.inner.save(directory)
+        np.save(Path(directory, "state.npy"), np.array([self.inner.params], dtype=object), allow_pickle=True)
+
+
+class ObjectNpz(Wrapped):
+    def save(self, directory):
+        import numpy as np
+
+        self.inner.save(directory)
+        np.savez(Path(directory, "state.npz"), ok=np.zeros(3), params=np.array([self.inner.params], dtype=object))
+
+
 BROKEN = {
+    "constant": "Constant",
+    "quiet_progress": "QuietProgress",
+    "no_epoch_end": "NoEpochEnd",
+    "pickles_protocol_0": "PicklesProtocol0",
+    "pickles_protocol_1": "PicklesProtocol1",
+    "object_npy": "ObjectNpy",
+    "object_npz": "ObjectNpz",
     "wrong_dtype": "WrongDtype",
     "drops_channels": "DropsChannels",
     "pickles": "Pickles",
@@ -149,6 +202,32 @@ def off_by_one(patches, positions, shape, probe):
     from ptycho_core import stitch
 
     return stitch.probe_weighted(patches, positions + 1.0, shape, probe)
+
+
+def rounds_positions(patches, positions, shape, probe):
+    """Ignores the sub-pixel part of the positions."""
+    import numpy as np
+    from ptycho_core import stitch
+
+    return stitch.probe_weighted(patches, np.round(positions), shape, probe)
+
+
+def truncates_positions(patches, positions, shape, probe):
+    import numpy as np
+    from ptycho_core import stitch
+
+    return stitch.probe_weighted(patches, np.floor(positions), shape, probe)
+
+
+def misses_a_corner(patches, positions, shape, probe):
+    """Exact, but leaves the top rows of the scanned region uncovered (zero weight, zero object)."""
+    import numpy as np
+    from ptycho_core import stitch
+
+    obj, weights = stitch.probe_weighted(patches, positions, shape, probe)
+    top = int(np.ceil(positions[:, 0].min())) + 3
+    obj[:top], weights[:top] = 0, 0
+    return obj, weights
 
 
 def no_weights(patches, positions, shape, probe):
@@ -239,6 +318,13 @@ def test_unknown_generator_names_what_is_installed(dummy_registry):
         ("forgets_on_load", "save_then_load_reproduces_predictions", "after save/load differ"),
         ("unseeded", "same_seed_gives_same_result", "two fits with seed 0 differ"),
         ("stalls", "fit_lowers_loss", "did not lower the training loss"),
+        ("constant", "predict_returns_patches_for_one_channel", "the same patches for all 11 inputs"),
+        ("quiet_progress", "fit_lowers_loss", "dicts with epoch, epochs, step, steps, loss, val_loss"),
+        ("no_epoch_end", "fit_lowers_loss", "one epoch-end event (step == steps)"),
+        ("pickles_protocol_0", "save_then_load_reproduces_predictions", "save wrote pickles (state.bin)"),
+        ("pickles_protocol_1", "save_then_load_reproduces_predictions", "save wrote pickles (state.bin)"),
+        ("object_npy", "save_then_load_reproduces_predictions", "save wrote pickles (state.npy)"),
+        ("object_npz", "save_then_load_reproduces_predictions", "save wrote pickles (state.npz)"),
     ],
 )
 def test_each_broken_runtime_contract_is_caught(broken_registry, kind, check, words):
@@ -338,7 +424,13 @@ def test_core_stitchers_recover_the_object(core_host):
 
 @pytest.mark.parametrize(
     "factory, words",
-    [("off_by_one", "relative error"), ("no_weights", "returns (object (H, W), weights (H, W))")],
+    [
+        ("off_by_one", "relative error"),
+        ("no_weights", "returns (object (H, W), weights (H, W))"),
+        ("rounds_positions", "sub-pixel positions: stitching the true patches gives a relative error"),
+        ("truncates_positions", "sub-pixel positions: stitching the true patches gives a relative error"),
+        ("misses_a_corner", "weights are zero on part of the scanned region"),
+    ],
 )
 def test_stitcher_that_does_not_recover_the_object_is_caught(plugin_dir, factory, words):
     plugin_dir("bad_stitcher", BAD_STITCHER)

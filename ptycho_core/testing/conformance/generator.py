@@ -61,17 +61,68 @@ def sample_inputs(prepared, count: int = 11):
 
 
 def _pickle_files(directory: Path) -> list[str]:
-    """Files under `directory` that hold a pickle (raw, or torch.save's zip with data.pkl)."""
+    """Files under `directory` that hold a pickle: raw (any protocol), torch.save's zip with
+    data.pkl, or a `.npy` array (alone or inside a zip such as `.npz`) of dtype object. Read only:
+    pickle opcodes are parsed (`pickletools`), never executed."""
     found = []
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        head = path.open("rb").read(2)
-        if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-            found.append(path.name)
-        elif zipfile.is_zipfile(path):
+        with path.open("rb") as fh:
+            pickled = _holds_pickle(fh)
+        if not pickled and zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
-                if any(n.endswith(".pkl") for n in zf.namelist()):
-                    found.append(path.name)
+                pickled = any(_zip_member_pickled(zf, name) for name in zf.namelist())
+        if pickled:
+            found.append(path.name)
     return found
+
+
+def _zip_member_pickled(zf: zipfile.ZipFile, name: str) -> bool:
+    if name.endswith(".pkl"):
+        return True
+    with zf.open(name) as fh:
+        return _holds_pickle(fh)
+
+
+#: The magic string of a `.npy` file.
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _holds_pickle(fh) -> bool:
+    """True when the stream is a pickle or an `.npy` array of dtype object (read, never loaded)."""
+    head = fh.read(6)
+    if head == NPY_MAGIC:
+        return _npy_has_objects(fh)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # protocols 2-5 start with PROTO
+        return True
+    return _parses_as_pickle(head + fh.read(1 << 16))
+
+
+def _npy_has_objects(fh) -> bool:
+    import ast
+
+    version = fh.read(2)
+    size = fh.read(2 if version[:1] == b"\x01" else 4)
+    header = fh.read(int.from_bytes(size, "little")).decode("latin1")
+    try:
+        descr = ast.literal_eval(header)["descr"]
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        return True  # not a header numpy writes: suspect
+    return "O" in str(descr)
+
+
+def _parses_as_pickle(data: bytes) -> bool:
+    """Protocols 0 and 1 have no header: the bytes are a pickle when they parse as pickle
+    opcodes up to a STOP (`pickletools.genops` reads opcodes, it runs nothing)."""
+    import io
+    import pickletools
+
+    if not data:
+        return False
+    try:
+        ops = list(pickletools.genops(io.BytesIO(data)))
+    except Exception:  # an unknown opcode or a truncated stream: not a (whole) pickle
+        return False
+    return bool(ops) and ops[-1][0].name == "STOP"
 
 
 def _max_rel_diff(a, b) -> float:
@@ -230,11 +281,7 @@ class GeneratorChecks(Checker):
             raise fail(f"History.loss must hold finite floats, got {loss}")
         if not loss[-1] < loss[0]:
             raise fail(f"a {epochs}-epoch fit on tiny data did not lower the training loss: {loss}")
-        if not events:
-            raise fail("fit never called progress(event)")
-        bad = [e for e in events if not isinstance(e, dict) or not {"epoch", "epochs", "loss"} <= set(e)]
-        if bad:
-            raise fail(f"progress events must be dicts with epoch, epochs, step, steps, loss, val_loss; got {bad[0]}")
+        _check_progress(events, list(history.val_loss))
 
     def _check_patches(self, out, shape) -> None:
         import numpy as np
@@ -247,6 +294,8 @@ class GeneratorChecks(Checker):
             raise fail("predict returned NaN or inf")
         if not np.abs(out).any():
             raise fail("predict returned all zeros")
+        if np.abs(out - out[:1]).max() <= TOLERANCE * np.abs(out).max():
+            raise fail(f"predict returned the same patches for all {out.shape[0]} inputs (a constant output)")
 
     def predict_returns_patches_for_one_channel(self) -> None:
         gen, _, _ = self.fit(1)
@@ -290,6 +339,27 @@ class GeneratorChecks(Checker):
                 f"two fits with seed {self.train_config().seed} differ: predictions by {diff:.3g} of max "
                 f"|prediction|, losses {hist_a.loss} vs {hist_b.loss}"
             )
+
+
+#: The keys of every progress event (docs/writing-a-plugin.md, section 5).
+PROGRESS_KEYS = ("epoch", "epochs", "step", "steps", "loss", "val_loss")
+
+
+def _check_progress(events: list, val_loss: list) -> None:
+    """Every event a dict with PROGRESS_KEYS; one epoch-end event (step == steps) per epoch, carrying
+    that epoch's validation loss when History.val_loss has one (`val_loss`: one entry per epoch)."""
+    epochs = len(val_loss)
+    if not events:
+        raise fail("fit never called progress(event)")
+    bad = [e for e in events if not isinstance(e, dict) or not set(PROGRESS_KEYS) <= set(e)]
+    if bad:
+        raise fail(f"progress events must be dicts with {', '.join(PROGRESS_KEYS)}; got {bad[0]}")
+    ends = [e for e in events if e["step"] is not None and e["step"] == e["steps"]]
+    if [e["epoch"] for e in ends] != list(range(1, epochs + 1)):
+        raise fail(f"expected one epoch-end event (step == steps) for each of epochs 1..{epochs}, got {ends}")
+    given = [isinstance(e["val_loss"], (int, float)) for e in ends]
+    if given != [isinstance(v, (int, float)) for v in val_loss]:
+        raise fail(f"epoch-end events must carry the epoch's val_loss (History.val_loss {val_loss}), got {ends}")
 
 
 def run_generator_checks(
