@@ -12,13 +12,14 @@ HEAVY = ("numpy", "torch", "tensorflow", "keras", "jax", "scipy", "skimage", "ma
 PROBE = """
 import json, sys
 from ptycho_cli.main import main
+code = 0
 try:
     main({args!r})
-except SystemExit:
-    pass
+except SystemExit as exc:
+    code = exc.code or 0
 heavy = {heavy!r}
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
-print("@@" + json.dumps(loaded))
+print("@@" + json.dumps({{"code": code, "loaded": loaded}}))
 """
 
 
@@ -33,7 +34,9 @@ def _loaded_after(args, load_plugins):
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     marker = [line for line in proc.stdout.splitlines() if line.startswith("@@")]
     assert marker, proc.stdout + proc.stderr
-    return json.loads(marker[-1][2:])
+    result = json.loads(marker[-1][2:])
+    assert result["code"] == 0, f"ptycho {' '.join(args)} failed: {proc.stdout}{proc.stderr}"
+    return result["loaded"]
 
 
 COMMANDS = [

@@ -339,8 +339,22 @@ def test_weights_round_trip_through_safetensors_only(tmp_path):
         load_weights(b, tmp_path / "bad.safetensors")
 
 
-def test_torch_overlap_canvas_matches_reference_canvas_size(prepared_g2):
-    assert prepared_g2.train.canvas_size == physics.canvas_size(prepared_g2.train.offsets, 16)
+def test_the_overlap_canvas_holds_every_patch_of_every_group(prepared_g2):
+    """The canvas the trainer's overlap constraint uses loses no splat weight off its edges (a
+    canvas of one patch's size would)."""
+    import torch
+
+    from ptycho_core.torch import physics as torch_physics
+
+    offsets, m = prepared_g2.train.offsets, prepared_g2.train.canvas_size
+    ones = torch.ones((len(offsets), offsets.shape[1], 16, 16))
+
+    def mass(size):
+        local = torch.from_numpy(offsets).double() + size // 2
+        return torch_physics.splat_batch(ones, local, (size, size)).sum(dim=(-2, -1)).numpy()
+
+    np.testing.assert_allclose(mass(m), offsets.shape[1] * 16 * 16, rtol=1e-5)
+    assert (mass(16) < offsets.shape[1] * 16 * 16 * (1 - 1e-3)).any()
 
 
 def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monkeypatch):

@@ -30,7 +30,8 @@ def test_predict_returns_complex64_patches_of_the_input_shape(request, trained, 
     assert np.isfinite(patches).all()
     # amplitude head: sigmoid * 2 * exp(log_scale); phase head: pi * tanh
     assert np.abs(patches).max() <= 2 * math.exp(float(gen.model.get_layer("amplitude").log_scale.numpy())) + 1e-5
-    assert np.abs(np.angle(patches)).max() <= math.pi + 1e-5
+    # ... and the phase head reaches the output: the phase varies over each patch.
+    assert np.ptp(np.angle(patches), axis=(-2, -1)).min() > 1e-3
 
 
 def test_predict_gives_the_same_patches_whatever_batches_the_caller_makes(trained_g1, prepared_g1):
