@@ -17,7 +17,7 @@ else:
 
 from torch import nn  # noqa: E402
 
-from ptycho_core import physics, pipeline  # noqa: E402
+from ptycho_core import pipeline  # noqa: E402
 from ptycho_core.errors import PtychoError, UsageError  # noqa: E402
 from ptycho_core.generator import TrainConfig  # noqa: E402
 from ptycho_core.pipeline import prepare  # noqa: E402
