@@ -43,19 +43,23 @@ META_FILE = "generator.json"
 FORMAT_VERSION = 1
 
 
-def build_pinn_tf(filter_scale: int = 2, overlap: bool = True) -> PinnTF:
+def build_pinn_tf(filter_scale: int = 2, overlap: bool = True, joint_channels: bool = False) -> PinnTF:
     """Factory named by the `pinn_tf` spec: `build_pinn_tf(**options)`."""
-    return PinnTF(filter_scale=filter_scale, overlap=overlap)
+    return PinnTF(filter_scale=filter_scale, overlap=overlap, joint_channels=joint_channels)
 
 
 class PinnTF:
     """PtychoPINN on TensorFlow / Keras 3. The network is built in `fit` or `load`, once C, N and
     s0 are known; until then the instance holds only its options."""
 
-    def __init__(self, filter_scale: int = 2, overlap: bool = True):
+    def __init__(self, filter_scale: int = 2, overlap: bool = True, joint_channels: bool = False):
         if int(filter_scale) < 1:
             raise UsageError(f"pinn_tf.filter_scale must be at least 1, not {filter_scale}")
-        self.options = {"filter_scale": int(filter_scale), "overlap": bool(overlap)}
+        self.options = {
+            "filter_scale": int(filter_scale),
+            "overlap": bool(overlap),
+            "joint_channels": bool(joint_channels),
+        }
         self.model: keras.Model | None = None
         #: C, N, input_scale, s0, canvas_size of the built model (what `generator.json` stores).
         self.meta: dict = {}
@@ -63,7 +67,9 @@ class PinnTF:
 
     # -- building --------------------------------------------------------------------------
     def _build(self, channels: int, n: int, s0: float, input_scale: float, canvas_size: int, seed: int = 0):
-        self.model = build_model(n, channels, s0, filter_scale=self.options["filter_scale"], seed=seed)
+        # per pattern (the default): one network of one channel applied to each of the C patterns
+        network_channels = channels if self.options["joint_channels"] else 1
+        self.model = build_model(n, network_channels, s0, filter_scale=self.options["filter_scale"], seed=seed)
         self.meta = {
             "C": int(channels),
             "N": int(n),
@@ -71,7 +77,7 @@ class PinnTF:
             "s0": float(s0),
             "canvas_size": int(canvas_size),
         }
-        self._predict_step = _predict_fn(self.model, int(channels), int(n), float(input_scale))
+        self._predict_step = _predict_fn(self.model, int(channels), int(n), float(input_scale), network_channels)
 
     def _overlap_canvas(self) -> int:
         """Canvas side for the overlap constraint, or 0 when it is off (C == 1 or option off)."""
@@ -209,11 +215,22 @@ def _check_training_set(ts: TrainingSet, role: str) -> None:
         raise DataError(f"pinn_tf: {role} input_scale and s0 must be positive ({ts.input_scale}, {ts.s0})")
 
 
-def _predict_fn(model, c: int, n: int, input_scale: float):
+def network_patches(model, diffraction, input_scale: float, network_channels: int, training: bool):
+    """Complex patches (B, C, N, N) from raw amplitudes (B, C, N, N): the C patterns of a group go
+    through the network together (network_channels == C) or one by one with the same weights
+    (network_channels == 1, the default: a patch depends only on its own pattern)."""
+    shape = tf.shape(diffraction)
+    x = diffraction * input_scale
+    if network_channels == 1:
+        x = tf.reshape(x, [-1, 1, shape[2], shape[3]])
+    amplitude, phase = model(to_keras_layout(x), training=training)
+    return tf.reshape(to_patches(amplitude, phase), shape)
+
+
+def _predict_fn(model, c: int, n: int, input_scale: float, network_channels: int):
     @tf.function(input_signature=[tf.TensorSpec((None, c, n, n), tf.float32)], reduce_retracing=True)
     def step(diffraction):
-        amplitude, phase = model(to_keras_layout(diffraction * input_scale), training=False)
-        return to_patches(amplitude, phase)
+        return network_patches(model, diffraction, input_scale, network_channels, training=False)
 
     return step
 
@@ -253,9 +270,10 @@ def _make_steps(gen: PinnTF, train: TrainingSet, config: TrainConfig, optimizer)
     clip = float(config.clip_norm or 0.0)
     variables = model.trainable_variables
 
+    network_channels = 1 if not gen.options["joint_channels"] else c
+
     def loss_of(diffraction, offsets, mask, training):
-        amplitude, phase = model(to_keras_layout(diffraction * input_scale), training=training)
-        patches = to_patches(amplitude, phase)
+        patches = network_patches(model, diffraction, input_scale, network_channels, training)
         return physics.physics_loss(config.loss, patches, probe, diffraction, input_scale, mask, offsets, canvas)
 
     @tf.function(input_signature=signature)

@@ -13,7 +13,7 @@ from ptycho_core.generator import Generator, TrainConfig
 def test_factory_returns_a_generator_with_its_options(pinn_tf):
     gen = pinn_tf.build_pinn_tf(filter_scale=1, overlap=False)
     assert isinstance(gen, Generator)
-    assert gen.options == {"filter_scale": 1, "overlap": False}
+    assert gen.options == {"filter_scale": 1, "overlap": False, "joint_channels": False}
     with pytest.raises(UsageError):
         pinn_tf.build_pinn_tf(filter_scale=0)
 
@@ -82,6 +82,23 @@ def test_gridsize_two_trains_through_the_overlap_constraint(trained_g2, prepared
     assert gen.meta["C"] == 4 and gen.meta["canvas_size"] == prepared_g2.train.canvas_size
     assert gen._overlap_canvas() == prepared_g2.train.canvas_size
     assert len(history.loss) == 1 and math.isfinite(history.loss[0])
+
+
+def test_each_patch_depends_only_on_its_own_pattern_unless_joint_channels(trained_g2, prepared_g2, pinn_tf):
+    from ptycho_core.generator import TrainConfig
+
+    x = prepared_g2.val.diffraction[:2].copy()
+    changed = x.copy()
+    changed[:, 2] = np.random.default_rng(1).uniform(0, 20, size=changed[:, 2].shape)
+    gen, _, _ = trained_g2
+    a, b = gen.predict(x, prepared_g2.val.offsets[:2]), gen.predict(changed, prepared_g2.val.offsets[:2])
+    np.testing.assert_array_equal(a[:, [0, 1, 3]], b[:, [0, 1, 3]])
+    assert not np.array_equal(a[:, 2], b[:, 2])
+    joint = pinn_tf.build_pinn_tf(filter_scale=1, joint_channels=True)
+    joint.fit(prepared_g2.train, prepared_g2.val, TrainConfig(epochs=1, batch_size=8, seed=0), lambda e: None)
+    assert joint.model.input_shape[-1] == 4 and gen.model.input_shape[-1] == 1
+    a, b = joint.predict(x, prepared_g2.val.offsets[:2]), joint.predict(changed, prepared_g2.val.offsets[:2])
+    assert not np.array_equal(a[:, 0], b[:, 0])
 
 
 @pytest.mark.parametrize("trained", ["trained_g1", "trained_g2"])
