@@ -43,7 +43,7 @@ META_FILE = "generator.json"
 FORMAT_VERSION = 1
 
 
-def build_pinn_tf(filter_scale: int = 2, overlap: bool = True, joint_channels: bool = False) -> PinnTF:
+def build_pinn_tf(filter_scale: int = 2, overlap: bool = True, joint_channels: bool = True) -> PinnTF:
     """Factory named by the `pinn_tf` spec: `build_pinn_tf(**options)`."""
     return PinnTF(filter_scale=filter_scale, overlap=overlap, joint_channels=joint_channels)
 
@@ -52,7 +52,7 @@ class PinnTF:
     """PtychoPINN on TensorFlow / Keras 3. The network is built in `fit` or `load`, once C, N and
     s0 are known; until then the instance holds only its options."""
 
-    def __init__(self, filter_scale: int = 2, overlap: bool = True, joint_channels: bool = False):
+    def __init__(self, filter_scale: int = 2, overlap: bool = True, joint_channels: bool = True):
         if int(filter_scale) < 1:
             raise UsageError(f"pinn_tf.filter_scale must be at least 1, not {filter_scale}")
         self.options = {
@@ -67,7 +67,8 @@ class PinnTF:
 
     # -- building --------------------------------------------------------------------------
     def _build(self, channels: int, n: int, s0: float, input_scale: float, canvas_size: int, seed: int = 0):
-        # per pattern (the default): one network of one channel applied to each of the C patterns
+        # joint (the default, PtychoPINN's formulation): the C patterns are the network's C channels;
+        # per pattern: one network of one channel applied to each of the C patterns
         network_channels = channels if self.options["joint_channels"] else 1
         self.model = build_model(n, network_channels, s0, filter_scale=self.options["filter_scale"], seed=seed)
         self.meta = {
@@ -217,8 +218,8 @@ def _check_training_set(ts: TrainingSet, role: str) -> None:
 
 def network_patches(model, diffraction, input_scale: float, network_channels: int, training: bool):
     """Complex patches (B, C, N, N) from raw amplitudes (B, C, N, N): the C patterns of a group go
-    through the network together (network_channels == C) or one by one with the same weights
-    (network_channels == 1, the default: a patch depends only on its own pattern)."""
+    through the network together (network_channels == C, the default) or one by one with the same
+    weights (network_channels == 1: a patch depends only on its own pattern)."""
     shape = tf.shape(diffraction)
     x = diffraction * input_scale
     if network_channels == 1:

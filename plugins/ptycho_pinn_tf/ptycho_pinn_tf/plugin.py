@@ -20,22 +20,22 @@ def ptycho_register_generators(register):
                 "overlap": Option("bool", True, "merge the C patches of a group on a shared canvas (C > 1)"),
                 "joint_channels": Option(
                     "bool",
-                    False,
+                    True,
                     "gridsize > 1: feed the C patterns to the network as C channels (the original "
-                    "formulation) instead of one shared per-pattern network (see the plugin README)",
+                    "formulation); false: one shared per-pattern network (see the plugin README)",
                 ),
             },
             description=(
                 "A U-shaped CNN encoder with separate amplitude (sigmoid) and phase (pi*tanh) decoders, "
                 "trained without ground truth through the differentiable far-field forward model. With "
-                "gridsize g > 1 the g*g patterns of a group are explained by one shared object region; "
-                "each pattern goes through the same network on its own unless joint_channels."
+                "gridsize g > 1 the g*g patterns of a group enter as g*g channels and are explained by one "
+                "shared object region (joint_channels=false: each pattern through the same network alone)."
             ),
             reference="Hoidn, Mishra, Mehta, Sci. Rep. 13, 22789 (2023)",
             # Set in the compare child before TensorFlow is imported (never TF_ENABLE_ONEDNN_OPTS).
-            # measured on DEFAULT_SIM at gridsize 2, 2 CPU cores: about 20 s an epoch per pattern; the
+            # measured on DEFAULT_SIM at gridsize 2, 2 CPU cores: about 5 s an epoch (joint channels); the
             # plateau schedule at lr 1e-3 (cosine from 2e-3 diverged to a flat object): see the README
-            train_defaults={"epochs": 4},
+            train_defaults={"epochs": 14},
             child_env={
                 "KERAS_BACKEND": "tensorflow",
                 "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -42,7 +42,7 @@ def test_cli_trains_pinn_tf_at_gridsize_two_and_reconstructs_the_test_object(tmp
     model = tmp_path / "model"
     config = json.loads((model / "config.json").read_text())
     assert config["generator"] == "pinn_tf" and config["gridsize"] == 2
-    assert config["options"] == {"filter_scale": 1, "overlap": True, "joint_channels": False}
+    assert config["options"] == {"filter_scale": 1, "overlap": True, "joint_channels": True}
     assert (model / "model.weights.h5").is_file()
     assert json.loads((model / "generator.json").read_text())["C"] == 4
     history = json.loads((model / "history.json").read_text())

@@ -28,7 +28,7 @@ def test_pinn_tf_spec_declares_tensorflow_and_its_options():
     assert spec.framework == "tensorflow" and spec.kind == "learned" and not spec.supervised
     assert spec.requires == ("tensorflow", "keras", "h5py")
     assert spec.factory == "ptycho_pinn_tf.generator:build_pinn_tf"
-    assert spec.resolve_options({}) == {"filter_scale": 2, "overlap": True, "joint_channels": False}
+    assert spec.resolve_options({}) == {"filter_scale": 2, "overlap": True, "joint_channels": True}
     given = {"filter_scale": "1", "overlap": "false", "joint_channels": "true"}
     assert spec.resolve_options(given) == {"filter_scale": 1, "overlap": False, "joint_channels": True}
 
