@@ -14,8 +14,8 @@ REFERENCE = (
 #: DEFAULT_SIM at gridsize 2 on a 2-core CPU so that each trains in about 90 s: see the README,
 #: "Default training budget".
 TRAIN_DEFAULTS = {
-    "fno": {"epochs": 9, "precision": "auto", "schedule": "cosine", "lr": 2e-3},
-    "hybrid": {"epochs": 7, "precision": "auto", "schedule": "cosine", "lr": 2e-3},
+    "fno": {"epochs": 9, "precision": "auto", "schedule": "cosine", "lr": 3e-3},
+    "hybrid": {"epochs": 7, "precision": "auto", "schedule": "cosine", "lr": 3e-3},
     "stable_hybrid": {"epochs": 7, "precision": "auto", "schedule": "cosine", "lr": 2e-3},
 }
 
