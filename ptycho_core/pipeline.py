@@ -270,8 +270,7 @@ def stitch_and_score(
     scores = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
     values = {k: float(v) for k, v in scores.as_dict().items() if isinstance(v, (int, float))}
     if ds.object is not None:
-        truth = physics.extract(ds.object, ds.positions, ds.patch_size)
-        values["twin_share"] = metrics.twin_share(patches, truth, ds.probe)
+        values["twin_share"] = metrics.twin_share(patches, ds.gt_patches(), ds.probe)
     return Reconstruction(
         object=obj,
         weights=weights,

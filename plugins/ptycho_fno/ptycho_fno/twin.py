@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _reflect(a: np.ndarray) -> np.ndarray:
-    """a(-r) about the centre pixel (N//2, N//2), on the last two axes."""
-    return np.roll(np.flip(a, (-2, -1)), 1, (-2, -1))
+from ptycho_core.metrics import reflect as _reflect
 
 
 def twin_image(patches: np.ndarray, probe: np.ndarray) -> np.ndarray:
