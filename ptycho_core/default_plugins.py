@@ -15,6 +15,15 @@ def ptycho_register_loaders(register):
             requires=("numpy",),
         )
     )
+    register(
+        LoaderSpec(
+            name="cxi",
+            summary="CXI (cxidb): counts, translations in metres, detector geometry, probe",
+            factory="ptycho_core.io.cxi:load_cxi",
+            extensions=(".cxi", ".h5", ".hdf5"),
+            requires=("numpy", "h5py"),
+        )
+    )
 
 
 @hookimpl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ptycho_cli.options import parse_options, train_config_options
+from ptycho_cli.options import data_file_options, parse_options, train_config_options
 
 
 @click.command()
@@ -23,8 +23,9 @@ from ptycho_cli.options import parse_options, train_config_options
     metavar="KEY=VALUE",
     help="Generator option (see `ptycho describe NAME`); repeatable.",
 )
+@data_file_options
 @click.pass_obj
-def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **train_kwargs):
+def train(state, generator_name, data_path, out_dir, gridsize, raw_options, loader, probe_file, **train_kwargs):
     """Train one generator on a dataset and save a checkpoint.
 
     \b
@@ -41,7 +42,7 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **tr
     spec = registry.generator(generator_name)
     options = spec.resolve_options(parse_options(raw_options))
     config = spec.train_config(train_fields(train_kwargs))
-    dataset = io.load_dataset(data_path, registry)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     pipeline.check_usable(spec, dataset.has_ground_truth)
     prepared = pipeline.prepare(dataset, None, gridsize, config.seed, config.val_fraction, spec.supervised)
     click.echo(
@@ -77,8 +78,9 @@ def _print_training_summary(name, history, out_dir):
 @click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Prediction batch (groups).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@data_file_options
 @click.pass_obj
-def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_json):
+def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file):
     """Predict every pattern with a trained model, stitch the object and write it to an .npz file.
 
     The output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`. With ground
@@ -94,7 +96,7 @@ def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_
     registry = state.registry()
     registry.stitcher(stitcher)  # unknown stitcher: fail before any work
     generator, config = pipeline.load_generator(model_dir, registry=registry)
-    dataset = io.load_dataset(data_path, registry)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     if dataset.patch_size != config["patch_size"]:
         raise click.UsageError(
             f"{data_path}: patterns are {dataset.patch_size}x{dataset.patch_size}, the model expects "
