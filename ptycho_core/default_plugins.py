@@ -25,6 +25,16 @@ def ptycho_register_loaders(register):
         )
     )
 
+    register(
+        LoaderSpec(
+            name="ptychodus",
+            summary="Ptychodus product.h5 (probe, object, positions in metres) + diffraction.h5",
+            factory="ptycho_core.io.ptychodus:load_ptychodus",
+            extensions=("product.h5", "diffraction.h5"),
+            requires=("numpy", "h5py"),
+        )
+    )
+
 
 @hookimpl
 def ptycho_register_stitchers(register):

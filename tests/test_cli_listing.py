@@ -89,6 +89,7 @@ def test_list_loaders_and_stitchers_show_the_built_ins(invoke):
     assert [(r["name"], r["plugin"], r["extensions"]) for r in loaders] == [
         ("cxi", "ptycho", [".cxi", ".h5", ".hdf5"]),
         ("npz", "ptycho", [".npz"]),
+        ("ptychodus", "ptycho", ["product.h5", "diffraction.h5"]),
     ]
     stitchers = json.loads(invoke("list-stitchers", "--json").stdout)
     assert [r["name"] for r in stitchers] == ["mean", "probe_weighted"]

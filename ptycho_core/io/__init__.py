@@ -120,3 +120,17 @@ def save_dataset(ds, path, fmt: str | None = None) -> Path:
     from ptycho_core.registry import resolve_factory
 
     return resolve_factory(WRITERS[writer_for(path, fmt)][0])(ds, path)
+
+
+def save_reconstruction(path, result, dataset, name: str = "ptycho") -> Path:
+    """Write a reconstruction (`pipeline.Reconstruction` of `dataset`): a Ptychodus product file
+    when `path` ends in product.h5 (object, probe, positions and pixel size, opened by Ptychodus),
+    else ptycho's .npz (object, weights, positions, metrics_json). Returns the path."""
+    if str(path).lower().endswith("product.h5"):
+        from ptycho_core.io import geometry, ptychodus
+
+        frame, _ = geometry.of_dataset(dataset.metadata, dataset.patch_size)
+        return ptychodus.save_product(path, result.object, dataset.probe, result.positions, frame, name=name)
+    from ptycho_core.io.npz import save_reconstruction as save_npz_reconstruction
+
+    return save_npz_reconstruction(path, result)

@@ -14,6 +14,8 @@ moved by half a pixel to ptycho's patch centre N // 2; both name the same N x N 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ptycho_core.io.hdf5 import H5Reader
@@ -76,3 +78,20 @@ def scan_shape(positions: np.ndarray, n: int) -> tuple[int, int]:
 def counts(diffraction: np.ndarray) -> np.ndarray:
     """Contract amplitudes -> float32 counts (A^2) for writing."""
     return np.square(diffraction.astype(np.float64)).astype(np.float32)
+
+
+#: Metadata keys a loader derives from the file itself, never taken from stored JSON.
+DERIVED_KEYS = ("source", "format", "conversions", "skipped", "pixel_size_m", "energy_eV", "distance_m")
+
+
+def own_metadata(reader: H5Reader, field: str, text: str) -> dict:
+    """The metadata JSON ptycho stores in the files it writes ({} when `text` is empty)."""
+    if not text:
+        return {}
+    try:
+        metadata = json.loads(text)
+    except ValueError as exc:
+        raise reader.fail(field, "must hold valid JSON", str(exc).splitlines()[0]) from None
+    if not isinstance(metadata, dict):
+        raise reader.fail(field, "must hold a JSON object", type(metadata).__name__)
+    return {k: v for k, v in metadata.items() if k not in DERIVED_KEYS and k != "detector_pixel_size_m"}

@@ -29,6 +29,7 @@ JSON in entry_1/ptycho/metadata_json.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,38 +76,67 @@ def load_cxi(path, probe: np.ndarray | None = None) -> Dataset:
     """Read a CXI file as a validated `Dataset` in contract units (module docstring).
 
     `probe`: a complex (N, N) array used instead of (or in the absence of) the file's probe.
-    Raises DataError (one line naming the file and the field) on bad input.
+    Ptychodus's split pair (`Xdiffraction.cxi` without translations beside `Xproduct.cxi`) is
+    read as one scan. Raises DataError (one line naming the file and the field) on bad input.
     """
     with H5Reader(path, "CXI") as f:
         conversions: list = []
         data_field = f.first(DATA, DETECTOR_DATA) or DATA
-        counts = f.array(data_field, "photon counts (n, N, N)")
-        diffraction = contract.amplitudes(f, data_field, counts)
+        diffraction = contract.amplitudes(f, data_field, f.array(data_field, "photon counts (n, N, N)"))
         conversions.append(f"{data_field}: photon counts -> amplitudes sqrt(counts)")
-        n_pix = diffraction.shape[-1]
-        if diffraction.shape[1] != n_pix:
+        if diffraction.shape[1] != diffraction.shape[2]:
             raise f.fail(data_field, "must hold square patterns (n, N, N)", f"shape {diffraction.shape}")
-        geometry = read_geometry(f, n_pix)
-        written_by_ptychodus = f.has(PTYCHODUS)
-        y_m, x_m = _probe_positions(f, diffraction.shape[0], written_by_ptychodus, conversions)
-        obj, positions = _positions(f, y_m, x_m, geometry, n_pix, written_by_ptychodus, conversions)
-        metadata = {
-            **_own_metadata(f),
-            "source": f.source,
-            "format": "cxi",
-            "counts_scale": 1.0,
-            **geometry.as_metadata(),
-        }
-        ds = Dataset(
-            diffraction=diffraction,
-            positions=positions,
-            probe=_probe(f, probe, n_pix, conversions),
-            object=obj,
-            mask=_mask(f, n_pix),
-            metadata=metadata,
-        )
-        metadata["conversions"] = conversions
-        return _validate(ds, f.source, data_field)
+        scan = _Scan(diffraction, read_geometry(f, diffraction.shape[-1]), _mask(f, diffraction.shape[-1]), conversions)
+        partner = _product_partner(f)
+        if partner is None:
+            return _assemble(f, f, scan, probe, data_field)
+        conversions.append(f"positions, probe, object: from {partner} (Ptychodus's split CXI pair)")
+        with H5Reader(partner, "CXI") as g:
+            return _assemble(f, g, scan, probe, data_field)
+
+
+@dataclass
+class _Scan:
+    """What the data file gives: amplitudes, geometry, mask, and the conversions so far."""
+
+    diffraction: np.ndarray
+    geometry: geo.Geometry
+    mask: np.ndarray | None
+    conversions: list
+
+
+def _assemble(f: H5Reader, g: H5Reader, scan: _Scan, probe, data_field: str) -> Dataset:
+    """The Dataset from the data file `f` and the file `g` holding positions and probe (often `f`)."""
+    n_pix = scan.diffraction.shape[-1]
+    written_by_ptychodus = g.has(PTYCHODUS)
+    y_m, x_m = _probe_positions(g, scan.diffraction.shape[0], written_by_ptychodus, scan.conversions)
+    obj, positions = _positions(g, y_m, x_m, scan.geometry, n_pix, written_by_ptychodus, scan.conversions)
+    metadata = {
+        "counts_scale": 1.0,
+        **_own_metadata(f),
+        "source": f.source,
+        "format": "cxi",
+        **scan.geometry.as_metadata(),
+    }
+    ds = Dataset(
+        diffraction=scan.diffraction,
+        positions=positions,
+        probe=_probe(g, probe, n_pix, scan.conversions),
+        object=obj,
+        mask=scan.mask,
+        metadata=metadata,
+    )
+    metadata["conversions"] = scan.conversions
+    return _validate(ds, f.source, data_field)
+
+
+def _product_partner(f: H5Reader) -> Path | None:
+    """`Xproduct.cxi` beside a Ptychodus `Xdiffraction.cxi` that has no translations, else None."""
+    name = f.path.name
+    if f.first(*TRANSLATIONS) or not name.lower().endswith("diffraction.cxi"):
+        return None
+    partner = f.path.with_name(name[: -len("diffraction.cxi")] + "product.cxi")
+    return partner if partner.is_file() else None
 
 
 def read_geometry(f: H5Reader, n_pix: int) -> geo.Geometry:
@@ -198,16 +228,7 @@ def _mask(f: H5Reader, n_pix: int) -> np.ndarray | None:
 
 def _own_metadata(f: H5Reader) -> dict:
     """The metadata ptycho wrote into its own CXI files (empty for anyone else's)."""
-    text = f.text(METADATA_JSON)
-    if not text:
-        return {}
-    try:
-        metadata = json.loads(text)
-    except ValueError as exc:
-        raise f.fail(METADATA_JSON, "must hold valid JSON", str(exc).splitlines()[0]) from None
-    if not isinstance(metadata, dict):
-        raise f.fail(METADATA_JSON, "must hold a JSON object", type(metadata).__name__)
-    return {k: v for k, v in metadata.items() if k not in ("conversions", "skipped", *geo.GEOMETRY_KEYS)}
+    return contract.own_metadata(f, METADATA_JSON, f.text(METADATA_JSON))
 
 
 def _validate(ds: Dataset, source: str, data_field: str) -> Dataset:

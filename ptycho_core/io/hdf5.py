@@ -106,6 +106,8 @@ class H5Reader:
     def attr(self, field: str, name: str, what: str, *, low: float = 0.0, high: float = np.inf) -> float:
         """A positive finite number stored as attribute `name` of `field` ("/" for the file)."""
         label = f"{field.rstrip('/')}@{name}" if field != "/" else f"@{name}"
+        if field != "/" and not self.has(field):
+            raise self.fail(field, f"is required ({what})", "nothing there")
         try:
             attrs = self.file[field].attrs
             if name not in attrs:

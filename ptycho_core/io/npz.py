@@ -399,3 +399,15 @@ def _write_atomically(path: Path, arrays: dict) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_reconstruction(path, result) -> Path:
+    """Write a `pipeline.Reconstruction` as .npz: `object` (H, W) complex64, `weights`, `positions`
+    (on the object's grid) and `metrics_json` (a 0-d unicode array); returns the path."""
+    arrays = {
+        "object": result.object,
+        "weights": result.weights,
+        "positions": result.positions,
+        "metrics_json": np.array(json.dumps(result.metrics, default=float)),
+    }
+    return _write_atomically(Path(path), arrays)
