@@ -183,6 +183,8 @@ def _positions(f: H5Reader, y_m, x_m, geometry: geo.Geometry, n_pix: int, writte
     if grid is None:
         positions = np.stack([(y_m - y_m.min()) / dx, (x_m - x_m.min()) / dx], axis=1) + n_pix / 2
         conversions.append(f"positions: metres / {dx:.6g} m per object pixel, scan corner at N/2")
+        if f.has(OBJECT):
+            conversions.append(f"{OBJECT}: an image without Ptychodus's object grid (centre, pixel size); not used")
         return None, positions
     obj, center = grid
     positions = contract.pixels_from_metres(y_m, x_m, dx, obj.shape, center)
