@@ -71,23 +71,55 @@ def _print_training_summary(name, history, out_dir):
 
 
 @click.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Checkpoint directory.")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Checkpoint of a trained generator.")
+@click.option(
+    "--generator", "-g", "generator_name", help="An iterative generator (e.g. lsqml): reconstructs without a model."
+)
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Dataset to reconstruct.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .npz file.")
 @click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Prediction batch (groups).")
+@click.option(
+    "--option",
+    "-o",
+    "raw_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Option of the iterative generator (see `ptycho describe NAME`); repeatable.",
+)
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of an iterative generator.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.pass_obj
-def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_json):
-    """Predict every pattern with a trained model, stitch the object and write it to an .npz file.
+def reconstruct(
+    state, model_dir, generator_name, data_path, out_path, stitcher, batch_size, raw_options, device, seed, as_json
+):
+    """Reconstruct a dataset's object and write it to an .npz file: predict every pattern with a
+    trained model (--model) and stitch, or run an iterative generator (--generator) on the data.
 
-    The output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`. With ground
-    truth in the data the reconstruction is scored (DESIGN section 8); without, only the data-space error.
+    The output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json` (an
+    iterative generator that refines them adds `probe` and `refined_positions`). With ground truth
+    in the data the reconstruction is scored (DESIGN section 8); without, only the data-space error.
+
+    \b
+    Example:
+      ptycho simulate --out lines.npz
+      ptycho reconstruct --generator lsqml --data lines.npz --out recon.npz
     """
-    import json
-    import time
+    from ptycho_core.errors import UsageError
 
-    import numpy as np
+    if (model_dir is None) == (generator_name is None):
+        raise UsageError("give either --model DIR (a trained generator) or --generator NAME (an iterative one)")
+    if generator_name is not None:
+        _reconstruct_iterative(state, generator_name, data_path, out_path, raw_options, device, seed, as_json)
+        return
+    if raw_options:
+        raise UsageError("--option applies to --generator; a trained model keeps the options it was trained with")
+    _reconstruct_with_model(state, model_dir, data_path, out_path, stitcher, batch_size, as_json)
+
+
+def _reconstruct_with_model(state, model_dir, data_path, out_path, stitcher, batch_size, as_json):
+    import time
 
     from ptycho_core import data, io, pipeline
 
@@ -105,18 +137,48 @@ def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_
     patches = pipeline.predict_anchors(generator, dataset, groups, batch_size)
     seconds = time.perf_counter() - start
     result = pipeline.stitch_and_score(patches, dataset, stitcher, registry)
-    result.metrics["inference_patterns_per_s"] = dataset.n / seconds if seconds > 0 else float("nan")
+    _write_and_print(result, dataset.n, seconds, config["generator"], out_path, as_json)
+
+
+def _reconstruct_iterative(state, generator_name, data_path, out_path, raw_options, device, seed, as_json):
+    from ptycho_cli.progress import training_progress
+    from ptycho_core import io, pipeline
+    from ptycho_core.generator import TrainConfig
+
+    registry = state.registry()
+    spec = registry.generator(generator_name)
+    pipeline.check_iterative(spec)
+    options = spec.resolve_options(parse_options(raw_options))
+    dataset = io.load_dataset(data_path, registry)
+    click.echo(f"reconstructing {dataset.n} patterns with {spec.name} ({spec.distribution} {spec.version})", err=True)
+    with training_progress() as display:
+        _, estimate, seconds = pipeline.reconstruct_scan(
+            spec, options, dataset, TrainConfig(seed=seed, device=device), display.callback(spec.name)
+        )
+    result = pipeline.score_whole_object(estimate.object, dataset)
+    extra = {"probe": estimate.probe, "refined_positions": estimate.positions}
+    _write_and_print(result, dataset.n, seconds, spec.name, out_path, as_json, extra)
+
+
+def _write_and_print(result, patterns, seconds, name, out_path, as_json, extra=None):
+    import json
+
+    import numpy as np
+
+    result.metrics["inference_patterns_per_s"] = patterns / seconds if seconds > 0 else float("nan")
+    arrays = {k: v for k, v in (extra or {}).items() if v is not None}
     np.savez(
         out_path,
         object=result.object,
         weights=result.weights,
         positions=result.positions,
         metrics_json=np.array(json.dumps(result.metrics, default=float)),
+        **arrays,
     )
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, default=float))
     else:
-        click.echo(f"reconstructed {dataset.n} patterns with {config['generator']} in {seconds:.2f} s -> {out_path}")
+        click.echo(f"reconstructed {patterns} patterns with {name} in {seconds:.2f} s -> {out_path}")
         for key in ("amp_ssim", "phase_ssim", "amp_psnr", "phase_mae", "frc_amp_px", "data_error"):
             if key in result.metrics and result.metrics[key] is not None:
                 click.echo(f"  {key:<12} {result.metrics[key]:.4g}")

@@ -202,7 +202,10 @@ class GeneratorChecks(Checker):
     def require_available(self) -> None:
         super().require_available()
         if self.spec.kind != "learned":
-            raise Unavailable(f"generator {self.spec.name!r} is {self.spec.kind}: fit/predict checks do not apply")
+            raise fail(
+                f"generator {self.spec.name!r} is {self.spec.kind}: fit/predict checks do not apply "
+                "(use IterativeConformance / check_iterative)"
+            )
 
     def build(self):
         self.require_available()
@@ -373,6 +376,11 @@ def run_generator_checks(
 
 
 def check_generator(name: str, registry=None, **kwargs) -> list[CheckResult]:
-    """Find the installed generator `name` and run every check; raise ConformanceError if any fails."""
+    """Find the installed generator `name` and run every check (an iterative one: the iterative
+    checks); raise ConformanceError if any fails."""
     spec = find_spec("generator", name, registry)
+    if spec.kind == "iterative":
+        from ptycho_core.testing.conformance.iterative import run_iterative_checks
+
+        return raise_failures(f"generator {spec.qualified_name!r}", run_iterative_checks(spec, **kwargs))
     return raise_failures(f"generator {spec.qualified_name!r}", run_generator_checks(spec, **kwargs))

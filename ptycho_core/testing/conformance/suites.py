@@ -27,6 +27,7 @@ from ptycho_core.testing.conformance.base import (
     in_ci,
 )
 from ptycho_core.testing.conformance.generator import GeneratorChecks
+from ptycho_core.testing.conformance.iterative import IterativeChecks
 from ptycho_core.testing.conformance.loader import LoaderChecks
 from ptycho_core.testing.conformance.stitcher import StitcherChecks
 
@@ -108,6 +109,21 @@ class GeneratorConformance(_Conformance):
     """
 
     checker = GeneratorChecks
+    settings = ("options", "config", "sim", "tolerance")
+    generator: str = ""
+    options: dict = {}
+    config: dict = {}
+    sim: dict = {}
+    tolerance: float = TOLERANCE
+
+
+@_with_tests
+class IterativeConformance(_Conformance):
+    """Subclass in pytest with `generator = "name"` for an iterative generator (`kind="iterative"`);
+    one test per iterative check. Optional: `options` (e.g. fewer iterations), `config` (TrainConfig
+    fields), `sim` (SimConfig fields), `tolerance`."""
+
+    checker = IterativeChecks
     settings = ("options", "config", "sim", "tolerance")
     generator: str = ""
     options: dict = {}
