@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ptycho_cli.options import parse_options, train_config_options
+from ptycho_cli.options import data_file_options, parse_options, train_config_options
 
 
 @click.command()
@@ -23,8 +23,9 @@ from ptycho_cli.options import parse_options, train_config_options
     metavar="KEY=VALUE",
     help="Generator option (see `ptycho describe NAME`); repeatable.",
 )
+@data_file_options
 @click.pass_obj
-def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **train_kwargs):
+def train(state, generator_name, data_path, out_dir, gridsize, raw_options, loader, probe_file, **train_kwargs):
     """Train one generator on a dataset and save a checkpoint.
 
     \b
@@ -41,7 +42,7 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **tr
     spec = registry.generator(generator_name)
     options = spec.resolve_options(parse_options(raw_options))
     config = spec.train_config(train_fields(train_kwargs))
-    dataset = io.load_dataset(data_path, registry)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     pipeline.check_usable(spec, dataset.has_ground_truth)
     prepared = pipeline.prepare(dataset, None, gridsize, config.seed, config.val_fraction, spec.supervised)
     click.echo(
@@ -76,7 +77,13 @@ def _print_training_summary(name, history, out_dir):
     "--generator", "-g", "generator_name", help="An iterative generator (e.g. lsqml): reconstructs without a model."
 )
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Dataset to reconstruct.")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .npz file.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Output: .npz, or a Ptychodus product file (*product.h5) that the Ptychodus GUI opens.",
+)
 @click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Prediction batch (groups).")
 @click.option(
@@ -90,16 +97,15 @@ def _print_training_summary(name, history, out_dir):
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of an iterative generator.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@data_file_options
 @click.pass_obj
-def reconstruct(
-    state, model_dir, generator_name, data_path, out_path, stitcher, batch_size, raw_options, device, seed, as_json
-):
-    """Reconstruct a dataset's object and write it to an .npz file: predict every pattern with a
-    trained model (--model) and stitch, or run an iterative generator (--generator) on the data.
+def reconstruct(state, model_dir, generator_name, raw_options, device, seed, **kwargs):
+    """Reconstruct a dataset's object and write it: predict every pattern with a trained model
+    (--model) and stitch, or run an iterative generator (--generator, e.g. lsqml) on the data.
 
-    The output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json` (an
-    iterative generator that refines them adds `probe` and `refined_positions`). With ground truth
-    in the data the reconstruction is scored (DESIGN section 8); without, only the data-space error.
+    An .npz output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`; a
+    *product.h5 output is a Ptychodus product (object, probe, positions in metres, pixel size). With ground
+    truth in the data the reconstruction is scored (DESIGN section 8); without, only the data-space error.
 
     \b
     Example:
@@ -111,14 +117,14 @@ def reconstruct(
     if (model_dir is None) == (generator_name is None):
         raise UsageError("give either --model DIR (a trained generator) or --generator NAME (an iterative one)")
     if generator_name is not None:
-        _reconstruct_iterative(state, generator_name, data_path, out_path, raw_options, device, seed, as_json)
+        _reconstruct_iterative(state, generator_name, raw_options, device, seed, **kwargs)
         return
     if raw_options:
         raise UsageError("--option applies to --generator; a trained model keeps the options it was trained with")
-    _reconstruct_with_model(state, model_dir, data_path, out_path, stitcher, batch_size, as_json)
+    _reconstruct_with_model(state, model_dir, **kwargs)
 
 
-def _reconstruct_with_model(state, model_dir, data_path, out_path, stitcher, batch_size, as_json):
+def _reconstruct_with_model(state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file):
     import time
 
     from ptycho_core import data, io, pipeline
@@ -126,7 +132,7 @@ def _reconstruct_with_model(state, model_dir, data_path, out_path, stitcher, bat
     registry = state.registry()
     registry.stitcher(stitcher)  # unknown stitcher: fail before any work
     generator, config = pipeline.load_generator(model_dir, registry=registry)
-    dataset = io.load_dataset(data_path, registry)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     if dataset.patch_size != config["patch_size"]:
         raise click.UsageError(
             f"{data_path}: patterns are {dataset.patch_size}x{dataset.patch_size}, the model expects "
@@ -137,10 +143,12 @@ def _reconstruct_with_model(state, model_dir, data_path, out_path, stitcher, bat
     patches = pipeline.predict_anchors(generator, dataset, groups, batch_size)
     seconds = time.perf_counter() - start
     result = pipeline.stitch_and_score(patches, dataset, stitcher, registry)
-    _write_and_print(result, dataset.n, seconds, config["generator"], out_path, as_json)
+    _write_and_print(result, dataset, seconds, config["generator"], out_path, as_json)
 
 
-def _reconstruct_iterative(state, generator_name, data_path, out_path, raw_options, device, seed, as_json):
+def _reconstruct_iterative(
+    state, generator_name, raw_options, device, seed, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file
+):
     from ptycho_cli.progress import training_progress
     from ptycho_core import io, pipeline
     from ptycho_core.generator import TrainConfig
@@ -149,36 +157,27 @@ def _reconstruct_iterative(state, generator_name, data_path, out_path, raw_optio
     spec = registry.generator(generator_name)
     pipeline.check_iterative(spec)
     options = spec.resolve_options(parse_options(raw_options))
-    dataset = io.load_dataset(data_path, registry)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     click.echo(f"reconstructing {dataset.n} patterns with {spec.name} ({spec.distribution} {spec.version})", err=True)
     with training_progress() as display:
         _, estimate, seconds = pipeline.reconstruct_scan(
             spec, options, dataset, TrainConfig(seed=seed, device=device), display.callback(spec.name)
         )
     result = pipeline.score_whole_object(estimate.object, dataset)
-    extra = {"probe": estimate.probe, "refined_positions": estimate.positions}
-    _write_and_print(result, dataset.n, seconds, spec.name, out_path, as_json, extra)
+    _write_and_print(result, dataset, seconds, spec.name, out_path, as_json)
 
 
-def _write_and_print(result, patterns, seconds, name, out_path, as_json, extra=None):
+def _write_and_print(result, dataset, seconds, name, out_path, as_json):
     import json
 
-    import numpy as np
+    from ptycho_core import io
 
-    result.metrics["inference_patterns_per_s"] = patterns / seconds if seconds > 0 else float("nan")
-    arrays = {k: v for k, v in (extra or {}).items() if v is not None}
-    np.savez(
-        out_path,
-        object=result.object,
-        weights=result.weights,
-        positions=result.positions,
-        metrics_json=np.array(json.dumps(result.metrics, default=float)),
-        **arrays,
-    )
+    result.metrics["inference_patterns_per_s"] = dataset.n / seconds if seconds > 0 else float("nan")
+    io.save_reconstruction(out_path, result, dataset, name=name)
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, default=float))
     else:
-        click.echo(f"reconstructed {patterns} patterns with {name} in {seconds:.2f} s -> {out_path}")
+        click.echo(f"reconstructed {dataset.n} patterns with {name} in {seconds:.2f} s -> {out_path}")
         for key in ("amp_ssim", "phase_ssim", "amp_psnr", "phase_mae", "frc_amp_px", "data_error"):
             if key in result.metrics and result.metrics[key] is not None:
                 click.echo(f"  {key:<12} {result.metrics[key]:.4g}")
