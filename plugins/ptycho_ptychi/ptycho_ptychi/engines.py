@@ -7,10 +7,11 @@ conversion between the two conventions, once:
 - data: pty-chi takes measured intensities with the zero frequency at the centre (it shifts them,
   `fft_shift=True`) and an unnormalised FFT, so `I = (N * A)^2` for our amplitudes `A` (our
   forward model is `|fftshift(fft2(P o))| / N`); the probe and the object keep their scale.
-- positions: with the position origin at pixel 0 (`SPECIFIED`), pty-chi's Fourier-shift patch
-  extraction starts the patch for position `p` at `p - (N - 1) / 2`, its bilinear one at
-  `p - N / 2`; ours starts at `y - N // 2`. So `p = y - 1/2` (fourier) or `p = y` (bilinear) on
-  the same grid (`POSITION_OFFSET`; the tests check both against `physics.extract`).
+- positions: pty-chi's LSQML, PIE and DM cut object patches at whole pixels and shift the probe by
+  the sub-pixel rest (Fourier shift). With the position origin at buffer pixel `ORIGIN` (-1/2,
+  `SPECIFIED`), pty-chi's patch for position `p` starts at `round(p) + ORIGIN - (N - 1) / 2 =
+  round(p) - N / 2`, moved by `p - round(p)`: ours starts at `y - N // 2`, so `p = y` on the same
+  grid (the tests check pty-chi's forward model against ptycho's at whole-pixel positions).
   The object buffer is the scan's object grid plus `MARGIN` pixels on each side (pty-chi's
   sub-pixel shifts read one pixel beyond a patch), cropped off again in the result.
 - the object starts as ones times `s0` (the rms object amplitude the data imply); the probe is
@@ -28,8 +29,8 @@ import time
 #: Pixels added around the object grid on each side of pty-chi's object buffer.
 MARGIN = 2
 
-#: pty-chi position minus ours, per patch interpolation method (see the module docstring).
-POSITION_OFFSET = {"fourier": -0.5, "bilinear": 0.0}
+#: The buffer pixel coordinates of pty-chi's position origin (see the module docstring).
+ORIGIN = (-0.5, -0.5)
 
 #: engine name -> (pty-chi options class, whether it takes a minibatch size).
 ENGINES = {
@@ -51,10 +52,6 @@ class PtychiEngine:
         self.engine = engine
         self.options = dict(options)
         self._device = None
-
-    @property
-    def _offset(self) -> float:
-        return POSITION_OFFSET[self.options["interpolation"]]
 
     # -- the contract ---------------------------------------------------------------------------------
     def reconstruct(self, scan, config, progress):
@@ -110,7 +107,7 @@ class PtychiEngine:
         n = scan.patch_size
         shape = (scan.object_shape[0] + 2 * MARGIN, scan.object_shape[1] + 2 * MARGIN)
         s0 = physics.amplitude_scale(scan.diffraction, scan.probe)
-        positions = np.asarray(scan.positions, dtype=np.float64) + MARGIN + self._offset
+        positions = np.asarray(scan.positions, dtype=np.float64) + MARGIN
         intensities = (n * np.asarray(scan.diffraction, dtype=np.float32)) ** 2
         task = PtychographyTask(
             options,
@@ -129,11 +126,8 @@ class PtychiEngine:
         options = getattr(api, ENGINES[self.engine][0])()
         options.data_options.fft_shift = True
         options.object_options.determine_position_origin_coords_by = api.ObjectPosOriginCoordsMethods.SPECIFIED
-        options.object_options.position_origin_coords = (0.0, 0.0)
+        options.object_options.position_origin_coords = ORIGIN
         options.object_options.optimizable = True
-        options.object_options.patch_interpolation_method = getattr(
-            api.PatchInterpolationMethods, o["interpolation"].upper()
-        )
         options.probe_options.optimizable = o["refine_probe"]
         if "object_step" in o:
             options.object_options.step_size = o["object_step"]
@@ -166,7 +160,7 @@ class PtychiEngine:
             probe = np.asarray(task.get_data_to_cpu("probe", as_numpy=True)).reshape(-1, *scan.probe.shape)[0]
         if self.options["refine_positions"]:
             pos = np.asarray(task.get_data_to_cpu("probe_positions", as_numpy=True), dtype=np.float64)
-            positions = pos - MARGIN - self._offset
+            positions = pos - MARGIN
         return estimate_type(
             object=np.ascontiguousarray(obj, dtype=np.complex64),
             history=history,
