@@ -211,3 +211,15 @@ def test_the_iterative_checks_catch_a_diverging_or_do_nothing_solver():
     assert results["reconstruct_returns_the_object_grid"].status == "failed"  # a flat object: constant
     with pytest.raises(ConformanceError):
         check_iterative("dummy_intensity", registry=_host().registry())
+
+
+def test_the_guide_s_iterative_solver_example_reconstructs(tiny_test):
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "writing-a-plugin.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", guide, re.S) if "class MySolver" in b)
+    namespace: dict = {}
+    exec(compile(block, "writing-a-plugin.md", "exec"), namespace)
+    estimate = namespace["build_mysolver"](30).reconstruct(pipeline.scan_for(tiny_test), TrainConfig(), lambda e: None)
+    assert pipeline.score_whole_object(estimate.object, tiny_test).metrics["amp_ssim"] > 0.9
