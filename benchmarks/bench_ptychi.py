@@ -108,9 +108,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import torch
+    from ptycho_ptychi._torchvision import ensure_torchvision
 
     from ptycho_core import pipeline
-    from ptycho_ptychi._torchvision import ensure_torchvision
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -365,7 +365,9 @@ def reconstruct_scan(
     seconds = time.perf_counter() - start
     obj = np.asarray(getattr(estimate, "object", None))
     if obj.shape != scan.object_shape:
-        raise PtychoError(f"{spec.name}: reconstruct returned an object of shape {obj.shape}, expected {scan.object_shape}")
+        raise PtychoError(
+            f"{spec.name}: reconstruct returned an object of shape {obj.shape}, expected {scan.object_shape}"
+        )
     if not np.isfinite(obj).all():
         raise PtychoError(f"{spec.name}: reconstruct returned an object with NaN or inf")
     estimate.object = obj.astype(np.complex64, copy=False)

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from ptycho_core import compare, physics, pipeline
+from ptycho_core import compare, pipeline
 from ptycho_core.generator import ObjectEstimate, TrainConfig
 from ptycho_core.plugins import PluginHost
 from ptycho_core.simulate import SimConfig, simulate_pair
@@ -100,7 +100,9 @@ def mixed(tmp_path_factory):
     """dummy_intensity (learned), dummy_iterative and its two broken modes, one comparison."""
     out = tmp_path_factory.mktemp("iterative") / "cmp"
     options = {"dummy_iterative": {"iterations": "15"}}
-    result = compare.run(["dummy_intensity", "dummy_iterative"], host=_host(), out=out, simulate=TINY, epochs=2, options=options)
+    result = compare.run(
+        ["dummy_intensity", "dummy_iterative"], host=_host(), out=out, simulate=TINY, epochs=2, options=options
+    )
     return result, out
 
 
@@ -142,7 +144,9 @@ def test_iterative_runs_are_resumed_like_learned_ones(mixed, tmp_path):
     copy = tmp_path / "cmp"
     shutil.copytree(out, copy)
     options = {"dummy_iterative": {"iterations": "15"}}
-    again = compare.run(["dummy_intensity", "dummy_iterative"], host=_host(), out=copy, simulate=TINY, epochs=2, options=options)
+    again = compare.run(
+        ["dummy_intensity", "dummy_iterative"], host=_host(), out=copy, simulate=TINY, epochs=2, options=options
+    )
     assert all(r["reused"] for r in again.rows)
     assert _row(again, "dummy_iterative")["amp_ssim"] == _row(result, "dummy_iterative")["amp_ssim"]
     options = {"dummy_iterative": {"iterations": "5"}}
@@ -178,8 +182,9 @@ def test_reconstruct_runs_an_iterative_generator_without_a_model(invoke, tmp_pat
     save_npz(tiny_test, data)
     out = tmp_path / "recon.npz"
     host = _host()
-    result = invoke("reconstruct", "--generator", "dummy_iterative", "--data", data, "--out", out,
-                    "-o", "iterations=25", host=host)
+    result = invoke(
+        "reconstruct", "--generator", "dummy_iterative", "--data", data, "--out", out, "-o", "iterations=25", host=host
+    )
     assert result.exit_code == 0, result.output
     assert "amp_ssim" in result.output
     with np.load(out, allow_pickle=False) as z:
@@ -189,8 +194,9 @@ def test_reconstruct_runs_an_iterative_generator_without_a_model(invoke, tmp_pat
     assert "--model" in line and "--generator" in line
     line = one_line_error(invoke("reconstruct", "-g", "dummy_intensity", "--data", data, "--out", out, host=host))
     assert "learned" in line and "ptycho train" in line
-    line = one_line_error(invoke("reconstruct", "-g", "dummy_iterative", "--data", data, "--out", out,
-                                 "-o", "speed=3", host=host))
+    line = one_line_error(
+        invoke("reconstruct", "-g", "dummy_iterative", "--data", data, "--out", out, "-o", "speed=3", host=host)
+    )
     assert "unknown option" in line and "speed" in line
 
 
@@ -198,7 +204,9 @@ def test_reconstruct_runs_an_iterative_generator_without_a_model(invoke, tmp_pat
 
 
 def test_the_dummy_passes_the_iterative_conformance_checks():
-    results = check_iterative("dummy_iterative", registry=_host().registry(), plugin_module="ptycho_core.testing.dummies")
+    results = check_iterative(
+        "dummy_iterative", registry=_host().registry(), plugin_module="ptycho_core.testing.dummies"
+    )
     assert [r.status for r in results] == ["passed"] * len(results)
 
 

@@ -147,7 +147,18 @@ def _reconstruct_with_model(state, model_dir, data_path, out_path, stitcher, bat
 
 
 def _reconstruct_iterative(
-    state, generator_name, raw_options, device, seed, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file
+    state,
+    generator_name,
+    raw_options,
+    device,
+    seed,
+    data_path,
+    out_path,
+    stitcher,
+    batch_size,
+    as_json,
+    loader,
+    probe_file,
 ):
     from ptycho_cli.progress import training_progress
     from ptycho_core import io, pipeline

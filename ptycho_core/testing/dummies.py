@@ -305,7 +305,9 @@ class IterativeDummy:
             loss = float(((np.abs(far) - measured)[valid] ** 2).mean() / (measured[valid] ** 2).mean())
             fixed = np.where(valid, measured * np.exp(1j * np.angle(far)), far)
             new = np.fft.ifft2(np.fft.ifftshift(fixed, axes=(-2, -1)), norm="ortho")
-            obj = obj + self.options["step"] * physics.splat(np.conj(probe) * (new - psi), positions, obj.shape) / weight
+            obj = (
+                obj + self.options["step"] * physics.splat(np.conj(probe) * (new - psi), positions, obj.shape) / weight
+            )
             if self.options["error"] == "nan" and k == 2:
                 loss = math.nan
             _FlatPatchGenerator._report(progress, history, k, iterations, loss, None, self.options["step"], start)

@@ -55,10 +55,14 @@ def engine_options(engine: str) -> dict:
             min=1,
         ),
         "refine_probe": Option(
-            "bool", False, "refine the probe as well as the object (off: the data's probe is used as given, as by "
-            "every learned generator)"
+            "bool",
+            False,
+            "refine the probe as well as the object (off: the data's probe is used as given, as by "
+            "every learned generator)",
         ),
-        "refine_positions": Option("bool", False, "correct the scan positions (pty-chi's gradient position correction)"),
+        "refine_positions": Option(
+            "bool", False, "correct the scan positions (pty-chi's gradient position correction)"
+        ),
         "position_step": Option("float", 0.3, "step size of the position correction", min=0.0),
     }
     if engine != "dm":

@@ -37,8 +37,25 @@ def test_compare_puts_lsqml_and_fno_in_one_table_from_a_cxi_file(tmp_path):
     proc = _run("simulate", "--out", "scan.cxi", "--test-out", "test.cxi", *sim, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     proc = _run(
-        "compare", "--data", "scan.cxi", "--test-data", "test.cxi", "-g", "lsqml,fno", "--gridsize", "1", "--epochs", "2",
-        "-o", "fno.width=8", "-o", "fno.blocks=2", "-o", "lsqml.iterations=12", "--out", "cmp",
+        "compare",
+        "--data",
+        "scan.cxi",
+        "--test-data",
+        "test.cxi",
+        "-g",
+        "lsqml,fno",
+        "--gridsize",
+        "1",
+        "--epochs",
+        "2",
+        "-o",
+        "fno.width=8",
+        "-o",
+        "fno.blocks=2",
+        "-o",
+        "lsqml.iterations=12",
+        "--out",
+        "cmp",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -57,7 +74,18 @@ def test_compare_puts_lsqml_and_fno_in_one_table_from_a_cxi_file(tmp_path):
     assert json.loads((run / "run.json").read_text())["options"]["iterations"] == 12
     assert len(json.loads((run / "history.json").read_text())["loss"]) == 12
 
-    proc = _run("reconstruct", "--generator", "lsqml", "--data", "test.cxi", "--out", "recon.npz",
-                "-o", "iterations=8", "--json", cwd=tmp_path)
+    proc = _run(
+        "reconstruct",
+        "--generator",
+        "lsqml",
+        "--data",
+        "test.cxi",
+        "--out",
+        "recon.npz",
+        "-o",
+        "iterations=8",
+        "--json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["amp_ssim"] > 0.5 and (tmp_path / "recon.npz").is_file()

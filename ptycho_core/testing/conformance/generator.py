@@ -20,7 +20,6 @@ from ptycho_core.testing.conformance.base import (
     TOLERANCE,
     Checker,
     CheckResult,
-    Unavailable,
     fail,
     find_spec,
     raise_failures,
