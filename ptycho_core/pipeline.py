@@ -92,14 +92,19 @@ def prepare(
     )
 
 
-def check_usable(spec: GeneratorSpec, has_ground_truth: bool = True) -> None:
-    """Refuse, before any work, a generator that cannot run here or on this data."""
+def require_available(spec: GeneratorSpec) -> None:
+    """Refuse, before any work, a generator whose required modules are missing."""
     missing = spec.missing_requirements()
     if missing:
         raise UsageError(
             f"generator {spec.name!r} is unavailable: missing {', '.join(missing)} "
             f"(install the framework, or see `ptycho describe {spec.name}`)"
         )
+
+
+def check_usable(spec: GeneratorSpec, has_ground_truth: bool = True) -> None:
+    """Refuse, before any work, a generator that cannot run here or on this data."""
+    require_available(spec)
     if spec.kind != "learned":
         raise UsageError(f"generator {spec.name!r} is {spec.kind}; only learned generators can be trained")
     if spec.supervised and not has_ground_truth:
@@ -338,12 +343,7 @@ def scan_for(ds: Dataset) -> Scan:
 
 def check_iterative(spec: GeneratorSpec) -> None:
     """Refuse, before any work, a generator that is not an available iterative one."""
-    missing = spec.missing_requirements()
-    if missing:
-        raise UsageError(
-            f"generator {spec.name!r} is unavailable: missing {', '.join(missing)} "
-            f"(install it, or see `ptycho describe {spec.name}`)"
-        )
+    require_available(spec)
     if spec.kind != "iterative":
         raise UsageError(
             f"generator {spec.name!r} is {spec.kind}: train it first (`ptycho train`), then reconstruct with --model"

@@ -7,6 +7,11 @@ import click
 from ptycho_cli.options import data_file_options, parse_options, train_config_options
 
 
+def generator_options(help: str):
+    """`--option/-o KEY=VALUE`, repeatable: a generator's options (typed against its spec)."""
+    return click.option("--option", "-o", "raw_options", multiple=True, metavar="KEY=VALUE", help=help)
+
+
 @click.command()
 @click.option("--generator", "-g", "generator_name", required=True, help="Generator name (or dist:name).")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Training dataset file.")
@@ -15,14 +20,7 @@ from ptycho_cli.options import data_file_options, parse_options, train_config_op
     "--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
 )
 @train_config_options
-@click.option(
-    "--option",
-    "-o",
-    "raw_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Generator option (see `ptycho describe NAME`); repeatable.",
-)
+@generator_options("Generator option (see `ptycho describe NAME`); repeatable.")
 @data_file_options
 @click.pass_obj
 def train(state, generator_name, data_path, out_dir, gridsize, raw_options, loader, probe_file, **train_kwargs):
@@ -86,14 +84,7 @@ def _print_training_summary(name, history, out_dir):
 )
 @click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Prediction batch (groups).")
-@click.option(
-    "--option",
-    "-o",
-    "raw_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Option of the iterative generator (see `ptycho describe NAME`); repeatable.",
-)
+@generator_options("Option of the iterative generator (see `ptycho describe NAME`); repeatable.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of an iterative generator.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")

@@ -7,21 +7,19 @@ is scored by); the same seed gives the same object; the core scores it like any 
 
 from __future__ import annotations
 
-import inspect
 import math
 
 from ptycho_core.errors import PtychoError
 from ptycho_core.registry import GeneratorSpec
 from ptycho_core.testing.conformance.base import (
-    HEAVY_MODULES,
     TINY_SIM,
     TOLERANCE,
-    Checker,
     CheckResult,
     fail,
     find_spec,
     raise_failures,
 )
+from ptycho_core.testing.conformance.generator import GeneratorChecks, _check_progress
 
 ITERATIVE_CHECKS = (
     "spec_is_complete",
@@ -47,97 +45,49 @@ def tiny_scan(sim: dict | None = None):
     return test, pipeline.scan_for(test)
 
 
-class IterativeChecks(Checker):
+class IterativeChecks(GeneratorChecks):
     """Every iterative check as a method; the reconstruction is shared between checks and cached.
 
     `options` override the spec's defaults (e.g. fewer iterations), `config` the TrainConfig fields
-    (`TINY_RUN`), `sim` the tiny simulation (`TINY_SIM`).
+    (`TINY_RUN`), `sim` the tiny simulation (`TINY_SIM`). The spec, registration and factory checks
+    and the option handling are the learned generators' (`GeneratorChecks`).
     """
 
-    kind = "generator"
     checks = ITERATIVE_CHECKS
-
-    def __init__(
-        self,
-        spec: GeneratorSpec,
-        options: dict | None = None,
-        config: dict | None = None,
-        sim: dict | None = None,
-        tolerance: float = TOLERANCE,
-        heavy_modules: tuple[str, ...] = HEAVY_MODULES,
-        plugin_module: str | None = None,
-        extra_path: tuple[str, ...] = (),
-    ):
-        super().__init__(spec, heavy_modules, plugin_module, extra_path)
-        self.option_overrides = dict(options or {})
-        self.config = dict(config or {})
-        self.sim = dict(sim or {})
-        self.tolerance = tolerance
-        self._runs: dict = {}
-        self._data = None
+    generator_kind = "iterative"
+    methods = ("reconstruct",)
 
     def close(self) -> None:
         super().close()
-        self._runs.clear()
+        self._data.clear()
 
-    def require_available(self) -> None:
-        super().require_available()
-        if self.spec.kind != "iterative":
-            raise fail(f"generator {self.spec.name!r} is {self.spec.kind}: use GeneratorConformance for it")
-
-    def build(self):
-        self.require_available()
-        try:
-            options = self.spec.resolve_options(self.option_overrides)
-        except PtychoError as exc:
-            raise fail(f"the options given to the conformance checks are not accepted: {exc}") from None
-        try:
-            return self.spec.load_factory()(**options)
-        except Exception as exc:
-            raise fail(f"factory {self.spec.factory}(**{options}) raised {type(exc).__name__}: {exc}") from exc
-
-    def data(self):
-        if self._data is None:
-            self._data = tiny_scan(self.sim)
-        return self._data
+    def scan(self):
+        """(the tiny simulation's test Dataset, its Scan), cached."""
+        if "scan" not in self._data:
+            self._data["scan"] = tiny_scan(self.sim)
+        return self._data["scan"]
 
     def run_once(self, run: int = 0):
         """(estimate, progress events) of a cached reconstruction of the tiny scan."""
-        if run not in self._runs:
+        if run not in self._fits:
             from ptycho_core.generator import TrainConfig
 
             gen = self.build()
-            _, scan = self.data()
+            _, scan = self.scan()
             events: list = []
             try:
-                estimate = gen.reconstruct(scan, TrainConfig(**{**TINY_RUN, **self.config}), events.append)
+                estimate = gen.reconstruct(scan, TrainConfig(**{**TINY_RUN, **self.config_overrides}), events.append)
             except Exception as exc:
                 raise fail(f"reconstruct raised {type(exc).__name__}: {exc}") from exc
-            self._runs[run] = (estimate, events)
-        return self._runs[run]
+            self._fits[run] = (estimate, events)
+        return self._fits[run]
 
     # the checks
-    def factory_builds(self) -> None:
-        self.require_available()
-        factory = self.spec.load_factory()
-        try:
-            params = inspect.signature(factory).parameters.values()
-        except (TypeError, ValueError):
-            params = None
-        if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params):
-            accepted = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-            missing = sorted(set(self.spec.options) - accepted)
-            if missing:
-                raise fail(f"factory {self.spec.factory} does not accept declared option(s) {', '.join(missing)}")
-        gen = self.build()
-        if not callable(getattr(gen, "reconstruct", None)):
-            raise fail(f"factory returned {type(gen).__name__}, which lacks reconstruct (DESIGN section 10)")
-
     def reconstruct_returns_the_object_grid(self) -> None:
         import numpy as np
 
         estimate, _ = self.run_once()
-        _, scan = self.data()
+        _, scan = self.scan()
         obj = np.asarray(getattr(estimate, "object", None))
         if obj.shape != tuple(scan.object_shape):
             raise fail(f"the object has shape {obj.shape}, expected the scan's object grid {scan.object_shape}")
@@ -153,8 +103,6 @@ class IterativeChecks(Checker):
                 raise fail(f"the refined {name} has shape {np.shape(value)}, expected {shape} (or None)")
 
     def history_has_one_loss_per_iteration(self) -> None:
-        from ptycho_core.testing.conformance.generator import _check_progress
-
         estimate, events = self.run_once()
         loss = list(getattr(estimate.history, "loss", None) or [])
         if not loss or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in loss):
@@ -169,7 +117,7 @@ class IterativeChecks(Checker):
         from ptycho_core import metrics, physics
 
         estimate, _ = self.run_once()
-        _, scan = self.data()
+        _, scan = self.scan()
         flat = np.full(scan.object_shape, physics.amplitude_scale(scan.diffraction, scan.probe), np.complex64)
         probe = scan.probe if estimate.probe is None else estimate.probe
         errors = [
@@ -196,7 +144,7 @@ class IterativeChecks(Checker):
         from ptycho_core import pipeline
 
         estimate, _ = self.run_once()
-        test, _ = self.data()
+        test, _ = self.scan()
         try:
             result = pipeline.score_whole_object(estimate.object, test)
         except PtychoError as exc:

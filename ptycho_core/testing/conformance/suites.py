@@ -100,36 +100,33 @@ def _with_tests(cls: type[_Conformance]) -> type[_Conformance]:
     return cls
 
 
-@_with_tests
-class GeneratorConformance(_Conformance):
-    """Subclass in pytest with `generator = "name"`; one test per generator check.
+class _GeneratorSettings(_Conformance):
+    """The class attributes both generator suites take: `generator` (the registered name), `options`
+    (override spec defaults, e.g. small widths or fewer iterations), `config` (TrainConfig fields),
+    `sim` (SimConfig fields), `tolerance`."""
 
-    Optional class attributes: `options` (override spec defaults, e.g. small widths), `config`
-    (TrainConfig fields for the short fits), `sim` (SimConfig fields), `tolerance`, `plugin_module`.
-    """
+    settings = ("options", "config", "sim", "tolerance")
+    generator: str = ""
+    options: dict = {}
+    config: dict = {}
+    sim: dict = {}
+    tolerance: float = TOLERANCE
+
+
+@_with_tests
+class GeneratorConformance(_GeneratorSettings):
+    """Subclass in pytest with `generator = "name"`; one test per generator check (learned
+    generators; the short fits use `config`)."""
 
     checker = GeneratorChecks
-    settings = ("options", "config", "sim", "tolerance")
-    generator: str = ""
-    options: dict = {}
-    config: dict = {}
-    sim: dict = {}
-    tolerance: float = TOLERANCE
 
 
 @_with_tests
-class IterativeConformance(_Conformance):
+class IterativeConformance(_GeneratorSettings):
     """Subclass in pytest with `generator = "name"` for an iterative generator (`kind="iterative"`);
-    one test per iterative check. Optional: `options` (e.g. fewer iterations), `config` (TrainConfig
-    fields), `sim` (SimConfig fields), `tolerance`."""
+    one test per iterative check."""
 
     checker = IterativeChecks
-    settings = ("options", "config", "sim", "tolerance")
-    generator: str = ""
-    options: dict = {}
-    config: dict = {}
-    sim: dict = {}
-    tolerance: float = TOLERANCE
 
 
 @_with_tests
