@@ -149,6 +149,9 @@ def test_iterative_runs_are_resumed_like_learned_ones(mixed, tmp_path):
     )
     assert all(r["reused"] for r in again.rows)
     assert _row(again, "dummy_iterative")["amp_ssim"] == _row(result, "dummy_iterative")["amp_ssim"]
+    # the training budget is not an iterative run's input; its own options are
+    again = compare.run(["dummy_iterative"], host=_host(), out=copy, simulate=TINY, epochs=7, options=options)
+    assert again.rows[0]["reused"]
     options = {"dummy_iterative": {"iterations": "5"}}
     redo = compare.run(["dummy_iterative"], host=_host(), out=copy, simulate=TINY, epochs=2, options=options)
     assert not redo.rows[0]["reused"]

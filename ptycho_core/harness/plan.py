@@ -205,9 +205,18 @@ def run_hash(plan: RunPlan, fingerprint: str, prepared_hash: str, split_info: di
         },
         "options": plan.options,
         "versions": {"ptycho": __version__, "plugin": plan.spec.version},
-        "train_config": plan.config.to_dict(),
+        "train_config": _budget(plan),
     }
     return sha256(json.dumps(payload, sort_keys=True, default=str))
+
+
+#: The TrainConfig fields an iterative generator uses: the training budget does not change its run.
+ITERATIVE_SETTINGS = ("seed", "device", "timeout")
+
+
+def _budget(plan: RunPlan) -> dict:
+    config = plan.config.to_dict()
+    return config if plan.spec.kind == "learned" else {k: config[k] for k in ITERATIVE_SETTINGS}
 
 
 def resume_decision(run_dir: Path, expected_hash: str, force: bool) -> tuple[bool, str]:
