@@ -73,6 +73,7 @@ def test_loader_forces_a_loader_and_inspect_names_it(invoke, tmp_path, one_line_
     assert report["loader"] == "ptycho:cxi" and report["summary"]["patterns"] == 16
     text = _ok(invoke("inspect", tmp_path / "scan.bin", "--loader", "cxi")).output
     assert "loader         cxi (ptycho" in text
+    assert "pixel size     1.292e-07 m" in text and "8000 eV, 1 m" in text and "assumed when written" in text
     line = one_line_error(invoke("inspect", tmp_path / "scan.bin", "--loader", "npz"))
     assert "scan.bin" in line and "not an NPZ archive" in line
     assert "unknown loader 'tiff'" in one_line_error(invoke("inspect", tmp_path / "scan.bin", "--loader", "tiff"))

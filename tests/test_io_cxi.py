@@ -68,3 +68,24 @@ def test_a_cxi_file_without_a_probe_needs_one_from_probe_file(tiny, tmp_path, co
     ds = load_dataset(path, registry=core_host.registry(), probe=str(probe_file))
     np.testing.assert_array_equal(ds.probe, tiny.probe)
     assert "probe: from --probe (not the file's)" in ds.metadata["conversions"]
+
+
+@pytest.mark.parametrize("name", ["cxi", "ptychodus"])
+def test_the_built_in_hdf5_loaders_pass_the_loader_conformance_kit(name, core_host):
+    from ptycho_core.io import WRITERS
+    from ptycho_core.registry import resolve_factory
+    from ptycho_core.testing.conformance import LOADER_CHECKS, check_loader
+
+    write = resolve_factory(WRITERS[name][0])
+    results = check_loader(name, registry=core_host.registry(), write=write)
+    assert [r.status for r in results] == ["passed"] * len(LOADER_CHECKS)
+
+
+@pytest.mark.parametrize(("extension", "ok"), [(".h5", True), ("product.h5", True), ("h5", False), ("npz", False)])
+def test_a_loader_extension_is_a_dotted_suffix_or_a_file_name_ending(extension, ok):
+    from ptycho_core.registry import LoaderSpec
+    from ptycho_core.testing.conformance import run_loader_checks
+
+    spec = LoaderSpec(name="x", summary="s", factory="ptycho_core.io.cxi:load_cxi", extensions=(extension,))
+    result = run_loader_checks(spec, checks=("spec_is_complete",))[0]
+    assert result.ok is ok, result.detail

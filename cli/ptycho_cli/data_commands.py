@@ -158,6 +158,16 @@ def inspect(ctx, file, loader, probe_file, as_json):
     ]
     if "format" in meta:
         facts.append(("format", meta["format"]))
+    if meta.get("pixel_size_m"):
+        geometry = f"{meta['pixel_size_m']:.4g} m"
+        if meta.get("energy_eV") and meta.get("distance_m") and meta.get("detector_pixel_size_m"):
+            geometry += (
+                f" (= wavelength x distance / (N x detector pixel): {meta['energy_eV']:g} eV, "
+                f"{meta['distance_m']:g} m, {meta['detector_pixel_size_m']:g} m)"
+            )
+        if meta.get("geometry") == "assumed":
+            geometry += ", assumed when written (the data had no geometry)"
+        facts.append(("pixel size", geometry))
     width = max(len(k) for k, _ in facts)
     for key, value in facts:
         click.echo(f"  {key.ljust(width)}  {value}")

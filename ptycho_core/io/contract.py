@@ -18,6 +18,8 @@ import json
 
 import numpy as np
 
+from ptycho_core.errors import UsageError
+from ptycho_core.io import geometry as geo
 from ptycho_core.io.hdf5 import H5Reader
 
 
@@ -27,14 +29,14 @@ def amplitudes(reader: H5Reader, field: str, counts: np.ndarray) -> np.ndarray:
         raise reader.fail(field, "must be a stack of patterns (n, N, N)", f"shape {counts.shape}")
     if counts.shape[0] == 0:
         raise reader.fail(field, "must hold at least one pattern", "an empty stack")
-    values = counts.astype(np.float64, copy=False)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise reader.fail(field, "must be finite photon counts", f"{int(bad.sum())} NaN/inf values")
-    negative = values < 0
-    if negative.any():
-        raise reader.fail(field, "must be non-negative photon counts", f"{int(negative.sum())} negative values")
-    return np.sqrt(values).astype(np.float32)
+    if counts.dtype.kind == "f":
+        bad = int((~np.isfinite(counts)).sum())
+        if bad:
+            raise reader.fail(field, "must be finite photon counts", f"{bad} NaN/inf values")
+    negative = int((counts < 0).sum()) if counts.dtype.kind != "u" else 0
+    if negative:
+        raise reader.fail(field, "must be non-negative photon counts", f"{negative} negative values")
+    return np.sqrt(counts, dtype=np.float32)
 
 
 def single_mode(reader: H5Reader, field: str, array: np.ndarray, what: str) -> np.ndarray:
@@ -95,3 +97,18 @@ def own_metadata(reader: H5Reader, field: str, text: str) -> dict:
     if not isinstance(metadata, dict):
         raise reader.fail(field, "must hold a JSON object", type(metadata).__name__)
     return {k: v for k, v in metadata.items() if k not in DERIVED_KEYS and k != "detector_pixel_size_m"}
+
+
+def to_write(ds, path, fmt: str):
+    """What the HDF5 writers need from a dataset: (geometry, object grid, metadata to store).
+
+    The geometry is the metadata's or the default one (then recorded as assumed); the object grid
+    is the object, or a uniform one covering the scan (both formats need an object grid).
+    """
+    ds.validate(source=str(path))
+    if ds.mask is not None and ds.mask.ndim == 3:
+        raise UsageError(f"{path}: per-pattern masks (n, N, N) cannot be written as {fmt}; write .npz instead")
+    geometry, assumed = geo.of_dataset(ds.metadata, ds.patch_size)
+    grid = ds.object if ds.object is not None else np.ones(scan_shape(ds.positions, ds.patch_size), np.complex64)
+    metadata = {**ds.metadata, **geometry.as_metadata(), "geometry": "assumed" if assumed else "given"}
+    return geometry, grid, metadata

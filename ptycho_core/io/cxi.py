@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ptycho_core.data import Dataset
-from ptycho_core.errors import DataError, UsageError
+from ptycho_core.errors import DataError
 from ptycho_core.io import contract
 from ptycho_core.io import geometry as geo
 from ptycho_core.io.hdf5 import H5Reader, check_units
@@ -183,6 +183,8 @@ def _positions(f: H5Reader, y_m, x_m, geometry: geo.Geometry, n_pix: int, writte
     if grid is None:
         positions = np.stack([(y_m - y_m.min()) / dx, (x_m - x_m.min()) / dx], axis=1) + n_pix / 2
         conversions.append(f"positions: metres / {dx:.6g} m per object pixel, scan corner at N/2")
+        if f.has(OBJECT):
+            conversions.append(f"{OBJECT}: an image without Ptychodus's object grid (centre, pixel size); not used")
         return None, positions
     obj, center = grid
     positions = contract.pixels_from_metres(y_m, x_m, dx, obj.shape, center)
@@ -208,6 +210,10 @@ def _object_grid(f: H5Reader, dx: float):
 
 def _probe(f: H5Reader, given: np.ndarray | None, n_pix: int, conversions: list) -> np.ndarray:
     if given is not None:
+        if np.shape(given) != (n_pix, n_pix):
+            raise DataError(
+                f"{f.source}: the --probe array must have the pattern shape {(n_pix, n_pix)}, got {np.shape(given)}"
+            )
         conversions.append("probe: from --probe (not the file's)")
         return np.asarray(given, dtype=np.complex64)
     field = f.first(*PROBES)
@@ -256,15 +262,8 @@ def save_cxi(ds: Dataset, path) -> Path:
     from ptycho_core.io.hdf5 import write_atomically
 
     path = Path(path)
-    ds.validate(source=str(path))
-    if ds.mask is not None and ds.mask.ndim == 3:
-        raise UsageError(f"{path}: per-pattern masks (n, N, N) cannot be written to CXI; write .npz instead")
-    geometry, assumed = geo.of_dataset(ds.metadata, ds.patch_size)
-    grid = (
-        ds.object if ds.object is not None else np.ones(contract.scan_shape(ds.positions, ds.patch_size), np.complex64)
-    )
+    geometry, grid, metadata = contract.to_write(ds, path, "CXI")
     y_m, x_m = contract.metres_from_pixels(ds.positions, geometry.pixel_size_m, grid.shape)
-    metadata = {**ds.metadata, **geometry.as_metadata(), "geometry": "assumed" if assumed else "given"}
 
     def fill(h5) -> None:
         h5["cxi_version"] = CXI_VERSION

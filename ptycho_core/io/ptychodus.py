@@ -206,14 +206,7 @@ def save_ptychodus(ds: Dataset, path) -> Path:
     product_path, diffraction_path = pair(path)
     if not str(product_path) == str(path):
         raise UsageError(f"{path}: write a Ptychodus pair by its product file name (*{PRODUCT_SUFFIX})")
-    ds.validate(source=str(path))
-    if ds.mask is not None and ds.mask.ndim == 3:
-        raise UsageError(f"{path}: per-pattern masks (n, N, N) cannot be written for Ptychodus; write .npz instead")
-    geometry, assumed = geo.of_dataset(ds.metadata, ds.patch_size)
-    obj = (
-        ds.object if ds.object is not None else np.ones(contract.scan_shape(ds.positions, ds.patch_size), np.complex64)
-    )
-    metadata = {**ds.metadata, **geometry.as_metadata(), "geometry": "assumed" if assumed else "given"}
+    geometry, obj, metadata = contract.to_write(ds, path, "a Ptychodus pair")
     bad = np.zeros((ds.patch_size,) * 2, bool) if ds.mask is None else ~ds.mask
 
     def fill_diffraction(h5) -> None:
