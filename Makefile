@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml constraints.txt $(PLUGINS)
 	$(PIP_INSTALL) --upgrade pip setuptools wheel
 	# The CPU build of torch first: anything depending on torch must not pull a CUDA build.
 	$(PIP_INSTALL) torch==2.13.0
+	# torchvision for pty-chi (plugins/ptycho_ptychi), after torch so that it keeps the CPU build. PyPI has
+	# no torchvision sdist to build against the CPU torch; the wheel's C++ ops do not load beside it
+	# (they link libtorch_cuda) and ptycho_ptychi/_torchvision.py makes the Python part import.
+	$(PIP_INSTALL) torchvision==0.28.0
 	$(PIP_INSTALL) -e . $(foreach p,$(PLUGINS),-e $(dir $(p))) pytest ruff build
 	# Test dependency: Ptychodus's own file plugins and forward model (tests/test_io_ptychodus.py).
 	# They import only h5py, numpy, scipy, scikit-image and pydantic (pinned above); --no-deps keeps

@@ -8,6 +8,12 @@
 
 Inputs are raw amplitudes in contract units; the generator applies `TrainingSet.input_scale`
 itself. `predict` returns per-channel patches before any overlap averaging, in contract units.
+
+Iterative generators (`kind="iterative"`, DESIGN section 10) have no fit: the core hands them one
+`Scan` (the test data on its object grid) and they return an `ObjectEstimate`:
+
+    gen = factory(**options)
+    gen.reconstruct(scan: Scan, config: TrainConfig, progress) -> ObjectEstimate
 """
 
 from __future__ import annotations
@@ -245,6 +251,55 @@ class Generator(Protocol):
     def save(self, directory) -> Any: ...
 
     def load(self, directory) -> Any: ...
+
+
+@dataclass
+class Scan:
+    """What an iterative generator reconstructs: one scan, in contract units, on its object grid.
+
+    diffraction (n, N, N) float32 amplitudes; positions (n, 2) float64 (y, x) object pixels of
+    each pattern's centre pixel (N//2, N//2) on a grid of `object_shape` (H, W), every N x N patch
+    inside it; probe (N, N) complex64; mask (N, N) or (n, N, N) bool or None; metadata as loaded.
+    """
+
+    diffraction: np.ndarray
+    positions: np.ndarray
+    probe: np.ndarray
+    object_shape: tuple
+    mask: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.diffraction.shape[0])
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.diffraction.shape[-1])
+
+
+@dataclass
+class ObjectEstimate:
+    """What `reconstruct` returns: the object (H, W) complex64 on the scan's object grid, the refined
+    probe (N, N) and positions (n, 2) when the engine refined them (else None), and a History with
+    one entry per iteration (`loss`: the engine's data error; `val_loss` entries None)."""
+
+    object: np.ndarray
+    history: History
+    probe: np.ndarray | None = None
+    positions: np.ndarray | None = None
+
+
+@runtime_checkable
+class IterativeGenerator(Protocol):
+    """What `factory(**options)` must return for `kind="iterative"`: no training, no checkpoint.
+
+    `config` carries the seed, the device and `timeout` (stop iterating after that many seconds,
+    keeping the current estimate); the number of iterations is the generator's own option.
+    `progress` gets the same events as `fit`'s, one epoch per iteration.
+    """
+
+    def reconstruct(self, scan: Scan, config: TrainConfig, progress: ProgressCallback) -> ObjectEstimate: ...
 
 
 def groups_per_epoch(n_groups: int, channels: int) -> int:

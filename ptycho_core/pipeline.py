@@ -20,7 +20,7 @@ import numpy as np
 from ptycho_core import __version__, data, physics, rundir
 from ptycho_core.data import Dataset, Groups
 from ptycho_core.errors import DataError, PtychoError, UsageError
-from ptycho_core.generator import History, TrainConfig, TrainingSet, no_progress
+from ptycho_core.generator import History, ObjectEstimate, Scan, TrainConfig, TrainingSet, no_progress
 from ptycho_core.registry import GeneratorSpec, resolve_factory
 
 CHECKPOINT_FORMAT = 1
@@ -92,14 +92,19 @@ def prepare(
     )
 
 
-def check_usable(spec: GeneratorSpec, has_ground_truth: bool = True) -> None:
-    """Refuse, before any work, a generator that cannot run here or on this data."""
+def require_available(spec: GeneratorSpec) -> None:
+    """Refuse, before any work, a generator whose required modules are missing."""
     missing = spec.missing_requirements()
     if missing:
         raise UsageError(
             f"generator {spec.name!r} is unavailable: missing {', '.join(missing)} "
             f"(install the framework, or see `ptycho describe {spec.name}`)"
         )
+
+
+def check_usable(spec: GeneratorSpec, has_ground_truth: bool = True) -> None:
+    """Refuse, before any work, a generator that cannot run here or on this data."""
+    require_available(spec)
     if spec.kind != "learned":
         raise UsageError(f"generator {spec.name!r} is {spec.kind}; only learned generators can be trained")
     if spec.supervised and not has_ground_truth:
@@ -255,6 +260,17 @@ class Reconstruction:
     region: list = field(default_factory=list)
 
 
+def object_grid(ds: Dataset) -> tuple[tuple[int, int], np.ndarray, tuple[float, float]]:
+    """The object grid a dataset is reconstructed and scored on: (shape (H, W), positions on it,
+    shift). The ground truth's grid when the data has one, else the smallest canvas covering every
+    patch (`stitch.canvas_for`; the whole-pixel shift is recorded)."""
+    from ptycho_core import stitch
+
+    known = (ds.metadata or {}).get(OBJECT_SHAPE_KEY) if ds.object is None else ds.object.shape
+    shape, shift = stitch.canvas_for(ds.positions, ds.patch_size, None if known is None else tuple(known))
+    return shape, ds.positions + np.asarray(shift, dtype=np.float64), shift
+
+
 def stitch_and_score(
     patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None, **stitch_options
 ) -> Reconstruction:
@@ -262,11 +278,34 @@ def stitch_and_score(
 
     `stitcher` is a name, `dist:name` or a StitcherSpec; options are checked against its spec.
     """
-    from ptycho_core import metrics, stitch
+    from ptycho_core import stitch
 
-    shape, shift = stitch.canvas_for(ds.positions, ds.patch_size, None if ds.object is None else ds.object.shape)
-    positions = ds.positions + np.asarray(shift, dtype=np.float64)
+    shape, positions, shift = object_grid(ds)
     obj, weights = stitch.stitch(stitcher, patches, positions, shape, ds.probe, registry=registry, **stitch_options)
+    return score_object(obj, weights, positions, shift, ds, patches)
+
+
+def score_whole_object(obj: np.ndarray, ds: Dataset) -> Reconstruction:
+    """Score a whole object (an iterative generator's, on `object_grid(ds)`) exactly as a stitched
+    one: the weights are the probe-weighted stitcher's (the illumination, splat |P|^2) and the
+    patches for the twin share are cut from the object at the positions."""
+    from ptycho_core import stitch
+
+    shape, positions, shift = object_grid(ds)
+    obj = np.asarray(obj)
+    if obj.shape != tuple(shape):
+        raise PtychoError(f"the generator returned an object of shape {obj.shape}, expected {tuple(shape)}")
+    if not np.isfinite(obj).all():
+        raise PtychoError("the generator returned an object with NaN or inf")
+    weights = stitch.illumination(positions, shape, np.abs(ds.probe) ** 2)
+    obj = np.where(weights > 0, obj, 0).astype(np.complex64)
+    return score_object(obj, weights, positions, shift, ds, physics.extract(obj, positions, ds.patch_size))
+
+
+def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Reconstruction:
+    """The one scoring path (DESIGN section 8) for stitched and whole objects on the object grid."""
+    from ptycho_core import metrics
+
     scores = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
     values = {k: float(v) for k, v in scores.as_dict().items() if isinstance(v, (int, float))}
     if ds.object is not None:
@@ -280,3 +319,56 @@ def stitch_and_score(
         frc=scores.frc,
         region=list(scores.region),
     )
+
+
+# --- iterative generators (DESIGN section 10) -------------------------------------------------------
+
+#: Dataset.metadata key the compare children read the test object's grid shape from (they never
+#: see the object itself).
+OBJECT_SHAPE_KEY = "object_shape"
+
+
+def scan_for(ds: Dataset) -> Scan:
+    """The `Scan` an iterative generator gets: the dataset on its object grid (`object_grid`)."""
+    shape, positions, _ = object_grid(ds)
+    return Scan(
+        diffraction=np.ascontiguousarray(ds.diffraction, dtype=np.float32),
+        positions=positions,
+        probe=np.asarray(ds.probe, dtype=np.complex64),
+        object_shape=tuple(int(v) for v in shape),
+        mask=ds.mask,
+        metadata=dict(ds.metadata or {}),
+    )
+
+
+def check_iterative(spec: GeneratorSpec) -> None:
+    """Refuse, before any work, a generator that is not an available iterative one."""
+    require_available(spec)
+    if spec.kind != "iterative":
+        raise UsageError(
+            f"generator {spec.name!r} is {spec.kind}: train it first (`ptycho train`), then reconstruct with --model"
+        )
+
+
+def reconstruct_scan(
+    spec: GeneratorSpec, options: dict | None, ds: Dataset, config: TrainConfig, progress=no_progress
+) -> tuple[object, ObjectEstimate, float]:
+    """Build `factory(**options)` and run its `reconstruct` on `ds`; returns (generator, estimate,
+    seconds of `reconstruct`).
+
+    The object is checked: the grid's shape, finite values (PtychoError otherwise).
+    """
+    generator = build_generator(spec, spec.resolve_options(options))
+    scan = scan_for(ds)
+    start = time.perf_counter()
+    estimate = generator.reconstruct(scan, config, progress)
+    seconds = time.perf_counter() - start
+    obj = np.asarray(getattr(estimate, "object", None))
+    if obj.shape != scan.object_shape:
+        raise PtychoError(
+            f"{spec.name}: reconstruct returned an object of shape {obj.shape}, expected {scan.object_shape}"
+        )
+    if not np.isfinite(obj).all():
+        raise PtychoError(f"{spec.name}: reconstruct returned an object with NaN or inf")
+    estimate.object = obj.astype(np.complex64, copy=False)
+    return generator, estimate, seconds

@@ -62,13 +62,21 @@ COLUMNS = (
     ),
     Column("data_error", "data err", "min", "{:.4f}", help="||s A_hat - A|| / ||A|| at the test positions"),
     Column("parameters", "params", "", "{:,.0f}", help="trainable parameters"),
-    Column("train_seconds", "train s", "min", "{:.1f}", help="training wall time, seconds"),
+    Column("train_seconds", "train s", "min", "{:.1f}", help="training wall time, seconds (none: iterative)"),
+    Column(
+        "reconstruct_seconds",
+        "recon s",
+        "min",
+        "{:.2f}",
+        help="wall time reconstructing the test patterns: timed prediction, or the iterative engine's run",
+    ),
     Column(
         "inference_patterns_per_s",
         "pat/s",
         "max",
         "{:,.0f}",
-        help="test patterns reconstructed per second, after a warm-up call, the same batch for every row",
+        help="test patterns reconstructed per second (learned: after a warm-up call, the same batch for every "
+        "row; iterative: the whole reconstruction)",
     ),
     Column("peak_rss_mib", "peak MiB", "min", "{:,.0f}", help="the child's peak resident memory"),
     Column("peak_gpu_mib", "peak GPU MiB", "min", "{:,.0f}", False, "torch.cuda.max_memory_allocated"),
@@ -137,6 +145,7 @@ def summarise(runs: list[dict], seeds: int = 1) -> list[dict]:
         row = {
             "generator": label,
             "framework": group[0].get("framework"),
+            "kind": group[0].get("kind", "learned"),
             "plugin": group[0].get("plugin"),
             "version": group[0].get("version"),
             "runs": len(group),
@@ -204,7 +213,7 @@ def csv_columns(rows: list[dict], seeds: int = 1) -> list[str]:
         keys.append(key)
         if seeds > 1:
             keys.append(f"{key}_std")
-    return keys + ["framework", "plugin", "version", "runs", "ok_runs", "reused"]
+    return keys + ["framework", "kind", "plugin", "version", "runs", "ok_runs", "reused"]
 
 
 def write_csv(rows: list[dict], path, seeds: int = 1) -> Path:

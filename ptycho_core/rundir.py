@@ -180,7 +180,9 @@ def _from_dict(cls, data: dict, **extra):
 class RunRecord:
     """A run's `run.json`: what ran, with which inputs, how it ended and what it cost.
 
-    status "ok" (then DONE exists) or "failed" with a one-line `reason`. Times in seconds,
+    status "ok" (then DONE exists) or "failed" with a one-line `reason`. `kind` is the generator's
+    ("learned" or "iterative": no training, so no train_seconds). `reconstruct_seconds`: the timed
+    reconstruction of the test patterns (prediction, or the iterative engine's run). Times in seconds,
     memory in MiB, `started`/`finished` as Unix times; `hash` is the resume hash of its inputs.
     """
 
@@ -194,10 +196,12 @@ class RunRecord:
     version: str = ""
     framework: str = ""
     factory: str = ""
+    kind: str = "learned"
     options: dict = field(default_factory=dict)
     train_config: dict = field(default_factory=dict)
     parameters: int | None = None
     train_seconds: float | None = None
+    reconstruct_seconds: float | None = None
     epochs_run: int | None = None
     stopped: str = ""
     final_loss: float | None = None
@@ -229,6 +233,7 @@ class RunRecord:
 COST_FIELDS = (
     "parameters",
     "train_seconds",
+    "reconstruct_seconds",
     "inference_patterns_per_s",
     "inference_batch",
     "peak_rss_mib",
@@ -257,8 +262,10 @@ class Row:
     plugin: str = ""
     version: str = ""
     run_dir: str = ""
+    kind: str = "learned"
     parameters: int | None = None
     train_seconds: float | None = None
+    reconstruct_seconds: float | None = None
     inference_patterns_per_s: float | None = None
     inference_batch: int | None = None
     peak_rss_mib: float | None = None

@@ -42,11 +42,22 @@ def weighted(
     patches, positions, (h, w) = _check(patches, positions, shape)
     wts = np.asarray(patch_weights, dtype=np.float64)
     num = physics.splat(patches.astype(np.complex128) * wts, positions, (h, w))
-    den = physics.splat(np.broadcast_to(wts, patches.shape), positions, (h, w)).real
+    den = illumination(positions, (h, w), wts)
+    keep = den > 0
+    obj = np.where(keep, num / np.where(keep, den, 1.0), 0)
+    return obj.astype(np.complex64), den
+
+
+def illumination(positions: np.ndarray, shape: tuple[int, int], patch_weights: np.ndarray) -> np.ndarray:
+    """The weight map (H, W) float32 of (N, N) `patch_weights` splatted at `positions`; pixels below
+    `WEIGHT_FLOOR * max` are 0. With |P|^2 it is the probe-weighted stitcher's weights, which also
+    score whole objects (iterative generators) on the same region."""
+    positions = np.asarray(positions, dtype=np.float64)
+    wts = np.asarray(patch_weights, dtype=np.float64)
+    den = physics.splat(np.broadcast_to(wts, (len(positions),) + wts.shape), positions, tuple(shape)).real
     top = float(den.max()) if den.size else 0.0
     keep = den >= WEIGHT_FLOOR * top if top > 0 else np.zeros(den.shape, dtype=bool)
-    obj = np.where(keep, num / np.where(keep, den, 1.0), 0)
-    return obj.astype(np.complex64), np.where(keep, den, 0).astype(np.float32)
+    return np.where(keep, den, 0).astype(np.float32)
 
 
 def probe_weighted(

@@ -13,7 +13,7 @@ from conftest import ROOT
 
 from ptycho_core.plugins import PluginHost
 
-FIRST_PARTY = ("fno", "hybrid", "stable_hybrid", "baseline", "pinn_tf")
+FIRST_PARTY = ("fno", "hybrid", "stable_hybrid", "baseline", "pinn_tf", "lsqml", "epie", "rpie", "dm")
 
 #: Words a description may use for a building block -> the torch function that block calls. A
 #: description names a block only if the network runs it; normalisations and hidden activations
@@ -37,7 +37,7 @@ MUST_NAME = {"batch_norm", "group_norm", "instance_norm", "layer_norm", "gelu", 
 
 @pytest.fixture(scope="module")
 def registry():
-    registry = PluginHost(load=",".join(f"ptycho-{p}" for p in ("fno", "baseline", "pinn-tf"))).registry()
+    registry = PluginHost(load=",".join(f"ptycho-{p}" for p in ("fno", "baseline", "pinn-tf", "ptychi"))).registry()
     missing = [name for name in FIRST_PARTY if name not in {s.name for s in registry.generators()}]
     assert not missing, f"first-party generators not installed: {missing} ({registry.problems})"
     return registry

@@ -269,7 +269,8 @@ def describe(ctx, name, as_json):
     options = getattr(spec, "options", {})
     lines.append("")
     if options:
-        lines.append("options (train: --option key=value; compare: --option NAME.key=value):")
+        command = "reconstruct" if getattr(spec, "kind", "") == "iterative" else "train"
+        lines.append(f"options ({command}: --option key=value; compare: --option NAME.key=value):")
         rows = []
         for key, opt in options.items():
             help_text = opt.help + (f" ({opt.limits()})" if opt.limits() else "")
@@ -277,7 +278,13 @@ def describe(ctx, name, as_json):
         lines.append(_table(["option", "type", "default", "help"], rows))
     else:
         lines.append("options: none")
-    if isinstance(spec, GeneratorSpec):
+    if isinstance(spec, GeneratorSpec) and spec.kind == "iterative":
+        lines += [
+            "",
+            "no training: compare's --seed, --device and --train-timeout (stop after the iteration "
+            "that crosses it) apply; ptycho reconstruct --generator NAME runs it on a file",
+        ]
+    elif isinstance(spec, GeneratorSpec):
         lines += ["", *_training_lines(spec)]
     click.echo("\n".join(lines))
 

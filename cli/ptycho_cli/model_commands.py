@@ -7,6 +7,11 @@ import click
 from ptycho_cli.options import data_file_options, parse_options, train_config_options
 
 
+def generator_options(help: str):
+    """`--option/-o KEY=VALUE`, repeatable: a generator's options (typed against its spec)."""
+    return click.option("--option", "-o", "raw_options", multiple=True, metavar="KEY=VALUE", help=help)
+
+
 @click.command()
 @click.option("--generator", "-g", "generator_name", required=True, help="Generator name (or dist:name).")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Training dataset file.")
@@ -15,14 +20,7 @@ from ptycho_cli.options import data_file_options, parse_options, train_config_op
     "--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
 )
 @train_config_options
-@click.option(
-    "--option",
-    "-o",
-    "raw_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Generator option (see `ptycho describe NAME`); repeatable.",
-)
+@generator_options("Generator option (see `ptycho describe NAME`); repeatable.")
 @data_file_options
 @click.pass_obj
 def train(state, generator_name, data_path, out_dir, gridsize, raw_options, loader, probe_file, **train_kwargs):
@@ -72,7 +70,10 @@ def _print_training_summary(name, history, out_dir):
 
 
 @click.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Checkpoint directory.")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Checkpoint of a trained generator.")
+@click.option(
+    "--generator", "-g", "generator_name", help="An iterative generator (e.g. lsqml): reconstructs without a model."
+)
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Dataset to reconstruct.")
 @click.option(
     "--out",
@@ -83,17 +84,38 @@ def _print_training_summary(name, history, out_dir):
 )
 @click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Prediction batch (groups).")
+@generator_options("Option of the iterative generator (see `ptycho describe NAME`); repeatable.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of an iterative generator.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @data_file_options
 @click.pass_obj
-def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file):
-    """Predict every pattern with a trained model, stitch the object and write it.
+def reconstruct(state, model_dir, generator_name, raw_options, device, seed, **kwargs):
+    """Reconstruct a dataset's object and write it: predict every pattern with a trained model
+    (--model) and stitch, or run an iterative generator (--generator, e.g. lsqml) on the data.
 
     An .npz output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`; a
     *product.h5 output is a Ptychodus product (object, probe, positions in metres, pixel size). With ground
     truth in the data the reconstruction is scored (DESIGN section 8); without, only the data-space error.
+
+    \b
+    Example:
+      ptycho simulate --out lines.npz
+      ptycho reconstruct --generator lsqml --data lines.npz --out recon.npz
     """
-    import json
+    from ptycho_core.errors import UsageError
+
+    if (model_dir is None) == (generator_name is None):
+        raise UsageError("give either --model DIR (a trained generator) or --generator NAME (an iterative one)")
+    if generator_name is not None:
+        _reconstruct_iterative(state, generator_name, raw_options, device, seed, **kwargs)
+        return
+    if raw_options:
+        raise UsageError("--option applies to --generator; a trained model keeps the options it was trained with")
+    _reconstruct_with_model(state, model_dir, **kwargs)
+
+
+def _reconstruct_with_model(state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file):
     import time
 
     from ptycho_core import data, io, pipeline
@@ -112,12 +134,52 @@ def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_
     patches = pipeline.predict_anchors(generator, dataset, groups, batch_size)
     seconds = time.perf_counter() - start
     result = pipeline.stitch_and_score(patches, dataset, stitcher, registry)
+    _write_and_print(result, dataset, seconds, config["generator"], out_path, as_json)
+
+
+def _reconstruct_iterative(
+    state,
+    generator_name,
+    raw_options,
+    device,
+    seed,
+    data_path,
+    out_path,
+    stitcher,
+    batch_size,
+    as_json,
+    loader,
+    probe_file,
+):
+    from ptycho_cli.progress import training_progress
+    from ptycho_core import io, pipeline
+    from ptycho_core.generator import TrainConfig
+
+    registry = state.registry()
+    spec = registry.generator(generator_name)
+    pipeline.check_iterative(spec)
+    options = spec.resolve_options(parse_options(raw_options))
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
+    click.echo(f"reconstructing {dataset.n} patterns with {spec.name} ({spec.distribution} {spec.version})", err=True)
+    with training_progress() as display:
+        _, estimate, seconds = pipeline.reconstruct_scan(
+            spec, options, dataset, TrainConfig(seed=seed, device=device), display.callback(spec.name)
+        )
+    result = pipeline.score_whole_object(estimate.object, dataset)
+    _write_and_print(result, dataset, seconds, spec.name, out_path, as_json)
+
+
+def _write_and_print(result, dataset, seconds, name, out_path, as_json):
+    import json
+
+    from ptycho_core import io
+
     result.metrics["inference_patterns_per_s"] = dataset.n / seconds if seconds > 0 else float("nan")
-    io.save_reconstruction(out_path, result, dataset, name=config["generator"])
+    io.save_reconstruction(out_path, result, dataset, name=name)
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, default=float))
     else:
-        click.echo(f"reconstructed {dataset.n} patterns with {config['generator']} in {seconds:.2f} s -> {out_path}")
+        click.echo(f"reconstructed {dataset.n} patterns with {name} in {seconds:.2f} s -> {out_path}")
         for key in ("amp_ssim", "phase_ssim", "amp_psnr", "phase_mae", "frc_amp_px", "data_error"):
             if key in result.metrics and result.metrics[key] is not None:
                 click.echo(f"  {key:<12} {result.metrics[key]:.4g}")

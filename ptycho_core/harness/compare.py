@@ -76,8 +76,18 @@ def _announce(request, selection, staged, plans, on_event) -> None:
 
 
 def _epochs(plans) -> str:
-    epochs = sorted({p.config.epochs for p in plans})
-    return f"{epochs[0]} epochs" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]} epochs (per generator)"
+    epochs = sorted({p.config.epochs for p in plans if p.spec.kind == "learned"})
+    iterative = sum(p.spec.kind == "iterative" for p in plans)
+    text = (
+        ""
+        if not epochs
+        else f"{epochs[0]} epochs"
+        if len(epochs) == 1
+        else f"{epochs[0]}-{epochs[-1]} epochs (per generator)"
+    )
+    if iterative:
+        text += (" + " if text else "") + f"{iterative} iterative run(s) (no training)"
+    return text
 
 
 def _report(request, selection, staged, registry, scored, threads, started) -> CompareResult:

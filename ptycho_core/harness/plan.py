@@ -73,8 +73,8 @@ def select(request, registry: Registry) -> Selection:
 def select_generators(registry: Registry, names) -> tuple[list[GeneratorSpec], list[dict], bool]:
     """(specs to run, skipped [{generator, reason}], explicit?) for `names` (list, "a,b" or None).
 
-    Named generators that are unknown, unavailable or not learned raise UsageError listing what is
-    installed; with no names every available learned generator runs and the rest are skipped.
+    Named generators that are unknown or unavailable raise UsageError listing what is installed;
+    with no names every available generator (learned and iterative) runs and the rest are skipped.
     """
     if isinstance(names, str):
         names = [n for n in (part.strip() for part in names.split(",")) if n]
@@ -86,10 +86,6 @@ def select_generators(registry: Registry, names) -> tuple[list[GeneratorSpec], l
             shown = display_name(spec, registry)
             if not spec.available:
                 skipped.append({"generator": shown, "reason": spec.status()})
-            elif spec.kind != "learned":
-                skipped.append(
-                    {"generator": shown, "reason": f"{spec.kind} generators are not supported by compare yet"}
-                )
             else:
                 specs.append(spec)
         return specs, skipped, False
@@ -99,8 +95,6 @@ def select_generators(registry: Registry, names) -> tuple[list[GeneratorSpec], l
         if not spec.available:
             usable = ", ".join(display_name(s, registry) for s in installed if s.available) or "none"
             raise UsageError(f"generator {name!r} is {spec.status()} (available: {usable})")
-        if spec.kind != "learned":
-            raise UsageError(f"generator {name!r} is {spec.kind}; compare runs learned generators only for now")
         if spec not in specs:
             specs.append(spec)
     return specs, [], True
@@ -211,9 +205,18 @@ def run_hash(plan: RunPlan, fingerprint: str, prepared_hash: str, split_info: di
         },
         "options": plan.options,
         "versions": {"ptycho": __version__, "plugin": plan.spec.version},
-        "train_config": plan.config.to_dict(),
+        "train_config": _budget(plan),
     }
     return sha256(json.dumps(payload, sort_keys=True, default=str))
+
+
+#: The TrainConfig fields an iterative generator uses: the training budget does not change its run.
+ITERATIVE_SETTINGS = ("seed", "device", "timeout")
+
+
+def _budget(plan: RunPlan) -> dict:
+    config = plan.config.to_dict()
+    return config if plan.spec.kind == "learned" else {k: config[k] for k in ITERATIVE_SETTINGS}
 
 
 def resume_decision(run_dir: Path, expected_hash: str, force: bool) -> tuple[bool, str]:

@@ -62,6 +62,9 @@ def save_prepared(prepared, directory) -> dict:
     digest.update(json.dumps(record, sort_keys=True, default=str).encode())
     record["hash"] = digest.hexdigest()
     record["ground_truth"] = flags
+    # The test object's grid (not the object): iterative generators reconstruct on it. Derived from
+    # the object, which the data fingerprint already covers, so it stays out of the hash.
+    record["test_object_shape"] = None if test.object is None else list(test.object.shape)
     write_json(directory / PREPARED_JSON, record)
     return record
 
@@ -95,7 +98,7 @@ def load_prepared(directory, supervised: bool = False):
         positions=t["positions"],
         probe=t["probe"],
         mask=t.get("mask"),
-        metadata=record.get("test_metadata", {}),
+        metadata=_test_metadata(record),
     )
     groups = Groups(indices=t["group_indices"], positions=t["group_positions"], offsets=t["group_offsets"])
     return Prepared(
@@ -106,3 +109,13 @@ def load_prepared(directory, supervised: bool = False):
         gridsize=record["gridsize"],
         info=record["info"],
     )
+
+
+def _test_metadata(record: dict) -> dict:
+    """The test set's metadata, with the object grid's shape when the parent's test data has one."""
+    from ptycho_core.pipeline import OBJECT_SHAPE_KEY
+
+    metadata = dict(record.get("test_metadata") or {})
+    if record.get("test_object_shape"):
+        metadata[OBJECT_SHAPE_KEY] = list(record["test_object_shape"])
+    return metadata

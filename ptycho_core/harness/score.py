@@ -1,9 +1,9 @@
-"""Scoring a finished run: stitch its anchor patches, score the object (DESIGN section 8), and
-write `metrics.json` and `object.npz` into its folder.
+"""Scoring a finished run: stitch its anchor patches, or take an iterative generator's whole
+object, and score the object (DESIGN section 8: one region, alignment and metrics for both, in
+`pipeline.score_object`); write `metrics.json` and `object.npz` into its folder.
 
-`score_run` returns a `Scored`: the run's typed `Row` plus what the figures need (the stitched
-panel, the FRC curves, the training history). Whole-object rows (iterative generators) will enter
-here with an object instead of patches.
+`score_run` returns a `Scored`: the run's typed `Row` plus what the figures need (the object
+panel, the FRC curves, the training or iteration history).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def score_run(
         seed=plan.seed,
         reused=plan.reuse,
         framework=plan.spec.framework,
+        kind=plan.spec.kind,
         plugin=plan.spec.distribution,
         version=plan.spec.version,
         run_dir=f"{rundir.RUNS_DIR}/{plan.name}",
@@ -59,8 +60,8 @@ def score_run(
             "frc": result.frc,
             "region": result.region,
             "shift": result.shift,
-            "stitcher": stitcher_spec.name,
-            "stitch_options": stitch_options,
+            "stitcher": stitcher_spec.name if plan.spec.kind == "learned" else None,  # iterative: whole object
+            "stitch_options": stitch_options if plan.spec.kind == "learned" else {},
         },
     )
     rundir.write_npz(
@@ -77,5 +78,7 @@ def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
     from ptycho_core import pipeline
 
     with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
+        if "object" in z.files:  # an iterative generator's whole object: no stitching
+            return pipeline.score_whole_object(z["object"], test_ds)
         patches = z["patches"]
     return pipeline.stitch_and_score(patches, test_ds, stitcher_spec, registry, **stitch_options)

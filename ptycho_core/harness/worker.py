@@ -9,7 +9,8 @@ events (JSON). The child
 2. loads the split and groups the parent wrote to `DIR/data/` (`harness.prepared`);
 3. builds `factory(**options)`, fits it (`pipeline.fit_generator`, which writes `model/`);
 4. predicts the test groups (one warm-up batch, then timed, `INFERENCE_BATCH` groups per call to
-   `predict`) and keeps channel 0 (the anchors);
+   `predict`) and keeps channel 0 (the anchors); an iterative generator (`kind="iterative"`)
+   instead reconstructs the test data's whole object (`pipeline.reconstruct_scan`), timed;
 5. writes `history.json`, `recon.npz`, `run.json` and, last, `DONE` into a temporary folder
    `runs/.<name>.partial/`, then renames it to `runs/<name>/` (atomic publication).
 
@@ -123,25 +124,36 @@ def exit_reason(exitcode: int | None) -> str:
 
 
 def execute(job: dict, emit=None) -> rundir.RunRecord:
-    """Build, fit, predict and publish one run (no output redirection: callable in-process).
+    """Run one job (learned: build, fit, predict; iterative: reconstruct) and publish its folder
+    (no output redirection: callable in-process).
 
     Returns the run's record (written to run.json). Raises on failure (the partial folder is left
     for the caller, holding whatever was written).
     """
-    from ptycho_core import pipeline
     from ptycho_core.generator import TrainConfig
-    from ptycho_core.harness.prepared import load_prepared
-    from ptycho_core.registry import resolve_factory
 
     emit = emit or (lambda event: None)
     partial = Path(job["partial_dir"])
     partial.mkdir(parents=True, exist_ok=True)
     spec = spec_from_dict(job["spec"])
-    if spec.kind != "learned":
-        raise RunFailed(f"{spec.kind} generators are not supported by compare yet")
     config = TrainConfig.from_dict(job["train_config"])
-    prepared = load_prepared(job["data_dir"], supervised=spec.supervised)
+    run = _reconstruct if spec.kind == "iterative" else _fit_and_predict
+    record = run(job, spec, config, partial, emit)
+    rundir.write_json(partial / rundir.RUN_JSON, record.to_dict())
+    rundir.write_text(partial / rundir.DONE, f"{job['hash']}\n")  # last: a folder without it is never trusted
+    rundir.publish(partial, Path(job["run_dir"]))
+    return record
 
+
+def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
+    """A learned generator: fit (writing model/ and history.json), predict the test groups (recon.npz)."""
+    import numpy as np
+
+    from ptycho_core import pipeline
+    from ptycho_core.harness.prepared import load_prepared
+    from ptycho_core.registry import resolve_factory
+
+    prepared = load_prepared(job["data_dir"], supervised=spec.supervised)
     resolve_factory(spec.factory)  # import the framework first: training time excludes imports
     started = time.time()
     t0 = time.perf_counter()
@@ -154,22 +166,47 @@ def execute(job: dict, emit=None) -> rundir.RunRecord:
     check_history(history)
 
     emit({"type": "predicting"})
-    patches, patterns_per_s = predict_timed(generator, prepared)
-    import numpy as np
-
+    patches, seconds = predict_timed(generator, prepared)
     rundir.write_npz(
         partial / rundir.RECON_NPZ, patches=patches, positions=np.asarray(prepared.test.positions, np.float64)
     )
-    record = _record(job, spec, config, generator, history, train_seconds, patterns_per_s, patches.shape[0])
-    record.started = started
-    rundir.write_json(partial / rundir.RUN_JSON, record.to_dict())
-    rundir.write_text(partial / rundir.DONE, f"{job['hash']}\n")  # last: a folder without it is never trusted
-    rundir.publish(partial, Path(job["run_dir"]))
+    record = _record(job, spec, config, generator, history, seconds, patches.shape[0])
+    record.train_seconds, record.started = train_seconds, started
     return record
 
 
-def _record(job, spec, config, generator, history, train_seconds, patterns_per_s, test_patterns) -> rundir.RunRecord:
-    """The run.json of a successful run."""
+def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
+    """An iterative generator (DESIGN section 10): reconstruct the test data's whole object.
+
+    recon.npz holds `object` (H, W) on the object grid, and `probe` / `refined_positions` when the
+    engine refined them. The reconstruction time is the wall time of `reconstruct` (imports
+    excluded); patterns per second count the test patterns reconstructed in it.
+    """
+    from ptycho_core import pipeline
+    from ptycho_core.harness.prepared import load_prepared
+    from ptycho_core.registry import resolve_factory
+
+    prepared = load_prepared(job["data_dir"])
+    resolve_factory(spec.factory)  # import the framework first: reconstruction time excludes imports
+    started = time.time()
+    generator, estimate, seconds = pipeline.reconstruct_scan(
+        spec, job["options"], prepared.test, config, _throttled(emit)
+    )
+    rundir.write_json(partial / rundir.HISTORY_JSON, estimate.history.to_dict())
+    check_history(estimate.history)
+    arrays = {"object": estimate.object}
+    if estimate.probe is not None:
+        arrays["probe"] = estimate.probe
+    if estimate.positions is not None:
+        arrays["refined_positions"] = estimate.positions
+    rundir.write_npz(partial / rundir.RECON_NPZ, **arrays)
+    record = _record(job, spec, config, generator, estimate.history, seconds, prepared.test.n)
+    record.started = started
+    return record
+
+
+def _record(job, spec, config, generator, history, seconds, test_patterns) -> rundir.RunRecord:
+    """The run.json of a successful run; `seconds` is the timed reconstruction of the test patterns."""
     device = device_info(generator)
     return rundir.RunRecord(
         name=job["name"],
@@ -179,15 +216,16 @@ def _record(job, spec, config, generator, history, train_seconds, patterns_per_s
         version=spec.version,
         framework=spec.framework,
         factory=spec.factory,
+        kind=spec.kind,
         options=job["options"],
         train_config=config.to_dict(),
         parameters=parameter_count(generator),
-        train_seconds=train_seconds,
         epochs_run=len(history.loss),
         stopped=history.stopped,
         final_loss=history.loss[-1],
-        inference_patterns_per_s=patterns_per_s,
-        inference_batch=INFERENCE_BATCH,
+        reconstruct_seconds=seconds,
+        inference_patterns_per_s=test_patterns / seconds if seconds > 0 else None,
+        inference_batch=INFERENCE_BATCH if spec.kind == "learned" else None,
         test_patterns=int(test_patterns),
         peak_rss_mib=peak_rss_mib(),
         peak_gpu_mib=device.get("peak_gpu_mib"),
@@ -218,7 +256,7 @@ def check_history(history) -> None:
 
 
 def predict_timed(generator, prepared) -> tuple:
-    """Anchor patches (n, N, N) complex64 of the test groups and test patterns per second.
+    """Anchor patches (n, N, N) complex64 of the test groups and the seconds predicting them took.
 
     One warm-up call on the first INFERENCE_BATCH groups, then every test group timed, in calls of
     INFERENCE_BATCH groups: the same measurement for every generator.
@@ -235,7 +273,7 @@ def predict_timed(generator, prepared) -> tuple:
     seconds = time.perf_counter() - t0
     if not np.isfinite(patches).all():
         raise RunFailed("non-finite values in the predicted patches")
-    return patches, (patches.shape[0] / seconds if seconds > 0 else None)
+    return patches, seconds
 
 
 # --- measurements --------------------------------------------------------------------------------

@@ -19,6 +19,10 @@ Broken dummies, failing inside `fit`:
     dummy_dying        the process exits at once with os._exit(code)
     dummy_sleeping     sleeps `seconds` (past any sensible --timeout)
     dummy_nan          returns History.stopped = "non-finite loss at epoch 1"
+Iterative dummy (`kind="iterative"`, no training), for core tests that need no pty-chi:
+    dummy_iterative    a real solver in numpy: full-batch PIE (every pattern's Fourier-magnitude
+                       projection, then one preconditioned object update) on the core's physics;
+                       option error="runtime" raises in reconstruct, error="nan" ends on a NaN loss.
 A broken stitcher factory, `raising_stitcher`, raises RuntimeError (register it in a test).
 """
 
@@ -269,6 +273,54 @@ def build_nan():
     return NanGenerator()
 
 
+class IterativeDummy:
+    """Full-batch PIE in numpy (`kind="iterative"`): o <- o + step * splat(P* (psi' - psi)) /
+    (splat(|P|^2) + 1e-3 max), psi' the exit waves with their Fourier magnitudes replaced by the
+    measured amplitudes (invalid mask pixels keep the model's). Starts from a flat object of the
+    data's rms amplitude s0; the probe and positions stay fixed."""
+
+    name = "dummy_iterative"
+
+    def __init__(self, iterations: int = 20, step: float = 1.0, error: str = "none"):
+        self.options = {"iterations": iterations, "step": step, "error": error}
+
+    def reconstruct(self, scan, config, progress):
+        import numpy as np
+
+        from ptycho_core import physics
+        from ptycho_core.generator import History, ObjectEstimate
+
+        if self.options["error"] == "runtime":
+            raise RuntimeError("dummy failure in reconstruct")
+        n, probe, positions = scan.patch_size, scan.probe.astype(np.complex128), scan.positions
+        measured = np.asarray(scan.diffraction, dtype=np.float64)
+        valid = np.ones(measured.shape, bool) if scan.mask is None else np.broadcast_to(scan.mask, measured.shape)
+        obj = np.full(scan.object_shape, physics.amplitude_scale(measured, probe), dtype=np.complex128)
+        weight = physics.splat(np.broadcast_to(np.abs(probe) ** 2, measured.shape), positions, scan.object_shape).real
+        weight = weight + 1e-3 * weight.max()
+        history, start, iterations = History(), time.perf_counter(), self.options["iterations"]
+        for k in range(1, iterations + 1):
+            psi = probe * physics.extract(obj, positions, n)
+            far = np.fft.fftshift(np.fft.fft2(psi, norm="ortho"), axes=(-2, -1))
+            loss = float(((np.abs(far) - measured)[valid] ** 2).mean() / (measured[valid] ** 2).mean())
+            fixed = np.where(valid, measured * np.exp(1j * np.angle(far)), far)
+            new = np.fft.ifft2(np.fft.ifftshift(fixed, axes=(-2, -1)), norm="ortho")
+            obj = (
+                obj + self.options["step"] * physics.splat(np.conj(probe) * (new - psi), positions, obj.shape) / weight
+            )
+            if self.options["error"] == "nan" and k == 2:
+                loss = math.nan
+            _FlatPatchGenerator._report(progress, history, k, iterations, loss, None, self.options["step"], start)
+            if not math.isfinite(loss):
+                history.stopped = f"non-finite loss at epoch {k}"
+                break
+        return ObjectEstimate(object=obj.astype(np.complex64), history=history)
+
+
+def build_iterative(iterations: int = 20, step: float = 1.0, error: str = "none") -> IterativeDummy:
+    return IterativeDummy(iterations=iterations, step=step, error=error)
+
+
 def raising_stitcher(patches, positions, shape, probe, **options):
     """A stitcher factory that fails (a broken stitcher plugin, for the scoring guard)."""
     raise RuntimeError("dummy stitcher failure")
@@ -321,6 +373,18 @@ def specs() -> list[GeneratorSpec]:
             **common,
         ),
         GeneratorSpec(name="dummy_nan", summary="non-finite loss", factory=f"{here}:build_nan", **common),
+        GeneratorSpec(
+            name="dummy_iterative",
+            summary="full-batch PIE in numpy (iterative test dummy, no training)",
+            factory=f"{here}:build_iterative",
+            kind="iterative",
+            options={
+                "iterations": Option("int", 20, "object updates", min=1),
+                "step": Option("float", 1.0, "relaxation of each object update", min=0.0),
+                "error": Option("str", "none", "none, runtime or nan", choices=("none", "runtime", "nan")),
+            },
+            **common,
+        ),
     ]
 
 

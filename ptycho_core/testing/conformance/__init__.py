@@ -19,7 +19,10 @@ options with defaults and help); registration imports no framework (a fresh subp
 plugin module, calls its hooks with a recording `register` and inspects `sys.modules`); the factory
 builds; `predict` returns (B, C, N, N) complex64 for C=1 and C=4; `save` writes no pickle and
 `load` on a fresh instance reproduces the predictions; a short fit on tiny simulated data lowers
-the loss; the same seed gives the same result. Loaders: a file written by the loader's own writer
+the loss; the same seed gives the same result. Iterative generators (`kind="iterative"`,
+`check_iterative` / `IterativeConformance`): `reconstruct` returns the object on the scan's grid,
+one loss per iteration, an object that explains the data far better than a flat one, the same
+object for the same seed, and the core scores it. Loaders: a file written by the loader's own writer
 (or `ptycho_core.io.npz.save_npz`) reads back as a valid Dataset, and bad files raise a
 PtychoError. Stitchers: stitching the true patches recovers the object.
 
@@ -28,7 +31,7 @@ check runs in seconds on a CPU. A generator whose framework is missing is skippe
 reported as skipped, except under `CI=true`, where it fails.
 
 Modules: `base` (budgets, results, the `Checker` base class), `spec`, `registration` (with
-`probe`, the module a fresh interpreter runs), `generator`, `loader`, `stitcher`, `suites` (the
+`probe`, the module a fresh interpreter runs), `generator`, `iterative`, `loader`, `stitcher`, `suites` (the
 pytest classes).
 """
 
@@ -52,6 +55,13 @@ from ptycho_core.testing.conformance.generator import (
     sample_inputs,
     tiny_data,
 )
+from ptycho_core.testing.conformance.iterative import (
+    ITERATIVE_CHECKS,
+    IterativeChecks,
+    check_iterative,
+    run_iterative_checks,
+    tiny_scan,
+)
 from ptycho_core.testing.conformance.loader import LOADER_CHECKS, LoaderChecks, check_loader, run_loader_checks
 from ptycho_core.testing.conformance.registration import check_registration, registration_imports
 from ptycho_core.testing.conformance.spec import check_spec
@@ -61,11 +71,17 @@ from ptycho_core.testing.conformance.stitcher import (
     check_stitcher,
     run_stitcher_checks,
 )
-from ptycho_core.testing.conformance.suites import GeneratorConformance, LoaderConformance, StitcherConformance
+from ptycho_core.testing.conformance.suites import (
+    GeneratorConformance,
+    IterativeConformance,
+    LoaderConformance,
+    StitcherConformance,
+)
 
 __all__ = [
     "GENERATOR_CHECKS",
     "HEAVY_MODULES",
+    "ITERATIVE_CHECKS",
     "LOADER_CHECKS",
     "STITCHER_CHECKS",
     "STITCH_TOLERANCE",
@@ -77,12 +93,15 @@ __all__ = [
     "ConformanceError",
     "GeneratorChecks",
     "GeneratorConformance",
+    "IterativeChecks",
+    "IterativeConformance",
     "LoaderChecks",
     "LoaderConformance",
     "StitcherChecks",
     "StitcherConformance",
     "Unavailable",
     "check_generator",
+    "check_iterative",
     "check_loader",
     "check_registration",
     "check_spec",
@@ -90,8 +109,10 @@ __all__ = [
     "find_spec",
     "registration_imports",
     "run_generator_checks",
+    "run_iterative_checks",
     "run_loader_checks",
     "run_stitcher_checks",
     "sample_inputs",
     "tiny_data",
+    "tiny_scan",
 ]

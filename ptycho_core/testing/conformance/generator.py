@@ -20,7 +20,6 @@ from ptycho_core.testing.conformance.base import (
     TOLERANCE,
     Checker,
     CheckResult,
-    Unavailable,
     fail,
     find_spec,
     raise_failures,
@@ -163,6 +162,9 @@ class GeneratorChecks(Checker):
 
     kind = "generator"
     checks = GENERATOR_CHECKS
+    #: The generator kind these checks apply to, and the methods its factory's object must have.
+    generator_kind = "learned"
+    methods = ("fit", "predict", "save", "load")
 
     def __init__(
         self,
@@ -201,8 +203,9 @@ class GeneratorChecks(Checker):
 
     def require_available(self) -> None:
         super().require_available()
-        if self.spec.kind != "learned":
-            raise Unavailable(f"generator {self.spec.name!r} is {self.spec.kind}: fit/predict checks do not apply")
+        if self.spec.kind != self.generator_kind:
+            other = "GeneratorConformance" if self.spec.kind == "learned" else "IterativeConformance"
+            raise fail(f"generator {self.spec.name!r} is {self.spec.kind}: these checks do not apply (use {other})")
 
     def build(self):
         self.require_available()
@@ -263,9 +266,11 @@ class GeneratorChecks(Checker):
             if missing:
                 raise fail(f"factory {self.spec.factory} does not accept declared option(s) {', '.join(missing)}")
         gen = self.build()
-        lacking = [m for m in ("fit", "predict", "save", "load") if not callable(getattr(gen, m, None))]
+        lacking = [m for m in self.methods if not callable(getattr(gen, m, None))]
         if lacking:
-            raise fail(f"factory returned {type(gen).__name__}, which lacks {', '.join(lacking)} (DESIGN section 7)")
+            raise fail(
+                f"factory returned {type(gen).__name__}, which lacks {', '.join(lacking)} (DESIGN sections 7, 10)"
+            )
 
     def fit_lowers_loss(self) -> None:
         _, history, events = self.fit(1)
@@ -373,6 +378,11 @@ def run_generator_checks(
 
 
 def check_generator(name: str, registry=None, **kwargs) -> list[CheckResult]:
-    """Find the installed generator `name` and run every check; raise ConformanceError if any fails."""
+    """Find the installed generator `name` and run every check (an iterative one: the iterative
+    checks); raise ConformanceError if any fails."""
     spec = find_spec("generator", name, registry)
+    if spec.kind == "iterative":
+        from ptycho_core.testing.conformance.iterative import run_iterative_checks
+
+        return raise_failures(f"generator {spec.qualified_name!r}", run_iterative_checks(spec, **kwargs))
     return raise_failures(f"generator {spec.qualified_name!r}", run_generator_checks(spec, **kwargs))

@@ -27,6 +27,7 @@ from ptycho_core.testing.conformance.base import (
     in_ci,
 )
 from ptycho_core.testing.conformance.generator import GeneratorChecks
+from ptycho_core.testing.conformance.iterative import IterativeChecks
 from ptycho_core.testing.conformance.loader import LoaderChecks
 from ptycho_core.testing.conformance.stitcher import StitcherChecks
 
@@ -99,21 +100,33 @@ def _with_tests(cls: type[_Conformance]) -> type[_Conformance]:
     return cls
 
 
-@_with_tests
-class GeneratorConformance(_Conformance):
-    """Subclass in pytest with `generator = "name"`; one test per generator check.
+class _GeneratorSettings(_Conformance):
+    """The class attributes both generator suites take: `generator` (the registered name), `options`
+    (override spec defaults, e.g. small widths or fewer iterations), `config` (TrainConfig fields),
+    `sim` (SimConfig fields), `tolerance`."""
 
-    Optional class attributes: `options` (override spec defaults, e.g. small widths), `config`
-    (TrainConfig fields for the short fits), `sim` (SimConfig fields), `tolerance`, `plugin_module`.
-    """
-
-    checker = GeneratorChecks
     settings = ("options", "config", "sim", "tolerance")
     generator: str = ""
     options: dict = {}
     config: dict = {}
     sim: dict = {}
     tolerance: float = TOLERANCE
+
+
+@_with_tests
+class GeneratorConformance(_GeneratorSettings):
+    """Subclass in pytest with `generator = "name"`; one test per generator check (learned
+    generators; the short fits use `config`)."""
+
+    checker = GeneratorChecks
+
+
+@_with_tests
+class IterativeConformance(_GeneratorSettings):
+    """Subclass in pytest with `generator = "name"` for an iterative generator (`kind="iterative"`);
+    one test per iterative check."""
+
+    checker = IterativeChecks
 
 
 @_with_tests
