@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ptycho_cli.options import parse_options, train_config_options
+from ptycho_cli.results_command import db_option
 
 
 @click.command()
@@ -23,8 +26,9 @@ from ptycho_cli.options import parse_options, train_config_options
     metavar="KEY=VALUE",
     help="Generator option (see `ptycho describe NAME`); repeatable.",
 )
+@db_option
 @click.pass_obj
-def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **train_kwargs):
+def train(state, generator_name, data_path, out_dir, gridsize, raw_options, db, **train_kwargs):
     """Train one generator on a dataset and save a checkpoint.
 
     \b
@@ -33,6 +37,8 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **tr
       ptycho train --generator fno --data lines.npz --out fno-model --epochs 5
       ptycho reconstruct --model fno-model --data lines.npz --out recon.npz
     """
+    import time
+
     from ptycho_cli.progress import training_progress
     from ptycho_core import io, pipeline, rundir
     from ptycho_core.generator import train_fields
@@ -50,12 +56,50 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, **tr
         f"{prepared.info['val_groups']} val groups, gridsize {gridsize}",
         err=True,
     )
-    with training_progress() as display:
-        generator, history = pipeline.fit_generator(
-            spec, options, prepared, config, out_dir, display.callback(spec.name)
-        )
+    run = {
+        "options": options,
+        "train_config": config.to_dict(),
+        "data_fingerprint": dataset.fingerprint(),
+        "data_description": f"{data_path} ({dataset.n} patterns)",
+        "split": {k: v for k, v in prepared.info.items() if k != "grouping"},
+        "gridsize": gridsize,
+        "seed": config.seed,
+        "folder": str(Path(out_dir).resolve()),
+    }
+    started = time.time()
+    try:
+        with training_progress() as display:
+            generator, history = pipeline.fit_generator(
+                spec, options, prepared, config, out_dir, display.callback(spec.name)
+            )
+    except Exception as exc:
+        from ptycho_core.harness.worker import failure_reason
+
+        reason = failure_reason(exc)
+        _record(db, "train", spec=spec, started=started, status="failed", reason=reason, **run)
+        raise
     rundir.write_json(f"{out_dir}/{rundir.HISTORY_JSON}", history.to_dict())
     _print_training_summary(spec.name, history, out_dir)
+    _record(db, "train", spec=spec, started=started, metrics=_training_numbers(generator, history), **run)
+
+
+def _training_numbers(generator, history) -> dict:
+    finite = [v for v in history.val_loss if isinstance(v, (int, float))]
+    numbers = {"train_seconds": sum(history.seconds), "epochs_run": len(history.loss)}
+    numbers["final_loss"] = history.loss[-1] if history.loss else None
+    numbers["best_val_loss"] = min(finite) if finite else None
+    count = getattr(generator, "parameter_count", None)
+    numbers["parameters"] = count() if callable(count) else None
+    return numbers
+
+
+def _record(db, command: str, **fields) -> None:
+    """Record a finished run in the results database; an error there is a warning on stderr."""
+    from ptycho_core.results import entries, record_safely
+
+    line = record_safely(lambda: entries.lone_run(command, **fields), db, warn=lambda t: click.echo(t, err=True))
+    if line:
+        click.echo(line, err=True)
 
 
 def _print_training_summary(name, history, out_dir):
@@ -77,8 +121,9 @@ def _print_training_summary(name, history, out_dir):
 @click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Prediction batch (groups).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@db_option
 @click.pass_obj
-def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_json):
+def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_json, db):
     """Predict every pattern with a trained model, stitch the object and write it to an .npz file.
 
     The output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`. With ground
@@ -101,6 +146,7 @@ def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_
             f"{config['patch_size']}x{config['patch_size']}"
         )
     groups = data.group(dataset.positions, config["gridsize"], train=False)
+    started = time.time()
     start = time.perf_counter()
     patches = pipeline.predict_anchors(generator, dataset, groups, batch_size)
     seconds = time.perf_counter() - start
@@ -113,6 +159,13 @@ def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_
         positions=result.positions,
         metrics_json=np.array(json.dumps(result.metrics, default=float)),
     )
+    run = {
+        **_checkpoint_fields(config),
+        "data_fingerprint": dataset.fingerprint(),
+        "data_description": f"{data_path} ({dataset.n} patterns)",
+        "folder": str(Path(out_path).resolve()),
+    }
+    _record(db, "reconstruct", generator=config["generator"], started=started, metrics=result.metrics, **run)
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, default=float))
     else:
@@ -120,3 +173,19 @@ def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_
         for key in ("amp_ssim", "phase_ssim", "amp_psnr", "phase_mae", "frc_amp_px", "data_error"):
             if key in result.metrics and result.metrics[key] is not None:
                 click.echo(f"  {key:<12} {result.metrics[key]:.4g}")
+
+
+def _checkpoint_fields(config: dict) -> dict:
+    """The results-database fields a checkpoint's config.json tells."""
+    plugin = config.get("plugin") or {}
+    train_config = config.get("train_config") or {}
+    return {
+        "plugin": plugin.get("distribution"),
+        "plugin_version": plugin.get("version"),
+        "framework": config.get("framework"),
+        "factory": config.get("factory"),
+        "options": config.get("options"),
+        "train_config": train_config,
+        "gridsize": config.get("gridsize"),
+        "seed": train_config.get("seed"),
+    }
