@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt $(PLUGINS)
 	$(PIP_INSTALL) --upgrade pip setuptools wheel
 	# The CPU build of torch first: anything depending on torch must not pull a CUDA build.
 	$(PIP_INSTALL) torch==2.13.0
-	$(PIP_INSTALL) -e . $(foreach p,$(PLUGINS),-e $(dir $(p))) pytest ruff build
+	$(PIP_INSTALL) -e '.[postgres]' $(foreach p,$(PLUGINS),-e $(dir $(p))) pytest ruff build playwright
 	touch $(STAMP)
 
 # Wheels of ptycho's dependencies (with torch, safetensors, pytest, h5py), so that tests can build
@@ -29,7 +29,19 @@ $(WHEELHOUSE)/.filled: pyproject.toml constraints.txt examples/ptycho-mynet/pypr
 
 wheelhouse: $(WHEELHOUSE)/.filled
 
-install: $(STAMP) wheelhouse
+# Debian packages the tests use: a PostgreSQL server (tests/test_results_store.py starts one on a
+# loopback port) and Chromium with a font (the HTML pages are checked in a headless browser).
+# Installed with apt-get when missing and running as root (CI); otherwise a hint is printed.
+DEBIAN_PACKAGES := postgresql chromium fonts-dejavu-core
+.PHONY: debian-packages
+debian-packages:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v chromium >/dev/null \
+		&& test -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES); \
+	else echo "note: the PostgreSQL and browser tests need: sudo apt-get install --no-install-recommends $(DEBIAN_PACKAGES)"; fi
+
+install: $(STAMP) wheelhouse debian-packages
 
 test: install
 	$(BIN)/python -m pytest -q
