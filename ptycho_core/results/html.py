@@ -17,7 +17,7 @@ from ptycho_core.results.queries import HEADLINE
 _STYLE = """
 body { font-family: "DejaVu Sans", sans-serif; margin: 2em; color: #222; }
 table.leaderboard { border-collapse: collapse; margin-bottom: 2em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; white-space: nowrap; }
 th { background: #eef2f7; cursor: pointer; user-select: none; }
 th.sorted-desc::after { content: " \\25BC"; } th.sorted-asc::after { content: " \\25B2"; }
 td.text, th.text { text-align: left; }
@@ -55,6 +55,8 @@ def _cell(value, text: str | None = None, cls: str = "") -> str:
 
 
 def _number(value) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1000:
+        return f"{value:,.0f}"
     if isinstance(value, float):
         return html.escape(f"{value:.4g}")
     return html.escape(str(value))
