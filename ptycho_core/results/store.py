@@ -1,8 +1,9 @@
 """Opening the results database: where it is, its engine, its schema version, its migrations.
 
 `Store.open(db)` takes `--db` (a SQLAlchemy URL, or a file path for SQLite), else `PTYCHO_DB`,
-else `results.db` in the user's data folder (platformdirs). SQLite runs in WAL mode with a busy
-timeout and every write transaction takes the write lock first (BEGIN IMMEDIATE), so that two
+else `results.db` in the user's data folder (platformdirs). SQLite runs in WAL mode (synchronous
+NORMAL: a power cut may lose the last records, never corrupt the file) with a busy timeout, and
+every write transaction takes the write lock first (BEGIN IMMEDIATE), so that two
 processes recording at once both land. A database that is corrupt, not ours, or of a newer schema
 is a `StoreError` (a `PtychoError`: one line naming it and what to do).
 """
@@ -62,7 +63,7 @@ def _engine(url: str):
         return sa.create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S}, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S})
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
@@ -70,6 +71,7 @@ def _engine(url: str):
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # WAL: no corruption on a crash, one fsync per checkpoint
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
