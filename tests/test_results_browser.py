@@ -43,7 +43,11 @@ def browser(tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900}
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900},
         )
         yield context
         context.close()
@@ -99,9 +103,10 @@ def test_leaderboard_page_loads_sorts_and_links(browser, leaderboard_page, tmp_p
         assert names == [r["generator"] for r in group["rows"]]
     real = next(k for k, g in enumerate(board["datasets"]) if g["rows"][0]["generator"].startswith("dummy_"))
     link = tables.nth(real).locator("a").first
-    assert Path(page.evaluate("(a) => decodeURI(new URL(a.href).pathname)", link.element_handle())) == (
-        folder / "report.html"
-    ).resolve()
+    assert (
+        Path(page.evaluate("(a) => decodeURI(new URL(a.href).pathname)", link.element_handle()))
+        == (folder / "report.html").resolve()
+    )
     big = max(range(len(board["datasets"])), key=lambda k: len(board["datasets"][k]["rows"]))
     values = [float(v) for v in tables.nth(big).locator("tbody tr td.value").all_inner_texts()]
     assert values == sorted(values, reverse=True) and len(values) > 2

@@ -121,7 +121,9 @@ def test_leaderboard_best_per_generator_sorted_and_filtered(store):
     lowest = queries.leaderboard(store, "data_error")  # lower is better: from the report's columns
     assert lowest["order"] == "min"
     group = lowest["datasets"][0]
-    assert group["rows"][0]["value"] == min(r["data_error"] for r in ok if r["data_fingerprint"] == group["fingerprint"])
+    assert group["rows"][0]["value"] == min(
+        r["data_error"] for r in ok if r["data_fingerprint"] == group["fingerprint"]
+    )
     assert "amp_ssim" in export_columns and len(rows) == 60
 
 
