@@ -48,10 +48,12 @@ def filter_options(func):
     return wrapper
 
 
-def _open(db):
+def _ask(db, question, *args):
+    """(answer, where): `question(store, *args)` on the database named by --db / PTYCHO_DB / default."""
     from ptycho_core.results.store import Store
 
-    return Store.open(db)
+    with Store.open(db) as store:
+        return question(store, *args), store.where
 
 
 def _fmt(value) -> str:
@@ -91,12 +93,11 @@ def list_(limit, filters, db, as_json):
     """The newest recorded runs."""
     from ptycho_core.results import queries
 
-    with _open(db) as store:
-        runs = queries.list_runs(store, filters, limit)
+    runs, where = _ask(db, queries.list_runs, filters, limit)
     if as_json:
         return _echo_json(runs)
     if not runs:
-        return click.echo(f"no runs recorded in {store.where}")
+        return click.echo(f"no runs recorded in {where}")
     headers = ["id", "date", "command", "generator", "version", "grid", "status", "amp_ssim", "phase_ssim", "data"]
     rows = [
         [r["id"], r["started"] or "", r["command"], r["generator"], r["plugin_version"] or "", _fmt(r["gridsize"])]
@@ -117,12 +118,11 @@ def leaderboard(metric, order, filters, db, as_json):
     """The best successful run per generator on each dataset, ranked by a metric."""
     from ptycho_core.results import queries
 
-    with _open(db) as store:
-        board = queries.leaderboard(store, metric, filters, order)
+    board, where = _ask(db, queries.leaderboard, metric, filters, order)
     if as_json:
         return _echo_json(board)
     if not board["datasets"]:
-        return click.echo(f"no successful run with {metric} in {store.where}")
+        return click.echo(f"no successful run with {metric} in {where}")
     others = [m for m in queries.HEADLINE if m != metric]
     for group in board["datasets"]:
         click.echo(f"{group['description']} (data {group['fingerprint'][:12]})")
@@ -144,8 +144,7 @@ def show(run, db, as_json):
     """Everything recorded about RUN (an id from `ptycho results list`, or a run folder)."""
     from ptycho_core.results import queries
 
-    with _open(db) as store:
-        record = queries.show(store, run)
+    record, _ = _ask(db, queries.show, run)
     if as_json:
         return _echo_json(record)
     metrics, comparison = record.pop("metrics"), record.pop("comparison")
@@ -165,8 +164,7 @@ def diff(run_a, run_b, db, as_json):
     """What differs between two runs: options, versions, data, metrics."""
     from ptycho_core.results import queries
 
-    with _open(db) as store:
-        found = queries.diff(store, run_a, run_b)
+    found, _ = _ask(db, queries.diff, run_a, run_b)
     if as_json:
         return _echo_json(found)
     a, b = found.pop("a"), found.pop("b")
@@ -197,8 +195,7 @@ def export(as_csv, out_path, filters, db, as_json):
     from ptycho_core import rundir
     from ptycho_core.results import queries
 
-    with _open(db) as store:
-        columns, rows = queries.export_rows(store, filters)
+    (columns, rows), _ = _ask(db, queries.export_rows, filters)
     if as_json:
         text = rundir.dumps(rows)
     else:
@@ -223,15 +220,14 @@ def import_(folders, db, as_json):
     """Index comparison folders made before (every folder under FOLDERS with a metrics.json)."""
     from ptycho_core.results.record import import_folders
 
-    with _open(db) as store:
-        imported, problems = import_folders(store, folders)
+    (imported, problems), where = _ask(db, import_folders, folders)
     if as_json:
-        return _echo_json({"imported": imported, "problems": problems, "db": store.where})
+        return _echo_json({"imported": imported, "problems": problems, "db": where})
     for item in imported:
         click.echo(f"comparison {item['comparison']}: {item['runs']} runs from {item['folder']}")
     for item in problems:
         click.echo(f"skipped {item['folder']}: {item['reason']}", err=True)
-    click.echo(f"{len(imported)} comparison(s) imported into {store.where}")
+    click.echo(f"{len(imported)} comparison(s) imported into {where}")
 
 
 @results.command()
@@ -246,9 +242,8 @@ def html(out_path, metric, order, filters, db, as_json):
     from ptycho_core.results import html as page
     from ptycho_core.results import queries
 
-    with _open(db) as store:
-        board = queries.leaderboard(store, metric, filters, order)
-    path = page.write_page(board, out_path, store.where)
+    board, where = _ask(db, queries.leaderboard, metric, filters, order)
+    path = page.write_page(board, out_path, where)
     rows = sum(len(g["rows"]) for g in board["datasets"])
     if as_json:
         return _echo_json({"out": str(path), "datasets": len(board["datasets"]), "rows": rows})
