@@ -20,72 +20,18 @@ from types import SimpleNamespace
 
 @functools.cache
 def tables() -> SimpleNamespace:
-    """The current schema's tables, bound to one `MetaData`."""
+    """The current schema's tables and indexes, bound to one `MetaData`."""
     import sqlalchemy as sa
 
     md = sa.MetaData()
-    text, name, fp = sa.Text, sa.String(200), sa.String(64)
     version = sa.Table(
         "schema_version",
         md,
         sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("description", text, nullable=False),
+        sa.Column("description", sa.Text, nullable=False),
         sa.Column("applied", sa.Float, nullable=False),
     )
-    comparisons = sa.Table(
-        "comparisons",
-        md,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("key", fp, nullable=False, unique=True),
-        sa.Column("folder", text, nullable=False),
-        sa.Column("started", sa.Float),
-        sa.Column("wall_seconds", sa.Float),
-        sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("ptycho_version", name),
-        sa.Column("git_sha", name),
-        sa.Column("data_fingerprint", fp),
-        sa.Column("data_description", text),
-        sa.Column("gridsize", sa.Integer),
-        sa.Column("seeds", sa.Integer),
-        sa.Column("provenance", sa.JSON),
-        sa.Column("recorded", sa.Float, nullable=False),
-    )
-    runs = sa.Table(
-        "runs",
-        md,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("comparison_id", sa.ForeignKey("comparisons.id", ondelete="CASCADE")),
-        sa.Column("command", sa.String(20), nullable=False),
-        sa.Column("name", name, nullable=False),
-        sa.Column("generator", name, nullable=False),
-        sa.Column("plugin", name),
-        sa.Column("plugin_version", name),
-        sa.Column("framework", name),
-        sa.Column("factory", text),
-        sa.Column("options", sa.JSON),
-        sa.Column("train_config", sa.JSON),
-        sa.Column("data_fingerprint", fp),
-        sa.Column("data_description", text),
-        sa.Column("split", sa.JSON),
-        sa.Column("gridsize", sa.Integer),
-        sa.Column("seed", sa.Integer),
-        sa.Column("epochs", sa.Integer),
-        sa.Column("train_timeout", sa.Float),
-        sa.Column("device", name),
-        sa.Column("precision", name),
-        sa.Column("gpu", name),
-        sa.Column("hardware", sa.JSON),
-        sa.Column("ptycho_version", name),
-        sa.Column("git_sha", name),
-        sa.Column("started", sa.Float),
-        sa.Column("finished", sa.Float),
-        sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("reason", text),
-        sa.Column("reused", sa.Boolean),
-        sa.Column("folder", text),
-        sa.Column("hash", fp),
-        sa.Column("recorded", sa.Float, nullable=False),
-    )
+    comparisons, runs = _comparisons(sa, md), _runs(sa, md)
     metrics = sa.Table(
         "metrics",
         md,
@@ -101,6 +47,55 @@ def tables() -> SimpleNamespace:
     }
     return SimpleNamespace(
         metadata=md, version=version, comparisons=comparisons, runs=runs, metrics=metrics, indexes=indexes
+    )
+
+
+def _comparisons(sa, md):
+    name, fp = sa.String(200), sa.String(64)
+    return sa.Table(
+        "comparisons",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("key", fp, nullable=False, unique=True),
+        sa.Column("folder", sa.Text, nullable=False),
+        sa.Column("started", sa.Float),
+        sa.Column("wall_seconds", sa.Float),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("ptycho_version", name),
+        sa.Column("git_sha", name),
+        sa.Column("data_fingerprint", fp),
+        sa.Column("data_description", sa.Text),
+        sa.Column("gridsize", sa.Integer),
+        sa.Column("seeds", sa.Integer),
+        sa.Column("provenance", sa.JSON),
+        sa.Column("recorded", sa.Float, nullable=False),
+    )
+
+
+def _runs(sa, md):
+    name, fp = sa.String(200), sa.String(64)
+    named = ("plugin", "plugin_version", "framework", "device", "precision", "gpu", "ptycho_version", "git_sha")
+    return sa.Table(
+        "runs",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("comparison_id", sa.ForeignKey("comparisons.id", ondelete="CASCADE")),
+        sa.Column("command", sa.String(20), nullable=False),
+        sa.Column("name", name, nullable=False),
+        sa.Column("generator", name, nullable=False),
+        *(sa.Column(column, name) for column in named),
+        sa.Column("factory", sa.Text),
+        *(sa.Column(column, sa.JSON) for column in ("options", "train_config", "split", "hardware")),
+        sa.Column("data_fingerprint", fp),
+        sa.Column("data_description", sa.Text),
+        *(sa.Column(column, sa.Integer) for column in ("gridsize", "seed", "epochs")),
+        *(sa.Column(column, sa.Float) for column in ("train_timeout", "started", "finished")),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("reason", sa.Text),
+        sa.Column("reused", sa.Boolean),
+        sa.Column("folder", sa.Text),
+        sa.Column("hash", fp),
+        sa.Column("recorded", sa.Float, nullable=False),
     )
 
 
