@@ -116,6 +116,16 @@ def test_train_and_reconstruct_record_their_runs(invoke, dummy_host, data_files,
     assert again["data_fingerprint"] != train["data_fingerprint"]
 
 
+def test_a_failed_training_is_recorded_with_its_reason(invoke, dummy_host, data_files, tmp_path):
+    db = str(tmp_path / "cli.db")
+    args = ["train", "-g", "dummy_raising", "--data", data_files / "train.npz", "--out", tmp_path / "m", "--db", db]
+    failed = invoke(*args, "--epochs", "1", host=dummy_host)
+    assert failed.exit_code != 0 and isinstance(failed.exception, RuntimeError)
+    (run,) = _json(invoke("results", "list", "--db", db, "--json"))
+    assert (run["command"], run["generator"], run["status"]) == ("train", "dummy_raising", "failed")
+    assert run["reason"] == "RuntimeError: dummy failure in fit"
+
+
 def test_a_broken_database_is_a_warning_for_compare(invoke, dummy_host, tmp_path):
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"garbage" * 1000)
