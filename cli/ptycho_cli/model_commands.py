@@ -93,13 +93,14 @@ def _training_numbers(generator, history) -> dict:
     return numbers
 
 
-def _record(db, command: str, **fields) -> None:
-    """Record a finished run in the results database; an error there is a warning on stderr."""
+def _record(db, command: str, quiet: bool = False, **fields) -> None:
+    """Record a finished run in the results database and say where on stdout (unless quiet);
+    an error there is a warning on stderr."""
     from ptycho_core.results import entries, record_safely
 
     line = record_safely(lambda: entries.lone_run(command, **fields), db, warn=lambda t: click.echo(t, err=True))
-    if line:
-        click.echo(line, err=True)
+    if line and not quiet:
+        click.echo(line)
 
 
 def _print_training_summary(name, history, out_dir):
@@ -165,7 +166,7 @@ def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_
         "data_description": f"{data_path} ({dataset.n} patterns)",
         "folder": str(Path(out_path).resolve()),
     }
-    _record(db, "reconstruct", generator=config["generator"], started=started, metrics=result.metrics, **run)
+    _record(db, "reconstruct", as_json, generator=config["generator"], started=started, metrics=result.metrics, **run)
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, default=float))
     else:

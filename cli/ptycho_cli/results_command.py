@@ -61,6 +61,8 @@ def _fmt(value) -> str:
         return ""
     if isinstance(value, (dict, list)):
         return json.dumps(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return f"{value:.0f}"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
