@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ptycho_cli.options import train_config_options
+from ptycho_cli.options import data_file, data_file_options, train_config_options
 from ptycho_cli.results_command import db_option
 from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
 
@@ -91,6 +91,7 @@ from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_S
     help="A generator's (or the stitcher's) option, e.g. fno.width=16; repeatable.",
 )
 @click.option("--force", is_flag=True, help="Redo every run, even finished ones with the same inputs.")
+@data_file_options
 @db_option
 @click.pass_obj
 def compare(
@@ -108,6 +109,8 @@ def compare(
     out_dir,
     raw_options,
     force,
+    loader,
+    probe_file,
     db,
     **train_kwargs,
 ):
@@ -136,8 +139,8 @@ def compare(
         simulate = sim_config(sim_settings, object_kind=simulate)
     request = harness.CompareRequest(
         generators=generators,
-        data=data,
-        test_data=test_data,
+        data=data_file(data, loader, probe_file),
+        test_data=data_file(test_data, loader, probe_file),
         simulate=simulate,
         gridsize=gridsize,
         train=train_fields(train_kwargs),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ptycho_cli.options import parse_options, train_config_options
+from ptycho_cli.options import data_file_options, parse_options, train_config_options
 from ptycho_cli.results_command import db_option
 
 
@@ -26,9 +26,10 @@ from ptycho_cli.results_command import db_option
     metavar="KEY=VALUE",
     help="Generator option (see `ptycho describe NAME`); repeatable.",
 )
+@data_file_options
 @db_option
 @click.pass_obj
-def train(state, generator_name, data_path, out_dir, gridsize, raw_options, db, **train_kwargs):
+def train(state, generator_name, data_path, out_dir, gridsize, raw_options, loader, probe_file, db, **train_kwargs):
     """Train one generator on a dataset and save a checkpoint.
 
     \b
@@ -47,7 +48,7 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, db, 
     spec = registry.generator(generator_name)
     options = spec.resolve_options(parse_options(raw_options))
     config = spec.train_config(train_fields(train_kwargs))
-    dataset = io.load_dataset(data_path, registry)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     pipeline.check_usable(spec, dataset.has_ground_truth)
     prepared = pipeline.prepare(dataset, None, gridsize, config.seed, config.val_fraction, spec.supervised)
     click.echo(
@@ -118,29 +119,35 @@ def _print_training_summary(name, history, out_dir):
 @click.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Checkpoint directory.")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Dataset to reconstruct.")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .npz file.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Output: .npz, or a Ptychodus product file (*product.h5) that the Ptychodus GUI opens.",
+)
 @click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Prediction batch (groups).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@data_file_options
 @db_option
 @click.pass_obj
-def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_json, db):
-    """Predict every pattern with a trained model, stitch the object and write it to an .npz file.
+def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file, db):
+    """Predict every pattern with a trained model, stitch the object and write it.
 
-    The output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`. With ground
+    An .npz output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`; a
+    *product.h5 output is a Ptychodus product (object, probe, positions in metres, pixel size). With ground
     truth in the data the reconstruction is scored (DESIGN section 8); without, only the data-space error.
     """
     import json
     import time
-
-    import numpy as np
 
     from ptycho_core import data, io, pipeline
 
     registry = state.registry()
     registry.stitcher(stitcher)  # unknown stitcher: fail before any work
     generator, config = pipeline.load_generator(model_dir, registry=registry)
-    dataset = io.load_dataset(data_path, registry)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     if dataset.patch_size != config["patch_size"]:
         raise click.UsageError(
             f"{data_path}: patterns are {dataset.patch_size}x{dataset.patch_size}, the model expects "
@@ -153,13 +160,7 @@ def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_
     seconds = time.perf_counter() - start
     result = pipeline.stitch_and_score(patches, dataset, stitcher, registry)
     result.metrics["inference_patterns_per_s"] = dataset.n / seconds if seconds > 0 else float("nan")
-    np.savez(
-        out_path,
-        object=result.object,
-        weights=result.weights,
-        positions=result.positions,
-        metrics_json=np.array(json.dumps(result.metrics, default=float)),
-    )
+    io.save_reconstruction(out_path, result, dataset, name=config["generator"])
     run = {
         **_checkpoint_fields(config),
         "data_fingerprint": dataset.fingerprint(),
