@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt $(PLUGINS)
 	# no torchvision sdist to build against the CPU torch; the wheel's C++ ops do not load beside it
 	# (they link libtorch_cuda) and ptycho_ptychi/_torchvision.py makes the Python part import.
 	$(PIP_INSTALL) torchvision==0.28.0
-	$(PIP_INSTALL) -e . $(foreach p,$(PLUGINS),-e $(dir $(p))) pytest ruff build
+	$(PIP_INSTALL) -e '.[postgres]' $(foreach p,$(PLUGINS),-e $(dir $(p))) pytest ruff build playwright
 	# Test dependency: Ptychodus's own file plugins and forward model (tests/test_io_ptychodus.py).
 	# They import only h5py, numpy, scipy, scikit-image and pydantic (pinned above); --no-deps keeps
 	# out the 79 packages its GUI, agent and workflow parts declare (LLM SDKs, mcp, mlflow, fastapi).
@@ -37,9 +37,21 @@ $(WHEELHOUSE)/.filled: pyproject.toml constraints.txt examples/ptycho-mynet/pypr
 
 wheelhouse: $(WHEELHOUSE)/.filled
 
+# Debian packages the tests use: a PostgreSQL server (tests/test_results_store.py starts one on a
+# loopback port) and Chromium with a font (the HTML pages are checked in a headless browser).
+# Installed with apt-get when missing and running as root (CI); otherwise a hint is printed.
+DEBIAN_PACKAGES := postgresql chromium fonts-dejavu-core
+.PHONY: debian-packages
+debian-packages:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v chromium >/dev/null \
+		&& test -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES); \
+	else echo "note: the PostgreSQL and browser tests need: sudo apt-get install --no-install-recommends $(DEBIAN_PACKAGES)"; fi
+
 install: $(STAMP) wheelhouse
 
-test: install
+test: install debian-packages
 	$(BIN)/python -m pytest -q
 
 compare: install

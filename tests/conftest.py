@@ -20,6 +20,18 @@ SAMPLE_CANDIDATES = (
 )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _results_db(tmp_path_factory):
+    """Whatever the tests run records into a throwaway results database, never the user's: PTYCHO_DB
+    for this process and its children, XDG_DATA_HOME for the default location (and fresh venvs)."""
+    base = tmp_path_factory.mktemp("results-db")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PTYCHO_DB", str(base / "session.db"))
+    patch.setenv("XDG_DATA_HOME", str(base / "xdg-data"))
+    yield base / "session.db"
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def _no_strict_plugins(monkeypatch):
     """The outer environment's strict mode must not leak into tests."""
@@ -81,3 +93,27 @@ def one_line_error():
     """`one_line_error(result)`: assert a CLI result is a user error (exit 2, one line, no
     traceback) and return that line."""
     return _one_line_error
+
+
+#: The dummy generators of `dummy_comparison`: two that score, one that fails in fit.
+DUMMY_COMPARED = ["dummy_intensity", "dummy_supervised", "dummy_raising"]
+
+
+@pytest.fixture(scope="session")
+def dummy_comparison(tmp_path_factory):
+    """A real comparison folder from the numpy dummies (tiny, two children at a time, ~5 s), and
+    the SQLite file that `compare.run` recorded it in: (folder, result, db path)."""
+    from ptycho_core import compare
+    from ptycho_core.plugins import PluginHost
+    from ptycho_core.simulate import SimConfig
+    from ptycho_core.testing import dummies
+
+    base = tmp_path_factory.mktemp("dummy-comparison")
+    host = PluginHost(load="")
+    host.register(dummies, "ptycho-dummies")
+    sim = SimConfig(train_objects=1, patch_size=16, object_size=48, step=4)
+    db = base / "recorded.db"
+    result = compare.run(
+        DUMMY_COMPARED, host=host, out=base / "cmp", simulate=sim, epochs=1, jobs=2, db=str(db), gridsize=2
+    )
+    return base / "cmp", result, db

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("numpy", "torch", "tensorflow", "keras", "jax", "scipy", "skimage", "matplotlib", "rich")
+HEAVY = ("numpy", "torch", "tensorflow", "keras", "jax", "scipy", "skimage", "matplotlib", "rich", "sqlalchemy")
 
 PROBE = """
 import json, sys
@@ -47,6 +47,8 @@ COMMANDS = [
     ["plugins", "--json"],
     ["describe", "probe_weighted"],
     ["--help"],
+    ["results", "--help"],
+    ["results", "leaderboard", "--help"],
 ]
 
 

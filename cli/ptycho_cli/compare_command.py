@@ -7,6 +7,7 @@ import sys
 import click
 
 from ptycho_cli.options import data_file, data_file_options, train_config_options
+from ptycho_cli.results_command import db_option
 from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
 
 
@@ -91,6 +92,7 @@ from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_S
 )
 @click.option("--force", is_flag=True, help="Redo every run, even finished ones with the same inputs.")
 @data_file_options
+@db_option
 @click.pass_obj
 def compare(
     state,
@@ -109,6 +111,7 @@ def compare(
     force,
     loader,
     probe_file,
+    db,
     **train_kwargs,
 ):
     """Train every generator on the same data, split and budget; stitch, score and report.
@@ -116,6 +119,7 @@ def compare(
     \b
     Each (generator, seed) runs in its own process; a failure is a row, not a crash.
     Finished runs with the same inputs are reused (--force redoes them).
+    Each finished comparison is recorded in the results database (`ptycho results`).
     Training options left unset take each generator's own defaults (`ptycho describe NAME`).
     Exit code: 0 all runs succeeded, 1 some run failed, 2 bad usage or bad data.
 
@@ -147,6 +151,7 @@ def compare(
         timeout=timeout,
         out=out_dir,
         force=force,
+        db=db,
         command_line=["ptycho", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("ptycho") else list(sys.argv),
     )
     display = CompareDisplay()

@@ -29,6 +29,7 @@ COMMANDS = {
     "train": "ptycho_cli.model_commands:train",
     "reconstruct": "ptycho_cli.model_commands:reconstruct",
     "compare": "ptycho_cli.compare_command:compare",
+    "results": "ptycho_cli.results_command:results",
     "new-plugin": "ptycho_cli.scaffold:new_plugin",
 }
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ptycho_cli.options import data_file_options, parse_options, train_config_options
+from ptycho_cli.results_command import db_option
 
 
 def generator_options(help: str):
@@ -22,8 +25,9 @@ def generator_options(help: str):
 @train_config_options
 @generator_options("Generator option (see `ptycho describe NAME`); repeatable.")
 @data_file_options
+@db_option
 @click.pass_obj
-def train(state, generator_name, data_path, out_dir, gridsize, raw_options, loader, probe_file, **train_kwargs):
+def train(state, generator_name, data_path, out_dir, gridsize, raw_options, loader, probe_file, db, **train_kwargs):
     """Train one generator on a dataset and save a checkpoint.
 
     \b
@@ -32,6 +36,8 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, load
       ptycho train --generator fno --data lines.npz --out fno-model --epochs 5
       ptycho reconstruct --model fno-model --data lines.npz --out recon.npz
     """
+    import time
+
     from ptycho_cli.progress import training_progress
     from ptycho_core import io, pipeline, rundir
     from ptycho_core.generator import train_fields
@@ -49,12 +55,51 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, load
         f"{prepared.info['val_groups']} val groups, gridsize {gridsize}",
         err=True,
     )
-    with training_progress() as display:
-        generator, history = pipeline.fit_generator(
-            spec, options, prepared, config, out_dir, display.callback(spec.name)
-        )
+    run = {
+        "options": options,
+        "train_config": config.to_dict(),
+        "data_fingerprint": dataset.fingerprint(),
+        "data_description": f"{data_path} ({dataset.n} patterns)",
+        "split": {k: v for k, v in prepared.info.items() if k != "grouping"},
+        "gridsize": gridsize,
+        "seed": config.seed,
+        "folder": str(Path(out_dir).resolve()),
+    }
+    started = time.time()
+    try:
+        with training_progress() as display:
+            generator, history = pipeline.fit_generator(
+                spec, options, prepared, config, out_dir, display.callback(spec.name)
+            )
+    except Exception as exc:
+        from ptycho_core.harness.worker import failure_reason
+
+        reason = failure_reason(exc)
+        _record(db, "train", spec=spec, started=started, status="failed", reason=reason, **run)
+        raise
     rundir.write_json(f"{out_dir}/{rundir.HISTORY_JSON}", history.to_dict())
     _print_training_summary(spec.name, history, out_dir)
+    _record(db, "train", spec=spec, started=started, metrics=_training_numbers(generator, history), **run)
+
+
+def _training_numbers(generator, history) -> dict:
+    finite = [v for v in history.val_loss if isinstance(v, (int, float))]
+    numbers = {"train_seconds": sum(history.seconds), "epochs_run": len(history.loss)}
+    numbers["final_loss"] = history.loss[-1] if history.loss else None
+    numbers["best_val_loss"] = min(finite) if finite else None
+    count = getattr(generator, "parameter_count", None)
+    numbers["parameters"] = count() if callable(count) else None
+    return numbers
+
+
+def _record(db, command: str, quiet: bool = False, **fields) -> None:
+    """Record a finished run in the results database and say where on stdout (unless quiet);
+    an error there is a warning on stderr."""
+    from ptycho_core.results import entries, record_safely
+
+    line = record_safely(lambda: entries.lone_run(command, **fields), db, warn=lambda t: click.echo(t, err=True))
+    if line and not quiet:
+        click.echo(line)
 
 
 def _print_training_summary(name, history, out_dir):
@@ -89,6 +134,7 @@ def _print_training_summary(name, history, out_dir):
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of an iterative generator.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @data_file_options
+@db_option
 @click.pass_obj
 def reconstruct(state, model_dir, generator_name, raw_options, device, seed, **kwargs):
     """Reconstruct a dataset's object and write it: predict every pattern with a trained model
@@ -115,7 +161,9 @@ def reconstruct(state, model_dir, generator_name, raw_options, device, seed, **k
     _reconstruct_with_model(state, model_dir, **kwargs)
 
 
-def _reconstruct_with_model(state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file):
+def _reconstruct_with_model(
+    state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file, db
+):
     import time
 
     from ptycho_core import data, io, pipeline
@@ -130,11 +178,13 @@ def _reconstruct_with_model(state, model_dir, data_path, out_path, stitcher, bat
             f"{config['patch_size']}x{config['patch_size']}"
         )
     groups = data.group(dataset.positions, config["gridsize"], train=False)
+    started = time.time()
     start = time.perf_counter()
     patches = pipeline.predict_anchors(generator, dataset, groups, batch_size)
     seconds = time.perf_counter() - start
     result = pipeline.stitch_and_score(patches, dataset, stitcher, registry)
-    _write_and_print(result, dataset, seconds, config["generator"], out_path, as_json)
+    run = {**_checkpoint_fields(config), "generator": config["generator"], "started": started}
+    _write_and_print(result, dataset, seconds, run, data_path, out_path, as_json, db)
 
 
 def _reconstruct_iterative(
@@ -150,7 +200,10 @@ def _reconstruct_iterative(
     as_json,
     loader,
     probe_file,
+    db,
 ):
+    import time
+
     from ptycho_cli.progress import training_progress
     from ptycho_core import io, pipeline
     from ptycho_core.generator import TrainConfig
@@ -161,21 +214,32 @@ def _reconstruct_iterative(
     options = spec.resolve_options(parse_options(raw_options))
     dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     click.echo(f"reconstructing {dataset.n} patterns with {spec.name} ({spec.distribution} {spec.version})", err=True)
+    started = time.time()
     with training_progress() as display:
         _, estimate, seconds = pipeline.reconstruct_scan(
             spec, options, dataset, TrainConfig(seed=seed, device=device), display.callback(spec.name)
         )
     result = pipeline.score_whole_object(estimate.object, dataset)
-    _write_and_print(result, dataset, seconds, spec.name, out_path, as_json)
+    run = {"spec": spec, "options": options, "seed": seed, "started": started}
+    _write_and_print(result, dataset, seconds, run, data_path, out_path, as_json, db)
 
 
-def _write_and_print(result, dataset, seconds, name, out_path, as_json):
+def _write_and_print(result, dataset, seconds, run, data_path, out_path, as_json, db):
+    """Write the reconstruction, record it in the results database (`run`: its known fields) and print."""
     import json
 
     from ptycho_core import io
 
+    name = run["spec"].name if "spec" in run else run["generator"]
+
     result.metrics["inference_patterns_per_s"] = dataset.n / seconds if seconds > 0 else float("nan")
     io.save_reconstruction(out_path, result, dataset, name=name)
+    where = {
+        "data_fingerprint": dataset.fingerprint(),
+        "data_description": f"{data_path} ({dataset.n} patterns)",
+        "folder": str(Path(out_path).resolve()),
+    }
+    _record(db, "reconstruct", as_json, metrics=result.metrics, **run, **where)
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, default=float))
     else:
@@ -183,3 +247,19 @@ def _write_and_print(result, dataset, seconds, name, out_path, as_json):
         for key in ("amp_ssim", "phase_ssim", "amp_psnr", "phase_mae", "frc_amp_px", "data_error"):
             if key in result.metrics and result.metrics[key] is not None:
                 click.echo(f"  {key:<12} {result.metrics[key]:.4g}")
+
+
+def _checkpoint_fields(config: dict) -> dict:
+    """The results-database fields a checkpoint's config.json tells."""
+    plugin = config.get("plugin") or {}
+    train_config = config.get("train_config") or {}
+    return {
+        "plugin": plugin.get("distribution"),
+        "plugin_version": plugin.get("version"),
+        "framework": config.get("framework"),
+        "factory": config.get("factory"),
+        "options": config.get("options"),
+        "train_config": train_config,
+        "gridsize": config.get("gridsize"),
+        "seed": train_config.get("seed"),
+    }

@@ -54,7 +54,17 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     result = _report(request, selection, staged, registry, scored, threads, started)
     if any(o.interrupted for o in outcomes.values()):
         result.exit_code = INTERRUPTED_EXIT
+    _record(request, result, on_event)
     return result
+
+
+def _record(request, result, on_event) -> None:
+    """Index the finished comparison in the results database (an error there is only a warning)."""
+    from ptycho_core.results import record_comparison
+
+    line = record_comparison(result, request.db, warn=lambda text: on_event(ev.Note(text)))
+    if line:
+        on_event(ev.Note(line))
 
 
 def _announce(request, selection, staged, plans, on_event) -> None:

@@ -38,6 +38,8 @@ class CompareRequest:
     jobs: children at once (threads per child = CPU cores / jobs); timeout: seconds per run
         (0: none) after which its child is killed (the hard limit; train["timeout"] is the
         graceful training budget); out: output folder; force: redo every run.
+    db: the results database (a SQLAlchemy URL or a SQLite file; default PTYCHO_DB, else the
+        user's data folder) where the finished comparison is recorded (`ptycho_core.results`).
     """
 
     generators: Sequence[str] | str | None = None
@@ -54,6 +56,7 @@ class CompareRequest:
     out: str | os.PathLike = DEFAULT_OUT
     force: bool = False
     command_line: Sequence[str] | None = None
+    db: str | None = None
 
     @classmethod
     def from_settings(cls, generators=None, **settings) -> CompareRequest:
