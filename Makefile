@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt $(PLUGINS)
 	$(PIP_INSTALL) --upgrade pip setuptools wheel
 	# The CPU build of torch first: anything depending on torch must not pull a CUDA build.
 	$(PIP_INSTALL) torch==2.13.0
-	$(PIP_INSTALL) -e . $(foreach p,$(PLUGINS),-e $(dir $(p))) pytest ruff build
+	$(PIP_INSTALL) -e '.[dask]' $(foreach p,$(PLUGINS),-e $(dir $(p))) pytest ruff build
 	touch $(STAMP)
 
 # Wheels of ptycho's dependencies (with torch, safetensors, pytest, h5py), so that tests can build

@@ -38,6 +38,11 @@ class CompareRequest:
     jobs: children at once (threads per child = CPU cores / jobs); timeout: seconds per run
         (0: none) after which its child is killed (the hard limit; train["timeout"] is the
         graceful training budget); out: output folder; force: redo every run.
+    executor: "local" (spawned children here) or "dask" (`harness.executors`); scheduler: the
+        address of a running Dask scheduler (None with "dask": a LocalCluster on this machine,
+        `jobs` workers when jobs > 1, else one per core).
+    grid: a sweep's option grid {"NAME": {"key": [value, ...]}} (`harness.sweep`): one row per
+        combination, named `NAME[key=value,...]`; None for a plain comparison.
     """
 
     generators: Sequence[str] | str | None = None
@@ -54,6 +59,9 @@ class CompareRequest:
     out: str | os.PathLike = DEFAULT_OUT
     force: bool = False
     command_line: Sequence[str] | None = None
+    executor: str = "local"
+    scheduler: str | None = None
+    grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None
 
     @classmethod
     def from_settings(cls, generators=None, **settings) -> CompareRequest:
