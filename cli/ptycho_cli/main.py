@@ -28,6 +28,7 @@ COMMANDS = {
     "train": "ptycho_cli.model_commands:train",
     "reconstruct": "ptycho_cli.model_commands:reconstruct",
     "compare": "ptycho_cli.compare_command:compare",
+    "sweep": "ptycho_cli.sweep_command:sweep",
     "new-plugin": "ptycho_cli.scaffold:new_plugin",
 }
 
