@@ -28,11 +28,12 @@ class Replicas:
     device: torch.device
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The model under DistributedDataParallel (no buffer broadcast: forward has no collective)."""
+        """The model under DistributedDataParallel (only training steps, the same count on every rank,
+        call its forward; validation uses the bare model)."""
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(model, device_ids=ids)
 
     def shard(self, order: torch.Tensor) -> torch.Tensor:
         """This rank's share of a global order (padded by wrapping, so every rank steps equally)."""
