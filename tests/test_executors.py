@@ -41,9 +41,10 @@ def _host() -> PluginHost:
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield cluster, client
 
 
@@ -177,3 +178,27 @@ def test_executor_settings_are_checked_before_any_work(tmp_path):
     with pytest.raises(UsageError, match="--executor 'slurm' is not known"):
         _compare(tmp_path, "slurm", generators=["dummy_intensity"], options=[])
     assert not (tmp_path / "data").exists()
+
+
+def test_a_factory_refusing_an_option_on_a_worker_stops_the_comparison_as_bad_usage(cluster, tmp_path):
+    from ptycho_core.errors import UsageError
+
+    with pytest.raises(UsageError, match="rate must be positive"):
+        _compare(tmp_path, "dask", cluster[0].scheduler_address, generators=["dummy_intensity"],
+                 options=["dummy_intensity.rate=-1"])  # fmt: skip
+    assert not (tmp_path / "runs" / "dummy_intensity").exists(), "bad usage is not a row"
+
+
+def test_ctrl_c_on_the_client_stops_the_tasks_children_and_writes_the_report(cluster, tmp_path):
+    def interrupt_when_started(event):
+        if isinstance(event, ev.RunStarted):
+            raise KeyboardInterrupt
+
+    result = compare.run(
+        ["dummy_sleeping"], host=_host(), out=tmp_path, simulate=TINY, epochs=1, executor="dask",
+        scheduler=cluster[0].scheduler_address, on_event=interrupt_when_started,
+    )  # fmt: skip
+    assert result.exit_code == compare.INTERRUPTED_EXIT and result.report.is_file()
+    assert [(r.status, r.reason) for r in result.runs] == [("failed", "interrupted")]
+    record = rundir.RunRecord.read(tmp_path / "runs" / "dummy_sleeping")
+    assert record.status == "failed" and record.reason == "interrupted", "the task ended its child and said why"

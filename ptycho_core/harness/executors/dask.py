@@ -119,7 +119,8 @@ class _Session:
         stop = Event(f"{self.topic}-stop", client=self.client)
         self.client.subscribe_topic(self.topic, self.inbox.put)
         self.on_event(ev.ChildrenStarting(tuple(r.name for r in self.runs)))
-        futures = {self._submit(run, stop.name): run for run in self.runs}
+        slots = host_slots(self.client)
+        futures = {self._submit(run, stop.name, slots): run for run in self.runs}
         try:
             while len(self.outcomes) < len(self.runs):
                 self._forward(wait=0.2)
@@ -136,10 +137,9 @@ class _Session:
             self.on_event(ev.ChildrenDone())
         return self.outcomes
 
-    def _submit(self, run: RunSpec, stop_name: str):
+    def _submit(self, run: RunSpec, stop_name: str, slots: dict):
         out = str(Path(self.layout.out_dir).resolve())
         key = f"ptycho-run-{run.name}-{self.topic[-8:]}"
-        slots = host_slots(self.client)
         return self.client.submit(
             run_task, run.to_dict(), out, self.timeout, self.topic, stop_name, slots, key=key, pure=False
         )
