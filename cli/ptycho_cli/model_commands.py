@@ -1,4 +1,5 @@
-"""`ptycho train` and `ptycho reconstruct`: one generator, in this process."""
+"""`ptycho train` and `ptycho reconstruct`: one generator, in this process (or, for `train --nproc K`
+and under torchrun, in K data-parallel processes)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ import click
 
 from ptycho_cli.options import parse_options, train_config_options
 from ptycho_core.errors import UsageError
+
+NPROC_HELP = (
+    "Data-parallel processes on this machine (torch generators): runs this command under "
+    "`python -m torch.distributed.run --standalone --nproc-per-node K` (DistributedDataParallel; "
+    "--batch-size is per process)."
+)
 
 
 @click.command()
@@ -24,15 +31,7 @@ from ptycho_core.errors import UsageError
     metavar="KEY=VALUE",
     help="Generator option (see `ptycho describe NAME`); repeatable.",
 )
-@click.option(
-    "--nproc",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Data-parallel processes on this machine (torch generators): runs this command under "
-    "`python -m torch.distributed.run --standalone --nproc-per-node K` (DistributedDataParallel; "
-    "--batch-size is per process).",
-)
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(1), help=NPROC_HELP)
 @click.pass_obj
 def train(state, generator_name, data_path, out_dir, gridsize, raw_options, nproc, **train_kwargs):
     """Train one generator on a dataset and save a checkpoint.
