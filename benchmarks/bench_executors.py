@@ -1,7 +1,11 @@
 """The local executor against a Dask cluster: one 4-run comparison on each, on this machine.
 
 Usage: python benchmarks/bench_executors.py [--generator fno] [--seeds 4] [--epochs 1]
-       [--workers 2] [--option NAME.key=value ...] [--noop-tasks 200] [--out DIR]
+       [--workers 2] [--repeat 1] [--option NAME.key=value ...] [--noop-tasks 200] [--out DIR]
+
+`--generator dummy_intensity` (the numpy test dummy, runs of about a second) measures the
+executors' own overhead; the default (a small fno) gives runs of minutes on 2 cores. With
+`--repeat K` the two executors alternate K times and the figures are medians.
 
 It runs the same comparison (DEFAULT_SIM, one generator x `--seeds` seeds = 4 runs by default; a
 small fno unless --option is given) twice:
@@ -48,9 +52,21 @@ def _noop(i):
     return i
 
 
+def _host(generator: str):
+    """The plugin host: installed plugins, plus the numpy dummies for `--generator dummy_*`."""
+    from ptycho_core.plugins import PluginHost
+
+    host = PluginHost.from_environment()
+    if generator.startswith("dummy_"):
+        from ptycho_core.testing import dummies
+
+        host.register(dummies, "ptycho-dummies")
+    return host
+
+
 def _compare(executor: str, out: Path, args, scheduler=None) -> dict:
-    """Run one comparison; its result, per-run seconds and phase timings."""
-    from ptycho_core import compare
+    """Run one comparison; its result, per-run seconds and threads, and phase timings."""
+    from ptycho_core import compare, rundir
     from ptycho_core.harness import events as ev
 
     marks: dict = {"runs": {}}
@@ -65,22 +81,16 @@ def _compare(executor: str, out: Path, args, scheduler=None) -> dict:
 
     start = time.perf_counter()
     result = compare.run(
-        [args.generator],
-        seeds=args.seeds,
-        epochs=args.epochs,
-        options=list(args.option),
-        executor=executor,
-        scheduler=scheduler,
-        jobs=1,
-        out=out,
-        force=True,
-        on_event=on_event,
-    )
+        [args.generator], seeds=args.seeds, epochs=args.epochs, options=list(args.option), executor=executor,
+        scheduler=scheduler, jobs=1, out=out, force=True, on_event=on_event, host=_host(args.generator),
+    )  # fmt: skip
+    threads = {(rundir.RunRecord.read(out / "runs" / r.run).hardware or {}).get("threads") for r in result.runs}
     return {
         "result": result,
         "total": time.perf_counter() - start,
         "execution": marks["last"] - marks["first"],
         "runs": marks["runs"],
+        "threads": sorted(threads),
     }
 
 
@@ -104,17 +114,55 @@ def _print_scaling(t_run: float, t_task: float, workers: int) -> None:
         print(f"  {n:>3}  {cells[0]:>9.1f}s  {cells[1]:>9.1f}s")
 
 
+def _median(items: list[dict], key: str) -> float:
+    return statistics.median(item[key] for item in items)
+
+
+def _report(args, local: list[dict], dask: list[dict], startup: float, trip: float, per_task: float) -> None:
+    """Print medians over the repetitions, the overheads, the metrics check and the scaling table."""
+    print(f"{args.generator} x {args.seeds} seeds, {args.epochs} epoch(s), DEFAULT_SIM, {len(local)} repetition(s) "
+          "interleaved local/dask; medians")  # fmt: skip
+    print(f"{'run':<24} {'local s':>9} {'dask s':>9}")
+    for name in local[0]["runs"]:
+        cells = [statistics.median(r["runs"].get(name, math.nan) for r in side) for side in (local, dask)]
+        print(f"{name:<24} {cells[0]:>9.2f} {cells[1]:>9.2f}")
+    for label, key in (("execution phase", "execution"), ("whole comparison", "total")):
+        print(f"{label:<24} {_median(local, key):>9.2f} {_median(dask, key):>9.2f}")
+    ratios = [a["execution"] / b["execution"] for a, b in zip(local, dask, strict=True)]
+    print(f"ratio local --jobs 1 / dask {args.workers} workers (execution phase): median {statistics.median(ratios):.2f}x "
+          f"(each repetition: {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+    print(f"LocalCluster startup: {startup:.1f} s (once per comparison without --scheduler)")
+    print(f"Dask scheduler overhead: {trip * 1e3:.1f} ms round trip per no-op task, "
+          f"{per_task * 1e3:.2f} ms per task for {args.noop_tasks} at once")  # fmt: skip
+    runs = len(local[0]["runs"])
+    t_run = statistics.median(v for r in local for v in r["runs"].values())
+    t_dask_run = statistics.median(v for r in dask for v in r["runs"].values())
+    t_task = max(0.0, _median(dask, "execution") * args.workers / runs - t_dask_run)
+    print(f"executor overhead per run on Dask (execution x workers / runs - median run): {t_task:.2f} s")
+    gaps = [
+        abs(b.metrics.get(key, math.nan) - value) / max(abs(value), 1e-12)
+        for a, b in zip(local[0]["result"].runs, dask[0]["result"].runs, strict=True)
+        for key, value in a.metrics.items()
+        if isinstance(value, float) and math.isfinite(value)
+    ]
+    worst = max(gaps, default=math.nan)
+    print(f"metrics: {'identical' if worst == 0 else f'largest relative difference {worst:.2g}'} "
+          f"(threads per run: local {local[0]['threads']}, dask {dask[0]['threads']})")  # fmt: skip
+    _print_scaling(t_run, t_task + trip, args.workers)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--generator", default="fno")
+    parser.add_argument("--generator", default="fno", help="a generator (dummy_intensity: the numpy dummy)")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved local/dask repetitions (medians)")
     parser.add_argument(
         "--option", action="append", default=None, help=f"NAME.key=value, repeatable (default: {' '.join(SMALL_FNO)})"
     )
     parser.add_argument("--noop-tasks", type=int, default=200)
-    parser.add_argument("--out", default=None, help="folder for the two comparisons (default: a temporary one)")
+    parser.add_argument("--out", default=None, help="folder for the comparisons (default: a temporary one)")
     args = parser.parse_args()
     if args.option is None:
         args.option = SMALL_FNO if args.generator == "fno" else []
@@ -122,46 +170,20 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-executors-"))
-    local = _compare("local", out / "local", args)
     t0 = time.perf_counter()
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
     client = Client(cluster)
     startup = time.perf_counter() - t0
+    local, dask = [], []
     try:
-        dask = _compare("dask", out / "dask", args, scheduler=cluster.scheduler_address)
+        for _ in range(args.repeat):
+            local.append(_compare("local", out / "local", args))
+            dask.append(_compare("dask", out / "dask", args, scheduler=cluster.scheduler_address))
         trip, per_task = _scheduler_overhead(client, args.noop_tasks)
     finally:
         client.close()
         cluster.close()
-
-    runs = len(local["runs"])
-    print(f"{args.generator} x {args.seeds} seeds, {args.epochs} epoch(s), DEFAULT_SIM; output in {out}")
-    print(f"{'run':<24} {'local s':>9} {'dask s':>9}")
-    for name, seconds in local["runs"].items():
-        print(f"{name:<24} {seconds:>9.1f} {dask['runs'].get(name, float('nan')):>9.1f}")
-    print(f"{'execution phase':<24} {local['execution']:>9.1f} {dask['execution']:>9.1f}")
-    print(f"{'whole comparison':<24} {local['total']:>9.1f} {dask['total']:>9.1f}")
-    print(f"ratio local --jobs 1 / dask {args.workers} workers: execution {local['execution'] / dask['execution']:.2f}x, "
-          f"whole {local['total'] / dask['total']:.2f}x")  # fmt: skip
-    print(f"LocalCluster startup: {startup:.1f} s (once per comparison without --scheduler)")
-    print(f"Dask scheduler overhead: {trip * 1e3:.1f} ms round trip per no-op task, "
-          f"{per_task * 1e3:.2f} ms per task for {args.noop_tasks} at once")  # fmt: skip
-    t_run = statistics.mean(local["runs"].values())
-    t_task = max(0.0, dask["execution"] * args.workers / runs - statistics.mean(dask["runs"].values()))
-    print(f"executor overhead per run on Dask (execution x workers / runs - mean run): {t_task:.2f} s")
-    gaps = [
-        abs(b.metrics.get(key, math.nan) - value) / max(abs(value), 1e-12)
-        for a, b in zip(local["result"].runs, dask["result"].runs, strict=True)
-        for key, value in a.metrics.items()
-        if isinstance(value, float) and math.isfinite(value)
-    ]
-    worst = max(gaps, default=math.nan)
-    print(
-        f"metrics: {'identical' if worst == 0 else f'largest relative difference {worst:.2g}'} (threads per run: "
-        f"local {local['result'].provenance['hardware']['threads_per_child']}, dask "
-        f"{dask['result'].provenance['hardware']['threads_per_child']})"
-    )
-    _print_scaling(t_run, t_task + trip, args.workers)
+    _report(args, local, dask, startup, trip, per_task)
 
 
 if __name__ == "__main__":
