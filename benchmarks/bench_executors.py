@@ -129,8 +129,8 @@ def _report(args, local: list[dict], dask: list[dict], startup: float, trip: flo
     for label, key in (("execution phase", "execution"), ("whole comparison", "total")):
         print(f"{label:<24} {_median(local, key):>9.2f} {_median(dask, key):>9.2f}")
     ratios = [a["execution"] / b["execution"] for a, b in zip(local, dask, strict=True)]
-    print(f"ratio local --jobs 1 / dask {args.workers} workers (execution phase): median {statistics.median(ratios):.2f}x "
-          f"(each repetition: {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+    print(f"ratio local --jobs 1 / dask {args.workers} workers (execution phase): median "
+          f"{statistics.median(ratios):.2f}x (each repetition: {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
     print(f"LocalCluster startup: {startup:.1f} s (once per comparison without --scheduler)")
     print(f"Dask scheduler overhead: {trip * 1e3:.1f} ms round trip per no-op task, "
           f"{per_task * 1e3:.2f} ms per task for {args.noop_tasks} at once")  # fmt: skip

@@ -53,7 +53,8 @@ class Outcome:
 
 @dataclass
 class Child:
-    """A running child: its run (a `RunSpec`, or anything with `name` and `hash`), process, event pipe (None once closed) and clocks (monotonic)."""
+    """A running child: its run (`plan`: a `RunSpec`, or anything with `name` and `hash`), process,
+    event pipe (None once closed) and clocks (monotonic)."""
 
     plan: Any
     process: Any
@@ -82,8 +83,7 @@ def usable_cpus() -> int:
 
 def child_environment(spec, threads: int) -> dict[str, str]:
     """Environment variables a child starts with: the thread budget, then the `child_env` of the
-    spec (a GeneratorSpec or a RunSpec)
-    ("{threads}" in a value becomes the budget)."""
+    spec, a GeneratorSpec or a RunSpec ("{threads}" in a value becomes the budget)."""
     env = {var: str(threads) for var in THREAD_VARIABLES}
     env.update({k: v.replace("{threads}", str(threads)) for k, v in spec.child_env.items()})
     return env
@@ -239,8 +239,9 @@ def receive(child: Child, on_event) -> None:
 
 
 def collect(plan, layout: rundir.Layout, exitcode, reason: str | None) -> Outcome:
-    """The outcome of a finished child (`plan`: a RunSpec or RunPlan, for its name and hash); a failed run's partial folder becomes runs/<name>/ without
-    DONE, holding run.log, error.json and a run.json with status "failed"."""
+    """The outcome of a finished child (`plan`: a RunSpec or RunPlan, for its name and hash); a
+    failed run's partial folder becomes runs/<name>/ without DONE, holding run.log, error.json and a
+    run.json with status "failed"."""
     from ptycho_core.harness.worker import BAD_USAGE, exit_reason
 
     run_dir, partial = layout.run_dir(plan.name), layout.partial_dir(plan.name)
