@@ -31,8 +31,9 @@ does not shrink with N. The script prints T(N) for N = 1, 2, 4, 8, 16 and R = 4 
 scheduler's share stays negligible while t_run is seconds to hours and t_task milliseconds; what
 limits scaling is R / (N w) becoming < 1 (idle workers) and the client's scoring, which is serial.
 
-Measured on the development machine (2 cores shared with other jobs, fno on DEFAULT_SIM, 1 epoch,
-4 seeds; noisy): see docs/scale.md, section "Measured".
+Measured on the development machine (2 cores shared with four other jobs; noisy): Dask's round trip
+10-17 ms per no-op task; executor overhead 0.1-2.6 s per run; 64 small-fno runs of ~160 s would
+take ~5,200 s on one 2-worker machine, ~1,300 s on 4, ~330 s on 16 (docs/scale.md, "Measured").
 """
 
 from __future__ import annotations
