@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml constraints.txt $(PLUGINS)
 	# The CPU build of torch first: anything depending on torch must not pull a CUDA build.
 	$(PIP_INSTALL) torch==2.13.0
 	$(PIP_INSTALL) -e '.[dask]' $(foreach p,$(PLUGINS),-e $(dir $(p))) pytest ruff build
+	# Test dependency: Ptychodus's own file plugins and forward model (tests/test_io_ptychodus.py).
+	# They import only h5py, numpy, scipy, scikit-image and pydantic (pinned above); --no-deps keeps
+	# out the 79 packages its GUI, agent and workflow parts declare (LLM SDKs, mcp, mlflow, fastapi).
+	$(PIP_INSTALL) --no-deps ptychodus==1.7.0
 	touch $(STAMP)
 
 # Wheels of ptycho's dependencies (with torch, safetensors, pytest, h5py), so that tests can build

@@ -15,6 +15,25 @@ def ptycho_register_loaders(register):
             requires=("numpy",),
         )
     )
+    register(
+        LoaderSpec(
+            name="cxi",
+            summary="CXI (cxidb): counts, translations in metres, detector geometry, probe",
+            factory="ptycho_core.io.cxi:load_cxi",
+            extensions=(".cxi", ".h5", ".hdf5"),
+            requires=("numpy", "h5py"),
+        )
+    )
+
+    register(
+        LoaderSpec(
+            name="ptychodus",
+            summary="Ptychodus product.h5 (probe, object, positions in metres) + diffraction.h5",
+            factory="ptycho_core.io.ptychodus:load_ptychodus",
+            extensions=("product.h5", "diffraction.h5"),
+            requires=("numpy", "h5py"),
+        )
+    )
 
 
 @hookimpl

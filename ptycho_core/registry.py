@@ -310,11 +310,12 @@ class Registry:
         return self.get("stitcher", name)
 
     def loader_for(self, path: str) -> LoaderSpec:
-        """The loader whose extensions match `path` (first by name when several do)."""
+        """The loader with the longest extension matching `path` (`.mynet.h5` wins over `.h5`);
+        among equally long matches, the first by name."""
         low = str(path).lower()
-        for spec in self.loaders():
-            if any(low.endswith(ext) for ext in spec.extensions):
-                return spec
+        matches = [(-len(ext), i) for i, s in enumerate(self.loaders()) for ext in s.extensions if low.endswith(ext)]
+        if matches:
+            return self.loaders()[min(matches)[1]]
         exts = sorted({e for s in self.loaders() for e in s.extensions})
         raise UsageError(f"{path}: no loader for this file type (known extensions: {', '.join(exts) or 'none'})")
 

@@ -86,7 +86,7 @@ def test_inspect_lists_conversions_and_skips_of_the_ptychopinn_sample(invoke, sa
 
 
 def test_inspect_of_an_unknown_file_type_exits_2(invoke, tmp_path, one_line_error):
-    path = tmp_path / "scan.cxi"
-    path.write_bytes(b"\x89HDF")
+    path = tmp_path / "scan.tiff"
+    path.write_bytes(b"II*\x00")
     line = one_line_error(invoke("inspect", path))
     assert "no loader" in line and ".npz" in line

@@ -86,7 +86,11 @@ def test_no_generators_prints_an_empty_table_and_an_install_hint(invoke):
 
 def test_list_loaders_and_stitchers_show_the_built_ins(invoke):
     loaders = json.loads(invoke("list-loaders", "--json").stdout)
-    assert [(r["name"], r["plugin"], r["extensions"]) for r in loaders] == [("npz", "ptycho", [".npz"])]
+    assert [(r["name"], r["plugin"], r["extensions"]) for r in loaders] == [
+        ("cxi", "ptycho", [".cxi", ".h5", ".hdf5"]),
+        ("npz", "ptycho", [".npz"]),
+        ("ptychodus", "ptycho", ["product.h5", "diffraction.h5"]),
+    ]
     stitchers = json.loads(invoke("list-stitchers", "--json").stdout)
     assert [r["name"] for r in stitchers] == ["mean", "probe_weighted"]
     assert stitchers[0]["options"]["crop"] == {

@@ -279,9 +279,9 @@ def test_load_dataset_picks_the_loader_by_extension(tiny_pair, tmp_path, core_ho
     ds = load_dataset(path, registry=core_host.registry())
     assert ds.n == tiny_pair[0].n
     with pytest.raises(UsageError, match="no loader"):
-        load_dataset(tmp_path / "d.cxi", registry=core_host.registry())
+        load_dataset(tmp_path / "d.xyz", registry=core_host.registry())
     with pytest.raises(UsageError, match=".npz"):
-        save_dataset(tiny_pair[0], tmp_path / "d.h5")
+        save_dataset(tiny_pair[0], tmp_path / "d.xyz")
 
 
 class _TextLoaderPlugin:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ptycho_cli.options import train_config_options
+from ptycho_cli.options import data_file, data_file_options, train_config_options
 from ptycho_core.harness.executors import EXECUTORS
 from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
 
@@ -106,6 +106,7 @@ from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_S
     help="A generator's (or the stitcher's) option, e.g. fno.width=16; repeatable.",
 )
 @click.option("--force", is_flag=True, help="Redo every run, even finished ones with the same inputs.")
+@data_file_options
 @click.pass_obj
 def compare(state, **settings):
     """Train every generator on the same data, split and budget; stitch, score and report.
@@ -144,6 +145,8 @@ def run_comparison(
     out_dir,
     raw_options,
     force,
+    loader,
+    probe_file,
     grid=None,
     title="ptycho compare",
     **train_kwargs,
@@ -159,8 +162,8 @@ def run_comparison(
         simulate = sim_config(sim_settings, object_kind=simulate)
     request = harness.CompareRequest(
         generators=generators,
-        data=data,
-        test_data=test_data,
+        data=data_file(data, loader, probe_file),
+        test_data=data_file(test_data, loader, probe_file),
         simulate=simulate,
         gridsize=gridsize,
         train=train_fields(train_kwargs),

@@ -10,13 +10,17 @@ import json
 
 import click
 
+from ptycho_cli.options import data_file_options
+
 
 def _registry(ctx: click.Context):
     return ctx.find_root().obj.registry()
 
 
 @click.command("simulate")
-@click.option("--out", "out", required=True, metavar="FILE", help="Training (or only) dataset, .npz.")
+@click.option(
+    "--out", "out", required=True, metavar="FILE", help="Training (or only) dataset: .npz, .cxi or *product.h5."
+)
 @click.option("--test-out", "test_out", metavar="FILE", help="Also write the test dataset (other object and scan).")
 @click.option("--object", "object_kind", type=click.Choice(["lines", "grf"]), help="Synthetic object.")
 @click.option(
@@ -71,13 +75,11 @@ def simulate(
     Train and test use different objects and scans and the same probe, scaled so that the mean
     counts per training pattern equal --nphotons. Amplitudes are sqrt(Poisson counts).
     """
-    from ptycho_core.errors import UsageError
+    from ptycho_cli.sim_settings import sim_config
+    from ptycho_core.io import save_dataset, writer_for
 
     for path in filter(None, (out, test_out)):
-        if not path.lower().endswith(".npz"):
-            raise UsageError(f"{path}: datasets are written as .npz; use a file name ending in .npz")
-    from ptycho_cli.sim_settings import sim_config
-    from ptycho_core.io import save_dataset
+        writer_for(path)  # an unknown suffix fails before any work
     from ptycho_core.simulate import simulate_pair
 
     cfg = sim_config(
@@ -119,24 +121,29 @@ def simulate(
 
 @click.command("inspect")
 @click.argument("file")
+@data_file_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
-def inspect(ctx, file, as_json):
-    """Validate a dataset file and print its summary (exit 0 valid, 2 invalid).
+def inspect(ctx, file, loader, probe_file, as_json):
+    """Validate a dataset file and print its summary and the loader that read it (exit 0 valid, 2 invalid).
 
-    Every conversion the loader applied (legacy keys, x/y order, dtype casts) and every skipped
-    entry is listed.
+    Every conversion the loader applied (legacy keys, x/y order, units, dtype casts) and every
+    skipped entry is listed.
     """
-    from ptycho_core.io import load_dataset
+    from ptycho_core.io import load_dataset, loader_spec
 
-    ds = load_dataset(file, registry=_registry(ctx))
+    registry = _registry(ctx)
+    spec = loader_spec(file, registry, loader)
+    ds = load_dataset(file, registry=registry, loader=spec.qualified_name, probe=probe_file)
     summary = ds.summary()
     meta = ds.metadata
     if as_json:
-        click.echo(json.dumps({"file": file, "valid": True, "summary": summary, "metadata": meta}, indent=2))
+        report = {"file": file, "valid": True, "loader": spec.qualified_name, "summary": summary, "metadata": meta}
+        click.echo(json.dumps(report, indent=2))
         return
     click.echo(f"{file}: valid")
     facts = [
+        ("loader", f"{spec.name} ({spec.distribution} {spec.version})".replace(" ()", "")),
         ("patterns", summary["patterns"]),
         ("patch size", f"{summary['patch_size']}x{summary['patch_size']}"),
         ("positions y", "{:.2f} .. {:.2f}".format(*summary["positions_y"])),
@@ -151,6 +158,16 @@ def inspect(ctx, file, as_json):
     ]
     if "format" in meta:
         facts.append(("format", meta["format"]))
+    if meta.get("pixel_size_m"):
+        geometry = f"{meta['pixel_size_m']:.4g} m"
+        if meta.get("energy_eV") and meta.get("distance_m") and meta.get("detector_pixel_size_m"):
+            geometry += (
+                f" (= wavelength x distance / (N x detector pixel): {meta['energy_eV']:g} eV, "
+                f"{meta['distance_m']:g} m, {meta['detector_pixel_size_m']:g} m)"
+            )
+        if meta.get("geometry") == "assumed":
+            geometry += ", assumed when written (the data had no geometry)"
+        facts.append(("pixel size", geometry))
     width = max(len(k) for k, _ in facts)
     for key, value in facts:
         click.echo(f"  {key.ljust(width)}  {value}")

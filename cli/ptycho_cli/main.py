@@ -25,6 +25,7 @@ COMMANDS = {
     "describe": "ptycho_cli.listing:describe",
     "simulate": "ptycho_cli.data_commands:simulate",
     "inspect": "ptycho_cli.data_commands:inspect",
+    "convert": "ptycho_cli.convert_command:convert",
     "train": "ptycho_cli.model_commands:train",
     "reconstruct": "ptycho_cli.model_commands:reconstruct",
     "compare": "ptycho_cli.compare_command:compare",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ptycho_cli.options import parse_options, train_config_options
+from ptycho_cli.options import data_file_options, parse_options, train_config_options
 from ptycho_core.errors import UsageError
 
 NPROC_HELP = (
@@ -32,8 +32,9 @@ NPROC_HELP = (
     help="Generator option (see `ptycho describe NAME`); repeatable.",
 )
 @click.option("--nproc", default=1, show_default=True, type=click.IntRange(1), help=NPROC_HELP)
+@data_file_options
 @click.pass_obj
-def train(state, generator_name, data_path, out_dir, gridsize, raw_options, nproc, **train_kwargs):
+def train(state, generator_name, data_path, out_dir, gridsize, raw_options, nproc, loader, probe_file, **train_kwargs):
     """Train one generator on a dataset and save a checkpoint.
 
     Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK set) a torch generator trains with
@@ -62,7 +63,7 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, npro
     writer = parallel.is_writer()
     options = spec.resolve_options(parse_options(raw_options))
     config = spec.train_config(train_fields(train_kwargs))
-    dataset = io.load_dataset(data_path, registry)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     pipeline.check_usable(spec, dataset.has_ground_truth)
     prepared = pipeline.prepare(dataset, None, gridsize, config.seed, config.val_fraction, spec.supervised)
     say = click.echo if writer else (lambda *args, **kwargs: None)
@@ -113,28 +114,34 @@ def _print_training_summary(name, history, out_dir):
 @click.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False), help="Checkpoint directory.")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Dataset to reconstruct.")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .npz file.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Output: .npz, or a Ptychodus product file (*product.h5) that the Ptychodus GUI opens.",
+)
 @click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Prediction batch (groups).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@data_file_options
 @click.pass_obj
-def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_json):
-    """Predict every pattern with a trained model, stitch the object and write it to an .npz file.
+def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file):
+    """Predict every pattern with a trained model, stitch the object and write it.
 
-    The output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`. With ground
+    An .npz output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`; a
+    *product.h5 output is a Ptychodus product (object, probe, positions in metres, pixel size). With ground
     truth in the data the reconstruction is scored (DESIGN section 8); without, only the data-space error.
     """
     import json
     import time
-
-    import numpy as np
 
     from ptycho_core import data, io, pipeline
 
     registry = state.registry()
     registry.stitcher(stitcher)  # unknown stitcher: fail before any work
     generator, config = pipeline.load_generator(model_dir, registry=registry)
-    dataset = io.load_dataset(data_path, registry)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     if dataset.patch_size != config["patch_size"]:
         raise click.UsageError(
             f"{data_path}: patterns are {dataset.patch_size}x{dataset.patch_size}, the model expects "
@@ -146,13 +153,7 @@ def reconstruct(state, model_dir, data_path, out_path, stitcher, batch_size, as_
     seconds = time.perf_counter() - start
     result = pipeline.stitch_and_score(patches, dataset, stitcher, registry)
     result.metrics["inference_patterns_per_s"] = dataset.n / seconds if seconds > 0 else float("nan")
-    np.savez(
-        out_path,
-        object=result.object,
-        weights=result.weights,
-        positions=result.positions,
-        metrics_json=np.array(json.dumps(result.metrics, default=float)),
-    )
+    io.save_reconstruction(out_path, result, dataset, name=config["generator"])
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, default=float))
     else:

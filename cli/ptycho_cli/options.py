@@ -51,3 +51,29 @@ def parse_options(raw: tuple[str, ...] | list[str], flag: str = "--option") -> d
             raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def data_file_options(func):
+    """`--loader NAME` and `--probe FILE`: how every data file of the command is read."""
+    func = click.option(
+        "--probe",
+        "probe_file",
+        default=None,
+        metavar="FILE",
+        help="Probe to use with data files that carry none (CXI): a .npy array or any dataset file.",
+    )(func)
+    return click.option(
+        "--loader",
+        default=None,
+        metavar="NAME",
+        help="Read the data with this loader (ptycho list-loaders) instead of the one chosen by the file suffix.",
+    )(func)
+
+
+def data_file(path, loader, probe_file):
+    """`path` as given, or a `DataFile` when `--loader` or `--probe` says how to read it."""
+    if path is None or (loader is None and probe_file is None):
+        return path
+    from ptycho_core.io import DataFile
+
+    return DataFile(str(path), loader=loader, probe=probe_file)

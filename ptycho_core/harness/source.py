@@ -103,14 +103,14 @@ def simulated(simulate):
 
 
 def read(item, role: str, registry: Registry):
-    """(Dataset, source text) from a file path or a `Dataset` object."""
+    """(Dataset, source text) from a file path, a `ptycho_core.io.DataFile` or a `Dataset` object."""
     from ptycho_core.data import Dataset
 
     if isinstance(item, Dataset):
         return item.validate(source=f"{role} dataset"), f"<{role} dataset>"
-    from ptycho_core.io import load_dataset
+    from ptycho_core.io import DataFile, load_dataset
 
-    path = Path(item)
+    path = Path(str(item))
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    return load_dataset(str(path), registry), str(path)
+    return load_dataset(item if isinstance(item, DataFile) else str(path), registry), str(path)

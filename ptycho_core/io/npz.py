@@ -364,6 +364,31 @@ def save_npz(ds: Dataset, path) -> Path:
     if ds.mask is not None:
         arrays["mask"] = ds.mask
     arrays["metadata_json"] = np.array(json.dumps(ds.metadata))
+    return _write_atomically(path, arrays)
+
+
+def save_ptychopinn(ds: Dataset, path) -> Path:
+    """Write `ds` in the PtychoPINN raw layout `load_npz` reads: `diffraction` (amplitudes),
+    `xcoords`, `ycoords`, `probeGuess`, optional `objectGuess`, `scan_index` (all 0); returns the path.
+
+    Masks and metadata have no place in that layout and are not written.
+    """
+    path = Path(path)
+    ds.validate(source=str(path))
+    arrays = {
+        "diffraction": ds.diffraction,
+        "xcoords": ds.positions[:, 1].copy(),
+        "ycoords": ds.positions[:, 0].copy(),
+        "probeGuess": ds.probe,
+        "scan_index": np.zeros(ds.n, dtype=np.int64),
+    }
+    if ds.object is not None:
+        arrays["objectGuess"] = ds.object
+    return _write_atomically(path, arrays)
+
+
+def _write_atomically(path: Path, arrays: dict) -> Path:
+    """np.savez to a temporary file beside `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
@@ -374,3 +399,15 @@ def save_npz(ds: Dataset, path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_reconstruction(path, result) -> Path:
+    """Write a `pipeline.Reconstruction` as .npz: `object` (H, W) complex64, `weights`, `positions`
+    (on the object's grid) and `metrics_json` (a 0-d unicode array); returns the path."""
+    arrays = {
+        "object": result.object,
+        "weights": result.weights,
+        "positions": result.positions,
+        "metrics_json": np.array(json.dumps(result.metrics, default=float)),
+    }
+    return _write_atomically(Path(path), arrays)

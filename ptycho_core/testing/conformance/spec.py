@@ -63,7 +63,11 @@ def check_spec(spec, kind: str) -> None:
         if not spec.extensions:
             raise fail(f"{owner}: extensions is empty: no file would ever be given to this loader")
         for ext in spec.extensions:
-            if not ext.startswith(".") or len(ext) < 2:
-                raise fail(f"{owner}: extension {ext!r} must start with '.' (for example '.h5')")
+            # '.h5', or a standard file-name ending such as Ptychodus's 'product.h5'
+            if len(ext) < 2 or "/" in ext or "." not in ext[:-1]:
+                raise fail(
+                    f"{owner}: extension {ext!r} must start with '.' (for example '.h5') or be a file-name "
+                    "ending such as 'product.h5'"
+                )
     for key, opt in getattr(spec, "options", {}).items():
         _check_option(owner, key, opt)
