@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt $(PLUGINS)
 	# no torchvision sdist to build against the CPU torch; the wheel's C++ ops do not load beside it
 	# (they link libtorch_cuda) and ptycho_ptychi/_torchvision.py makes the Python part import.
 	$(PIP_INSTALL) torchvision==0.28.0
-	$(PIP_INSTALL) -e '.[postgres]' $(foreach p,$(PLUGINS),-e $(dir $(p))) pytest ruff build playwright
+	$(PIP_INSTALL) -e '.[postgres,dask]' $(foreach p,$(PLUGINS),-e $(dir $(p))) pytest ruff build playwright
 	# Test dependency: Ptychodus's own file plugins and forward model (tests/test_io_ptychodus.py).
 	# They import only h5py, numpy, scipy, scikit-image and pydantic (pinned above); --no-deps keeps
 	# out the 79 packages its GUI, agent and workflow parts declare (LLM SDKs, mcp, mlflow, fastapi).

@@ -119,12 +119,17 @@ def fit_generator(
     model_dir: str | os.PathLike,
     progress=no_progress,
 ) -> tuple[object, History]:
-    """Build `factory(**options)`, fit it, save its weights and the core's config.json in model_dir."""
+    """Build `factory(**options)`, fit it, save its weights and the core's config.json in model_dir
+    (under torchrun: rank 0 alone writes, `ptycho_core.parallel`)."""
+    from ptycho_core import parallel
+
     options = spec.resolve_options(options)
     generator = build_generator(spec, options)
     start = time.perf_counter()
     history = generator.fit(prepared.train, prepared.val, config, progress)
     seconds = time.perf_counter() - start
+    if not parallel.is_writer():
+        return generator, history
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     generator.save(model_dir)

@@ -65,6 +65,9 @@ class EpochBackend(Protocol):
     def set_lr(self, lr: float) -> None:
         """Change the optimiser's learning rate."""
 
+    # Optional (data-parallel backends): `agree(flag) -> bool`, whether any replica says so; the
+    # timeout, the one decision taken from a clock, goes through it so every replica stops alike.
+
 
 def plateau_patience(config: TrainConfig) -> int:
     """Epochs without improvement tolerated before the learning rate drops."""
@@ -74,8 +77,9 @@ def plateau_patience(config: TrainConfig) -> int:
 class _Epoch:
     """The running state of one epoch: mean loss, step events, mid-epoch timeout."""
 
-    def __init__(self, epoch: int, steps: int, config: TrainConfig, start: float, progress: ProgressCallback):
+    def __init__(self, epoch: int, steps: int, config: TrainConfig, start: float, progress: ProgressCallback, agree):
         self.epoch, self.steps, self.config, self.start, self.progress = epoch, steps, config, start, progress
+        self.agree = agree
         self.every = max(1, steps // EVENTS_PER_EPOCH)
         self.step, self.total, self.count = 0, 0.0, 0
         self.stopped = ""
@@ -91,7 +95,7 @@ class _Epoch:
             event = {"epoch": self.epoch, "epochs": self.config.epochs, "step": self.step, "steps": self.steps}
             self.progress({**event, "loss": self.mean, "val_loss": None, "phase": "step"})
         elapsed = time.monotonic() - self.start
-        if self.config.timeout and elapsed > self.config.timeout and self.step < self.steps:
+        if self.config.timeout and self.agree(elapsed > self.config.timeout) and self.step < self.steps:
             self.stopped = f"timeout after {elapsed:.1f} s (epoch {self.epoch}, step {self.step}/{self.steps})"
             return False
         return True
@@ -129,9 +133,10 @@ def train(backend: EpochBackend, config: TrainConfig, progress: ProgressCallback
     lr = float(config.lr)
     start = time.monotonic()
     steps = backend.steps()
+    agree = getattr(backend, "agree", _alone)
     for epoch in range(1, config.epochs + 1):
         t0 = time.monotonic()
-        state = _Epoch(epoch, steps, config, start, progress)
+        state = _Epoch(epoch, steps, config, start, progress, agree)
         if config.schedule == "cosine":
             lr = cosine_lr(config, (epoch - 1) * steps, config.epochs * steps)
         try:
@@ -153,7 +158,7 @@ def train(backend: EpochBackend, config: TrainConfig, progress: ProgressCallback
                 backend.set_lr(lr)
         event = {"epoch": epoch, "epochs": config.epochs, "step": steps, "steps": steps}
         progress({**event, "loss": state.mean, "val_loss": val_loss, "phase": "epoch", "lr": history.lr[-1]})
-        history.stopped = _stop_reason(state.stopped, config, epoch, bad_epochs, time.monotonic() - start)
+        history.stopped = _stop_reason(state.stopped, config, epoch, bad_epochs, time.monotonic() - start, agree)
         if history.stopped:
             break
     backend.restore(best_state)
@@ -167,13 +172,18 @@ def _record(history: History, loss: float, val_loss: float | None, lr: float, se
     history.seconds.append(seconds)
 
 
-def _stop_reason(stopped: str, config: TrainConfig, epoch: int, bad_epochs: int, elapsed: float) -> str:
+def _alone(flag: bool) -> bool:
+    """`agree` of a backend without replicas: its own decision."""
+    return flag
+
+
+def _stop_reason(stopped: str, config: TrainConfig, epoch: int, bad_epochs: int, elapsed: float, agree=_alone) -> str:
     """Why training stops after this epoch ("" to go on)."""
     if stopped:
         return stopped
     if epoch >= config.epochs:
         return ""
-    if config.timeout and elapsed > config.timeout:
+    if config.timeout and agree(elapsed > config.timeout):
         return f"timeout after {elapsed:.1f} s (epoch {epoch})"
     if config.patience and bad_epochs >= config.patience:
         return f"early stop at epoch {epoch}: no validation improvement in {config.patience} epochs"

@@ -8,6 +8,7 @@ import click
 
 from ptycho_cli.options import data_file, data_file_options, train_config_options
 from ptycho_cli.results_command import db_option
+from ptycho_core.harness.executors import EXECUTORS
 from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
 
 
@@ -63,7 +64,22 @@ from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_S
     default=1,
     show_default=True,
     type=click.IntRange(1),
-    help="Runs at once, each in its own process (threads per run = CPU cores / jobs).",
+    help="Runs at once, each in its own process (threads per run = CPU cores / jobs). With --executor dask "
+    "and no --scheduler: the worker processes of the LocalCluster (default: one per core).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="local",
+    show_default=True,
+    help="Where the runs run: local = spawned processes here; dask = one task per run on a Dask cluster.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Address of a running Dask scheduler (e.g. tcp://head:8786) for --executor dask; without it, a "
+    "LocalCluster on this machine. --out must be on a filesystem every worker sees.",
 )
 @click.option(
     "--timeout",
@@ -94,26 +110,7 @@ from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_S
 @data_file_options
 @db_option
 @click.pass_obj
-def compare(
-    state,
-    generators,
-    data,
-    test_data,
-    simulate,
-    sim_settings,
-    gridsize,
-    seeds,
-    stitcher,
-    jobs,
-    timeout,
-    out_dir,
-    raw_options,
-    force,
-    loader,
-    probe_file,
-    db,
-    **train_kwargs,
-):
+def compare(state, **settings):
     """Train every generator on the same data, split and budget; stitch, score and report.
 
     \b
@@ -128,7 +125,37 @@ def compare(
       ptycho compare                                   every available generator, default data
       ptycho compare -g fno,stable_hybrid --epochs 10
       ptycho compare --data scan.npz -g pinn_tf --gridsize 2 -o pinn_tf.filter_scale=1
+      ptycho compare -g fno,cnn --seeds 3 --executor dask --scheduler tcp://head:8786
     """
+    run_comparison(state, **settings)
+
+
+def run_comparison(
+    state,
+    *,
+    generators,
+    data,
+    test_data,
+    simulate,
+    sim_settings,
+    gridsize,
+    seeds,
+    stitcher,
+    jobs,
+    executor,
+    scheduler,
+    timeout,
+    out_dir,
+    raw_options,
+    force,
+    loader,
+    probe_file,
+    db=None,
+    grid=None,
+    title="ptycho compare",
+    **train_kwargs,
+):
+    """Build the CompareRequest of compare's (or sweep's) settings, run it, render it, exit."""
     from ptycho_cli.progress import CompareDisplay, print_result
     from ptycho_core import harness
     from ptycho_core.generator import train_fields
@@ -148,6 +175,9 @@ def compare(
         stitcher=stitcher,
         options=list(raw_options),
         jobs=jobs,
+        executor=executor,
+        scheduler=scheduler,
+        grid=grid,
         timeout=timeout,
         out=out_dir,
         force=force,
@@ -157,5 +187,5 @@ def compare(
     display = CompareDisplay()
     with display:
         result = harness.run(request, display, host=state.host)
-    print_result(result, display.console)
+    print_result(result, display.console, title=title)
     click.get_current_context().exit(result.exit_code)

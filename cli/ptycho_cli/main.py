@@ -30,6 +30,7 @@ COMMANDS = {
     "reconstruct": "ptycho_cli.model_commands:reconstruct",
     "compare": "ptycho_cli.compare_command:compare",
     "results": "ptycho_cli.results_command:results",
+    "sweep": "ptycho_cli.sweep_command:sweep",
     "new-plugin": "ptycho_cli.scaffold:new_plugin",
 }
 

@@ -1,4 +1,5 @@
-"""`ptycho train` and `ptycho reconstruct`: one generator, in this process."""
+"""`ptycho train` and `ptycho reconstruct`: one generator, in this process (or, for `train --nproc K`
+and under torchrun, in K data-parallel processes)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ import click
 
 from ptycho_cli.options import data_file_options, parse_options, train_config_options
 from ptycho_cli.results_command import db_option
+from ptycho_core.errors import UsageError
+
+NPROC_HELP = (
+    "Data-parallel processes on this machine (torch generators): runs this command under "
+    "`python -m torch.distributed.run --standalone --nproc-per-node K` (DistributedDataParallel; "
+    "--batch-size is per process)."
+)
 
 
 def generator_options(help: str):
@@ -24,35 +32,52 @@ def generator_options(help: str):
 )
 @train_config_options
 @generator_options("Generator option (see `ptycho describe NAME`); repeatable.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(1), help=NPROC_HELP)
 @data_file_options
 @db_option
 @click.pass_obj
-def train(state, generator_name, data_path, out_dir, gridsize, raw_options, loader, probe_file, db, **train_kwargs):
+def train(
+    state, generator_name, data_path, out_dir, gridsize, raw_options, nproc, loader, probe_file, db, **train_kwargs
+):
     """Train one generator on a dataset and save a checkpoint.
+
+    Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK set) a torch generator trains with
+    DistributedDataParallel and rank 0 alone writes the checkpoint and history.
 
     \b
     Example:
       ptycho simulate --out lines.npz
       ptycho train --generator fno --data lines.npz --out fno-model --epochs 5
       ptycho reconstruct --model fno-model --data lines.npz --out recon.npz
+      ptycho train --generator fno --data lines.npz --out fno-ddp --epochs 5 --nproc 2
     """
     import time
 
     from ptycho_cli.progress import training_progress
-    from ptycho_core import io, pipeline, rundir
+    from ptycho_core import io, parallel, pipeline, rundir
     from ptycho_core.generator import train_fields
 
     registry = state.registry()
     spec = registry.generator(generator_name)
+    ranks = parallel.ranks()
+    if (nproc > 1 or ranks is not None) and spec.framework != "torch":
+        raise UsageError(
+            f"data-parallel training (--nproc, torchrun) needs a torch generator; {spec.name} is {spec.framework}"
+        )
+    if nproc > 1 and ranks is None:
+        click.get_current_context().exit(_launch_replicas(nproc))
+    writer = parallel.is_writer()
     options = spec.resolve_options(parse_options(raw_options))
     config = spec.train_config(train_fields(train_kwargs))
     dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     pipeline.check_usable(spec, dataset.has_ground_truth)
     prepared = pipeline.prepare(dataset, None, gridsize, config.seed, config.val_fraction, spec.supervised)
-    click.echo(
+    say = click.echo if writer else (lambda *args, **kwargs: None)
+    say(
         f"training {spec.name} ({spec.distribution} {spec.version}) on {dataset.n} patterns of "
         f"{dataset.patch_size}x{dataset.patch_size}: {prepared.info['train_groups']} train / "
-        f"{prepared.info['val_groups']} val groups, gridsize {gridsize}",
+        f"{prepared.info['val_groups']} val groups, gridsize {gridsize}"
+        + (f", {ranks.world_size} data-parallel processes" if ranks else ""),
         err=True,
     )
     run = {
@@ -65,21 +90,21 @@ def train(state, generator_name, data_path, out_dir, gridsize, raw_options, load
         "seed": config.seed,
         "folder": str(Path(out_dir).resolve()),
     }
+    record = (lambda **fields: _record(db, "train", spec=spec, **run, **fields)) if writer else (lambda **fields: None)
     started = time.time()
     try:
         with training_progress() as display:
-            generator, history = pipeline.fit_generator(
-                spec, options, prepared, config, out_dir, display.callback(spec.name)
-            )
+            progress = display.callback(spec.name) if writer else (lambda event: None)
+            generator, history = pipeline.fit_generator(spec, options, prepared, config, out_dir, progress)
     except Exception as exc:
         from ptycho_core.harness.worker import failure_reason
 
-        reason = failure_reason(exc)
-        _record(db, "train", spec=spec, started=started, status="failed", reason=reason, **run)
+        record(started=started, status="failed", reason=failure_reason(exc))
         raise
-    rundir.write_json(f"{out_dir}/{rundir.HISTORY_JSON}", history.to_dict())
-    _print_training_summary(spec.name, history, out_dir)
-    _record(db, "train", spec=spec, started=started, metrics=_training_numbers(generator, history), **run)
+    if writer:
+        rundir.write_json(f"{out_dir}/{rundir.HISTORY_JSON}", history.to_dict())
+        _print_training_summary(spec.name, history, out_dir)
+    record(started=started, metrics=_training_numbers(generator, history))
 
 
 def _training_numbers(generator, history) -> dict:
@@ -100,6 +125,23 @@ def _record(db, command: str, quiet: bool = False, **fields) -> None:
     line = record_safely(lambda: entries.lone_run(command, **fields), db, warn=lambda t: click.echo(t, err=True))
     if line and not quiet:
         click.echo(line)
+
+
+def _launch_replicas(nproc: int) -> int:
+    """Run this very command line in `nproc` torchrun processes; their exit code."""
+    import os
+    import subprocess
+    import sys
+
+    from ptycho_core import parallel
+
+    args = sys.argv[1:]
+    if parallel.NPROC_OPTION not in args and not any(a.startswith(parallel.NPROC_OPTION + "=") for a in args):
+        raise UsageError("--nproc launches the command line it is on: use it from the shell (or run torchrun yourself)")
+    env = dict(os.environ)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))
+    return subprocess.run(parallel.launch_command(nproc, parallel.without_nproc(args)), env=env).returncode
 
 
 def _print_training_summary(name, history, out_dir):

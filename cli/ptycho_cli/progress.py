@@ -219,7 +219,7 @@ def _cell(row: dict, col, best: dict, many: bool) -> str:
     return text
 
 
-def print_table(rows: list[dict], console, seeds: int = 1) -> None:
+def print_table(rows: list[dict], console, seeds: int = 1, title: str = "ptycho compare") -> None:
     """The metrics table (ptycho_core.report.COLUMNS marked `terminal`), best values in bold;
     failure reasons below it. metrics.csv and report.html have every column."""
     from rich import box
@@ -228,7 +228,7 @@ def print_table(rows: list[dict], console, seeds: int = 1) -> None:
 
     from ptycho_core.report import COLUMNS, best_values, coverage_note
 
-    title = "ptycho compare" + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else "")
+    title += f" (mean ± std over {seeds} seeds)" if seeds > 1 else ""
     table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
     table.add_column("generator", no_wrap=True)
     cols = [c for c in COLUMNS if c.terminal]
@@ -248,9 +248,9 @@ def print_table(rows: list[dict], console, seeds: int = 1) -> None:
             console.print(f"{row['generator']}: {row['status']}", highlight=False, markup=False, soft_wrap=True)
 
 
-def print_result(result, console) -> None:
+def print_result(result, console, title: str = "ptycho compare") -> None:
     """The table, a failure summary and the report's path of a `CompareResult`."""
-    print_table(result.rows, console, seeds=result.seeds)
+    print_table(result.rows, console, seeds=result.seeds, title=title)
     failed = result.failed
     say = lambda text: console.print(text, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
     if failed:

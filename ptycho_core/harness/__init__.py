@@ -7,6 +7,9 @@ metric pipeline. The parent never imports torch or TensorFlow. Its files name th
     plan.py        selection of generators, options, TrainConfig per generator, run hashes, resume
     source.py      the data: files, Dataset objects or a simulation; the split; staging to DIR/data/
     prepared.py    the data exchange format between the parent and its children
+    sweep.py       option grids (`ptycho sweep`): one row per setting of a generator's options
+    executors/     where runs run: local.py (spawned children here), dask.py (a Dask cluster);
+                   runspec.py, a run as plain data
     supervise.py   spawned children (typed `Child` records), timeouts, failed runs
     worker.py      the child: build, fit, predict, publish runs/<name>/ atomically
     score.py       stitch and score a run; its typed `Row`

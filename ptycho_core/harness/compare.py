@@ -11,12 +11,15 @@ from pathlib import Path
 
 from ptycho_core import rundir
 from ptycho_core.harness import events as ev
-from ptycho_core.harness import plan, score, source, supervise
+from ptycho_core.harness import executors, plan, score, source, sweep
 from ptycho_core.harness.request import INTERRUPTED_EXIT, CompareRequest, CompareResult
 
 
 def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult:
     """Compare generators on one dataset, one split and one training budget; write the report.
+
+    The runs go to the executor the request names (`harness.executors`); a sweep's grid
+    (`request.grid`) multiplies each generator's runs by its option combinations (`harness.sweep`).
 
     host: a `PluginHost` (default: from the environment). Raises UsageError / DataError
     (PtychoError) before any child starts; a failed run is a failed row, not an exception. A
@@ -28,6 +31,8 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     started = time.time()
     registry = (host or PluginHost.from_environment()).registry()
     selection = plan.select(request, registry)
+    variants = sweep.variants(request.grid, selection)  # {} unless a sweep
+    executor = executors.create(request)
     train_ds, test_ds, data_source = source.load_data(request.data, request.test_data, request.simulate, registry)
     selection.specs = plan.drop_supervised(
         selection.specs, selection.skipped, selection.explicit, train_ds.has_ground_truth
@@ -36,22 +41,21 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     layout = rundir.Layout(Path(request.out))
     staged = source.stage(train_ds, test_ds, data_source, selection, request.gridsize, layout)
     plans = plan.make_plans(selection.specs, selection.option_values, selection.train, request.seeds)
+    plans = sweep.expand(plans, variants)
     for p in plans:
         p.hash = plan.run_hash(p, staged.fingerprint, staged.prepared_hash, staged.split_info)
         p.reuse, p.reason = plan.resume_decision(layout.run_dir(p.name), p.hash, request.force)
     _announce(request, selection, staged, plans, on_event)
-    threads = max(1, supervise.usable_cpus() // request.jobs)
-    todo = [p for p in plans if not p.reuse]
-    outcomes = supervise.run_children(
-        todo, layout, jobs=request.jobs, threads=threads, timeout=request.timeout, on_event=on_event
-    )
+    with executor:
+        runs = [executors.run_spec(p, layout) for p in plans if not p.reuse]
+        outcomes = executor.run(runs, layout, timeout=request.timeout, on_event=on_event)
     scored = [
         score.score_run(
             p, layout, outcomes.get(p.name), test_ds, selection.stitcher, selection.stitch_options, registry
         )
         for p in plans
     ]
-    result = _report(request, selection, staged, registry, scored, threads, started)
+    result = _report(request, selection, staged, registry, scored, executor.threads, started)
     if any(o.interrupted for o in outcomes.values()):
         result.exit_code = INTERRUPTED_EXIT
     _record(request, result, on_event)

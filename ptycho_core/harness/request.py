@@ -40,6 +40,11 @@ class CompareRequest:
         graceful training budget); out: output folder; force: redo every run.
     db: the results database (a SQLAlchemy URL or a SQLite file; default PTYCHO_DB, else the
         user's data folder) where the finished comparison is recorded (`ptycho_core.results`).
+    executor: "local" (spawned children here) or "dask" (`harness.executors`); scheduler: the
+        address of a running Dask scheduler (None with "dask": a LocalCluster on this machine,
+        `jobs` workers when jobs > 1, else one per core).
+    grid: a sweep's option grid {"NAME": {"key": [value, ...]}} (`harness.sweep`): one row per
+        combination, named `NAME[key=value,...]`; None for a plain comparison.
     """
 
     generators: Sequence[str] | str | None = None
@@ -57,6 +62,9 @@ class CompareRequest:
     force: bool = False
     command_line: Sequence[str] | None = None
     db: str | None = None
+    executor: str = "local"
+    scheduler: str | None = None
+    grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None
 
     @classmethod
     def from_settings(cls, generators=None, **settings) -> CompareRequest:

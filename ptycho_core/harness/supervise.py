@@ -1,7 +1,10 @@
 """Supervising the children of a comparison: one spawned process per (generator, seed).
 
-Each child (`harness.worker.main`) gets plain data only and its own pipe for progress events, sent
-as JSON bytes (nothing from a child is unpickled, and a killed child cannot block the others).
+The local executor (`executors.local`) runs every run through `run_children`; the Dask executor
+runs each run through it on a worker (one run per task). Each child (`harness.worker.main`) gets
+the plain data of a `RunSpec` only and its own pipe for progress events, sent as JSON bytes
+(nothing from a child is unpickled, and a killed child cannot block the others). On Linux a child
+dies with the process that started it (PR_SET_PDEATHSIG), so a killed parent leaves no orphan.
 At most `jobs` children run at once; a child past `timeout` seconds (counted from its start
 message, at most START_GRACE seconds after its launch) is killed. Whatever happens, each run ends
 as an `Outcome`, and a failed run's partial folder is published as `runs/<name>/` without DONE.
@@ -22,8 +25,6 @@ from typing import Any
 from ptycho_core import rundir
 from ptycho_core.errors import UsageError
 from ptycho_core.harness import events as ev
-from ptycho_core.harness.plan import RunPlan
-from ptycho_core.registry import GeneratorSpec, spec_as_dict
 
 #: The reason of a run that a parent interrupt (Ctrl-C) ended or kept from starting.
 INTERRUPTED = "interrupted"
@@ -52,9 +53,10 @@ class Outcome:
 
 @dataclass
 class Child:
-    """A running child: its plan, process, event pipe (None once closed) and clocks (monotonic)."""
+    """A running child: its run (`plan`: a `RunSpec`, or anything with `name` and `hash`), process,
+    event pipe (None once closed) and clocks (monotonic)."""
 
-    plan: RunPlan
+    plan: Any
     process: Any
     events: Any
     launched: float
@@ -79,29 +81,36 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def child_environment(spec: GeneratorSpec, threads: int) -> dict[str, str]:
-    """Environment variables a child starts with: the thread budget, then the spec's `child_env`
-    ("{threads}" in a value becomes the budget)."""
+def child_environment(spec, threads: int) -> dict[str, str]:
+    """Environment variables a child starts with: the thread budget, then the `child_env` of the
+    spec, a GeneratorSpec or a RunSpec ("{threads}" in a value becomes the budget)."""
     env = {var: str(threads) for var in THREAD_VARIABLES}
     env.update({k: v.replace("{threads}", str(threads)) for k, v in spec.child_env.items()})
     return env
 
 
-def run_children(plans, layout: rundir.Layout, *, jobs=1, threads=1, timeout=0.0, on_event=ev.ignore) -> dict:
-    """Run each plan in its own spawned child, `jobs` at a time. Returns {name: Outcome}.
+class Stopped(Exception):
+    """`run_children`'s `stop()` said to stop: handled as an interrupt."""
 
-    A KeyboardInterrupt in the parent kills the running children and ends every unfinished run
-    as an "interrupted" outcome (`Outcome.interrupted`), so the caller can still report.
+
+def run_children(runs, layout: rundir.Layout, *, jobs=1, threads=1, timeout=0.0, on_event=ev.ignore, stop=None) -> dict:
+    """Run each `RunSpec` in its own spawned child, `jobs` at a time. Returns {name: Outcome}.
+
+    A KeyboardInterrupt in the parent (or `stop()` returning True, checked between waits) kills
+    the running children and ends every unfinished run as an "interrupted" outcome
+    (`Outcome.interrupted`), so the caller can still report.
     """
     import multiprocessing
 
-    if not plans:
+    if not runs:
         return {}
     ctx = multiprocessing.get_context("spawn")
-    waiting, running, outcomes = list(plans), {}, {}
-    on_event(ev.ChildrenStarting(tuple(p.name for p in plans)))
+    waiting, running, outcomes = list(runs), {}, {}
+    on_event(ev.ChildrenStarting(tuple(r.name for r in runs)))
     try:
         while waiting or running:
+            if stop is not None and stop():
+                raise Stopped
             while waiting and len(running) < jobs:
                 child = launch(ctx, waiting.pop(0), layout, threads)
                 running[child.name] = child
@@ -112,7 +121,7 @@ def run_children(plans, layout: rundir.Layout, *, jobs=1, threads=1, timeout=0.0
                 del running[child.name]
                 if outcomes[child.name].usage:
                     raise UsageError(outcomes[child.name].reason)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopped):
         outcomes.update({p.name: Outcome(ok=False, reason=INTERRUPTED, interrupted=True) for p in waiting})
         on_event(ev.Note("interrupted: stopping the running children and writing the report"))
     finally:
@@ -157,31 +166,45 @@ def _finish(child: Child, layout, timeout: float, on_event) -> Outcome:
     return outcome
 
 
-def launch(ctx, plan: RunPlan, layout: rundir.Layout, threads: int) -> Child:
-    """Start the child of `plan` (its old folders removed first)."""
-    from ptycho_core.harness import worker
-
-    partial, run_dir = layout.partial_dir(plan.name), layout.run_dir(plan.name)
-    rundir.remove(partial)
-    rundir.remove(run_dir)
-    job = {
-        "name": plan.name,
-        "spec": spec_as_dict(plan.spec),
-        "options": plan.options,
-        "train_config": plan.config.to_dict(),
-        "data_dir": str(layout.data_dir.resolve()),
-        "partial_dir": str(partial.resolve()),
-        "run_dir": str(run_dir.resolve()),
-        "hash": plan.hash,
-        "threads": threads,
-        "meta": {"seed": plan.seed, "label": plan.label},
-    }
+def launch(ctx, run, layout: rundir.Layout, threads: int) -> Child:
+    """Start the child of `run` (a `RunSpec`; its old folders removed first)."""
+    rundir.remove(layout.partial_dir(run.name))
+    rundir.remove(layout.run_dir(run.name))
+    job = {**run.job, "threads": threads}
     receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=worker.main, args=(job, PipeEvents(sender)), name=f"ptycho-{plan.name}", daemon=True)
-    with environment(child_environment(plan.spec, threads)):
+    args = (job, PipeEvents(sender), os.getpid())
+    process = ctx.Process(target=child_main, args=args, name=f"ptycho-{run.name}", daemon=True)
+    with environment(child_environment(run, threads)):
         process.start()
     sender.close()
-    return Child(plan=plan, process=process, events=receiver, launched=time.monotonic())
+    return Child(plan=run, process=process, events=receiver, launched=time.monotonic())
+
+
+def child_main(job: dict, events, parent_pid: int) -> None:
+    """The child's entry point: die with the parent that started it, then `worker.main`."""
+    from ptycho_core.harness import worker
+
+    die_with_parent(parent_pid)
+    worker.main(job, events)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent ends (elsewhere: nothing); exit at once
+    when the parent is already gone."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no prctl: the pipe still ends an orphan at its next event
+            pass
+    if os.getppid() != parent_pid:
+        from ptycho_core.harness.worker import PARENT_GONE
+
+        os._exit(PARENT_GONE)
 
 
 class PipeEvents:
@@ -215,9 +238,10 @@ def receive(child: Child, on_event) -> None:
             on_event(ev.RunPredicting(child.name))
 
 
-def collect(plan: RunPlan, layout: rundir.Layout, exitcode, reason: str | None) -> Outcome:
-    """The outcome of a finished child; a failed run's partial folder becomes runs/<name>/ without
-    DONE, holding run.log, error.json and a run.json with status "failed"."""
+def collect(plan, layout: rundir.Layout, exitcode, reason: str | None) -> Outcome:
+    """The outcome of a finished child (`plan`: a RunSpec or RunPlan, for its name and hash); a
+    failed run's partial folder becomes runs/<name>/ without DONE, holding run.log, error.json and a
+    run.json with status "failed"."""
     from ptycho_core.harness.worker import BAD_USAGE, exit_reason
 
     run_dir, partial = layout.run_dir(plan.name), layout.partial_dir(plan.name)

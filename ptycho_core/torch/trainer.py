@@ -44,7 +44,7 @@ from ptycho_core.generator import (
     groups_per_epoch,
     no_progress,
 )
-from ptycho_core.torch import losses
+from ptycho_core.torch import distributed, losses
 from ptycho_core.torch.weights import WEIGHTS_FILE, load_weights, save_weights
 
 GENERATOR_FILE = "generator.json"
@@ -190,6 +190,8 @@ class TorchGenerator:
         else:
             val = None
         device = resolve_device(config.device)
+        replicas = distributed.replicas(device)  # None unless under torchrun
+        device = replicas.device if replicas is not None else device
         with seeded(config.seed, device):
             self.meta = {
                 "channels": train.channels,
@@ -201,7 +203,8 @@ class TorchGenerator:
             }
             self.model = ScaledNetwork(self.build(train.channels, train.patch_size), train.s0).to(device)
             self.device = device
-            self.history = training.train(_TorchBackend(self, train, val, config, device), config, progress)
+            backend = _TorchBackend(self, train, val, config, device, replicas)
+            self.history = training.train(backend, config, progress)
         return self.history
 
     def predict(self, diffraction: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
@@ -326,11 +329,16 @@ class TorchGenerator:
 
 class _TorchBackend:
     """The torch side of one `fit` (`ptycho_core.training.EpochBackend`): Adam, clipping, shuffled
-    batches on the device, validation loss, weight snapshots. The policy lives in `training.train`."""
+    batches on the device, validation loss, weight snapshots. The policy lives in `training.train`.
 
-    def __init__(self, gen: TorchGenerator, train: TrainingSet, val, config: TrainConfig, device):
-        self.gen, self.config = gen, config
+    With `replicas` (torchrun, `ptycho_core.torch.distributed`) the network trains under DDP on this
+    rank's share of each epoch's global order, and step losses, validation sums and stop decisions
+    are all-reduced: every rank reports and decides the same."""
+
+    def __init__(self, gen: TorchGenerator, train: TrainingSet, val, config: TrainConfig, device, replicas=None):
+        self.gen, self.config, self.replicas = gen, config, replicas
         self.model = gen.model
+        self.net = replicas.wrap(self.model) if replicas is not None else self.model  # what trains
         self.train = _Tensors(train, device, gen.supervised)
         self.val = _Tensors(val, device, gen.supervised) if val is not None else None
         self.ctx = {
@@ -347,7 +355,12 @@ class _TorchBackend:
         self.groups_per_epoch = groups_per_epoch(train.n_groups, train.channels)
 
     def steps(self) -> int:
-        return math.ceil(self.groups_per_epoch / self.config.batch_size)
+        share = math.ceil(self.groups_per_epoch / (self.replicas.world_size if self.replicas else 1))
+        return math.ceil(share / self.config.batch_size)
+
+    def agree(self, flag: bool) -> bool:
+        """Whether any replica says so (a stop decision taken on every rank alike)."""
+        return self.replicas.any(flag) if self.replicas is not None else flag
 
     def snapshot(self) -> dict:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -365,11 +378,16 @@ class _TorchBackend:
             return None
         self.model.eval()
         total, count = 0.0, 0
+        share = (
+            None if self.replicas is None else torch.arange(self.val.n)[self.replicas.rank :: self.replicas.world_size]
+        )
         with torch.no_grad():
-            for batch in self.val.batches(self.config.batch_size):
+            for batch in self.val.batches(self.config.batch_size, share):
                 b = batch["diffraction"].shape[0]
                 total += float(self.gen._loss(self.model, batch, self.ctx)) * b
                 count += b
+        if self.replicas is not None:
+            total, count = self.replicas.sum(total, count)
         return total / max(count, 1)
 
     def train_epoch(self, epoch: int, on_step) -> None:
@@ -377,16 +395,22 @@ class _TorchBackend:
         batches, reporting each step's loss to `on_step`."""
         clip = self.config.clip_norm
         order = torch.randperm(self.train.n, generator=self.shuffle)[: self.groups_per_epoch]
+        if self.replicas is not None:
+            order = self.replicas.shard(order)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
         for batch in self.train.batches(self.config.batch_size, order):
-            loss = self.gen._loss(self.model, batch, self.ctx)
-            if not torch.isfinite(loss):
+            loss = self.gen._loss(self.net, batch, self.ctx)
+            value, groups = float(loss.detach()), batch["diffraction"].shape[0]
+            if self.replicas is not None:  # the global batch's mean loss, on every rank
+                total, groups = self.replicas.sum(value * groups, groups)
+                value = total / groups
+            if not math.isfinite(value):
                 raise NonFiniteLoss
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip and clip > 0 and not torch.isfinite(torch.nn.utils.clip_grad_norm_(params, clip)):
                 raise NonFiniteLoss
             self.optimizer.step()
-            if not on_step(float(loss.detach()), batch["diffraction"].shape[0]):
+            if not on_step(value, int(groups)):
                 return
