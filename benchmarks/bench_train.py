@@ -319,14 +319,15 @@ def main(argv=None) -> int:
 
 
 def quality(specs, options: dict, device, precisions: list[str], epochs: int) -> None:
-    """Train on DEFAULT_SIM (gridsize 1) and print the SSIM each precision reaches on the test object."""
+    """Train on DEFAULT_SIM (gridsize 1) and print the SSIM each precision reaches on the test object,
+    predicting in fp32 and (bf16 rows) in bf16."""
     from ptycho_core import pipeline
     from ptycho_core.generator import TrainConfig
     from ptycho_core.simulate import DEFAULT_SIM, simulate_pair
 
     train_ds, test_ds = simulate_pair(DEFAULT_SIM)
     print(f"# quality: DEFAULT_SIM, gridsize 1, {epochs} epochs, default TrainConfig otherwise")
-    print(f"{'generator':<14} {'dev':<4} {'prec':<4} {'train s':>8} {'amp SSIM':>9} {'phase SSIM':>10}")
+    print(f"{'generator':<14} {'dev':<4} {'prec':<4} {'infer':<5} {'train s':>8} {'amp SSIM':>9} {'phase SSIM':>10}")
     for spec in specs:
         prepared = pipeline.prepare(test_ds=test_ds, train_ds=train_ds, supervised=spec.supervised)
         for precision in precisions:
@@ -335,13 +336,15 @@ def quality(specs, options: dict, device, precisions: list[str], epochs: int) ->
             start = time.perf_counter()
             gen.fit(prepared.train, prepared.val, config, lambda event: None)
             seconds = time.perf_counter() - start
-            patches = pipeline.predict_anchors(gen, test_ds, prepared.test_groups)
-            scores = pipeline.stitch_and_score(patches, test_ds).metrics
-            print(
-                f"{spec.name:<14} {device.type:<4} {precision:<4} {seconds:>8.1f} {scores['amp_ssim']:>9.3f} "
-                f"{scores['phase_ssim']:>10.3f}"
-            )
-            sys.stdout.flush()
+            for infer in dict.fromkeys(["fp32", precision]):
+                gen.meta["precision"] = infer
+                patches = pipeline.predict_anchors(gen, test_ds, prepared.test_groups)
+                scores = pipeline.stitch_and_score(patches, test_ds).metrics
+                print(
+                    f"{spec.name:<14} {device.type:<4} {precision:<4} {gen.inference_precision:<5} {seconds:>8.1f} "
+                    f"{scores['amp_ssim']:>9.3f} {scores['phase_ssim']:>10.3f}"
+                )
+                sys.stdout.flush()
 
 
 if __name__ == "__main__":
