@@ -89,7 +89,7 @@ def bench_one(spec, options: dict, prepared, device, precision: str, args) -> di
     from ptycho_core.torch import losses
 
     train = prepared.train
-    c, n = train.channels, train.patch_size
+    c = train.channels
     gen = ready_generator(spec, options, train, device, precision)
     model = gen.model
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -223,6 +223,12 @@ def main(argv=None) -> int:
         metavar="PATH",
         help="a checkout of PtychoPINN: also print ours (fno) / reference ratios, paired and interleaved",
     )
+    parser.add_argument(
+        "--inner-passes",
+        default="",
+        help="comma list of patterns per inner predict pass to compare (e.g. 4,8,16,32): prints predict "
+        "pat/s at batch 64 per generator and precision for each, the measurement behind CPU_INFERENCE_PIXELS",
+    )
     parser.add_argument("--ref-rounds", type=int, default=3, help="--reference: rounds per figure")
     parser.add_argument("--ref-steps", type=int, default=10, help="--reference: paired steps per round")
     parser.add_argument(
@@ -308,14 +314,46 @@ def main(argv=None) -> int:
                 sys.stdout.flush()
         if args.quality_epochs:
             quality(specs, options, device, precisions, args.quality_epochs)
+    if args.inner_passes:
+        inner_sweep(specs, options, prepared_cache, torch.device("cpu"), precisions, args)
     if args.reference:
         from reference_fno import compare
 
         spec = registry.generator("fno")
         prepared = prepare(train_ds, test_ds, gridsize=1, seed=0, supervised=False)
         fno_options = options.get("fno", {})
-        compare(args, prepared, ready_generator(spec, fno_options, prepared.train, torch.device("cpu"), "fp32"), fno_options)
+        compare(
+            args, prepared, ready_generator(spec, fno_options, prepared.train, torch.device("cpu"), "fp32"), fno_options
+        )
     return 0
+
+
+def inner_sweep(specs, options: dict, prepared_cache: dict, device, precisions: list[str], args) -> None:
+    """predict pat/s at batch 64 with inner passes of each size in --inner-passes, interleaved."""
+    import numpy as np
+
+    from ptycho_core.torch import trainer
+
+    sizes = [int(p) for p in args.inner_passes.split(",") if p]
+    print(f"# inner predict passes (patterns of {args.patch_size}^2 per pass), predict at batch 64, pat/s (median)")
+    print(f"{'generator':<14} {'prec':<4}" + "".join(f" {str(p) + '/pass':>9}" for p in sizes))
+    default = trainer.CPU_INFERENCE_PIXELS
+    for spec in specs:
+        train = prepared_cache[spec.supervised].train
+        x = np.ascontiguousarray(train.diffraction[np.arange(64) % train.n_groups], dtype=np.float32)
+        for precision in precisions:
+            gen = ready_generator(spec, options.get(spec.name, {}), train, device, precision)
+            times = {p: [] for p in sizes}
+            for _ in range(args.steps + args.warmup):
+                for p in sizes:
+                    trainer.CPU_INFERENCE_PIXELS = p * args.patch_size**2
+                    start = time.perf_counter()
+                    gen.predict(x)
+                    times[p].append(time.perf_counter() - start)
+            trainer.CPU_INFERENCE_PIXELS = default
+            rates = [64 * train.channels / statistics.median(times[p][args.warmup :]) for p in sizes]
+            print(f"{spec.name:<14} {precision:<4}" + "".join(f" {r:>9.1f}" for r in rates))
+            sys.stdout.flush()
 
 
 def quality(specs, options: dict, device, precisions: list[str], epochs: int) -> None:

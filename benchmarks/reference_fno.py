@@ -57,7 +57,13 @@ class ReferenceNetwork:
         from torch import nn
 
         core = module.CascadedFNOGenerator(
-            in_channels=1, out_channels=2, hidden_channels=width, fno_blocks=blocks, cnn_blocks=cnn_blocks, modes=modes, C=1
+            in_channels=1,
+            out_channels=2,
+            hidden_channels=width,
+            fno_blocks=blocks,
+            cnn_blocks=cnn_blocks,
+            modes=modes,
+            C=1,
         )
 
         class Wrapped(nn.Module):

@@ -4,7 +4,6 @@ against neuraloperator's FFT path, bf16 under autocast, near-identity stable blo
 import os
 
 import numpy as np
-
 import pytest
 
 if os.environ.get("CI") == "true":
