@@ -98,39 +98,33 @@ def _pair(ours, ref, rounds: int, steps: int) -> tuple[float, float, float]:
     return statistics.median(ratios), statistics.median(a), statistics.median(b)
 
 
-def compare(args, prepared, ours_gen, options: dict) -> None:
-    """Print the paired table ours `fno` vs the reference (see the module docstring)."""
-    import torch
+class _Steps:
+    """Step functions over one batch of the training set: a training step of a network (network-only
+    or with our physics loss, fp32 or bf16 autocast), our `predict`, the reference's forward."""
 
-    from ptycho_core.torch import losses
+    def __init__(self, train, batch: int):
+        import torch
 
-    train = prepared.train
-    width, blocks = int(options.get("width", 32)), int(options.get("blocks", 4))
-    modes, cnn_blocks = int(options.get("modes", 12)), int(options.get("cnn_blocks", 2))
-    module = load_reference_module(args.reference)
-    torch.manual_seed(0)
-    ref = ReferenceNetwork(module, width=width, blocks=blocks, modes=modes, cnn_blocks=cnn_blocks, s0=train.s0).model
-    ours = ours_gen.model
-    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
-    batch = min(args.batch_size, train.n_groups)
-    diffraction = torch.from_numpy(train.diffraction[:batch].copy())
-    offsets = torch.from_numpy(train.offsets[:batch].copy())
-    probe = torch.from_numpy(train.probe.astype("complex64"))
-    scale, canvas = float(train.input_scale), int(train.canvas_size)
-    print(
-        f"# reference: {args.reference}/{REFERENCE_FILE} CascadedFNOGenerator(width={width}, blocks={blocks}, "
-        f"modes={modes}, cnn_blocks={cnn_blocks}, C=1); params ours {count(ours):,d} reference {count(ref):,d}"
-    )
-    print(f"# paired and interleaved: {args.ref_rounds} rounds x {args.ref_steps} steps per figure, median ratios")
+        self.torch = torch
+        self.train = train
+        self.diffraction = torch.from_numpy(train.diffraction[:batch].copy())
+        self.offsets = torch.from_numpy(train.offsets[:batch].copy())
+        self.probe = torch.from_numpy(train.probe.astype("complex64"))
+        self.scale, self.canvas = float(train.input_scale), int(train.canvas_size)
 
-    def step(model, bf16: bool, physics: bool):
+    def train_step(self, model, bf16: bool, physics: bool):
+        from ptycho_core.torch import losses
+
+        torch = self.torch
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
         def run():
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                patches = model(diffraction * scale)
+                patches = model(self.diffraction * self.scale)
             if physics:
-                loss = losses.physics_loss(patches, diffraction, probe, scale, offsets=offsets, canvas_size=canvas)
+                loss = losses.physics_loss(
+                    patches, self.diffraction, self.probe, self.scale, offsets=self.offsets, canvas_size=self.canvas
+                )
             else:
                 loss = (patches.real.square() + patches.imag.square()).mean()
             optimizer.zero_grad(set_to_none=True)
@@ -140,52 +134,70 @@ def compare(args, prepared, ours_gen, options: dict) -> None:
 
         return run
 
-    def predict_ours(b: int, precision: str):
-        x = train.diffraction[:1].repeat(b, axis=0)
+    def predict(self, gen, groups: int, precision: str):
+        x = self.train.diffraction[:1].repeat(groups, axis=0)
 
         def run():
-            ours_gen.meta["precision"] = precision
-            ours_gen.predict(x)
+            gen.meta["precision"] = precision
+            gen.predict(x)
 
         return run
 
-    def forward_ref(b: int):
-        x = torch.from_numpy(train.diffraction[:1].repeat(b, axis=0)) * scale
+    def forward(self, model, groups: int):
+        torch = self.torch
+        x = torch.from_numpy(self.train.diffraction[:1].repeat(groups, axis=0)) * self.scale
 
         def run():
-            ref.eval()
+            model.eval()
             with torch.inference_mode():
-                ref(x)
+                model(x)
 
         return run
 
-    best = _native_precision()
-    figures = [
-        ("network-only train step, fp32", batch, step(ours, False, False), step(ref, False, False)),
-        ("full step, our physics loss, fp32", batch, step(ours, False, True), step(ref, False, True)),
-        ("inference batch 16, fp32", 16, predict_ours(16, "fp32"), forward_ref(16)),
-        ("inference batch 64, fp32", 64, predict_ours(64, "fp32"), forward_ref(64)),
-        (f"inference batch 64 ours {best} / ref fp32 batch 16", 64, predict_ours(64, best), forward_ref(16)),
-        ("network-only train step, bf16", batch, step(ours, True, False), step(ref, True, False)),
-        ("full step bf16 ours / fp32 reference", batch, step(ours, True, True), step(ref, False, True)),
+
+def compare(args, prepared, ours_gen, options: dict) -> None:
+    """Print the paired table ours `fno` vs the reference (see the module docstring)."""
+    import torch
+
+    from ptycho_core.torch.trainer import resolve_precision
+
+    train = prepared.train
+    arch = {k: int(options.get(k, d)) for k, d in (("width", 32), ("blocks", 4), ("modes", 12), ("cnn_blocks", 2))}
+    torch.manual_seed(0)
+    ref = ReferenceNetwork(load_reference_module(args.reference), **arch, s0=train.s0).model
+    ours = ours_gen.model
+    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    batch = min(args.batch_size, train.n_groups)
+    steps = _Steps(train, batch)
+    print(
+        f"# reference: {args.reference}/{REFERENCE_FILE} CascadedFNOGenerator({arch}, C=1); "
+        f"params ours {count(ours):,d} reference {count(ref):,d}"
+    )
+    print(f"# paired and interleaved: {args.ref_rounds} rounds x {args.ref_steps} steps per figure, median ratios")
+    best = resolve_precision("auto", torch.device("cpu"))
+    ours_step, ref_step = steps.train_step, steps.train_step
+    figures = [  # label, groups per call ours / reference, ours, reference
+        ("network-only train step, fp32", batch, batch, ours_step(ours, False, False), ref_step(ref, False, False)),
+        ("full step, our physics loss, fp32", batch, batch, ours_step(ours, False, True), ref_step(ref, False, True)),
+        ("inference batch 16, fp32", 16, 16, steps.predict(ours_gen, 16, "fp32"), steps.forward(ref, 16)),
+        ("inference batch 64, fp32", 64, 64, steps.predict(ours_gen, 64, "fp32"), steps.forward(ref, 64)),
+        (
+            f"inference b64 ours {best} / ref fp32 b16",
+            64,
+            16,
+            steps.predict(ours_gen, 64, best),
+            steps.forward(ref, 16),
+        ),
+        ("network-only train step, bf16", batch, batch, ours_step(ours, True, False), ref_step(ref, True, False)),
+        ("full step bf16 ours / fp32 reference", batch, batch, ours_step(ours, True, True), ref_step(ref, False, True)),
     ]
     print(f"{'figure':<48} {'ours /s':>9} {'ref /s':>9} {'ours/ref':>9}")
-    for label, n, a, b in figures:
-        ref_n = 16 if "ref fp32 batch 16" in label else n
+    for label, n_ours, n_ref, a, b in figures:
         try:
             ratio, sa, sb = _pair(a, b, args.ref_rounds, args.ref_steps)
         except Exception as exc:  # noqa: BLE001 - a figure the reference cannot run is reported
             print(f"{label:<48} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:60]}")
             continue
-        ratio *= n / ref_n
-        print(f"{label:<48} {n / sa:>9.1f} {ref_n / sb:>9.1f} {ratio:>9.2f}")
+        print(f"{label:<48} {n_ours / sa:>9.1f} {n_ref / sb:>9.1f} {ratio * n_ours / n_ref:>9.2f}")
         sys.stdout.flush()
     ours_gen.meta["precision"] = "fp32"
-
-
-def _native_precision() -> str:
-    import torch
-
-    from ptycho_core.torch.trainer import resolve_precision
-
-    return resolve_precision("auto", torch.device("cpu"))
