@@ -2,15 +2,12 @@
 
 Usage: python benchmarks/bench_pinn_tf.py [--gridsizes 1,2] [--epochs 2] [--batch-size 16]
                                           [--filter-scale 2] [--patch-size 64] [--max-groups 0]
-                                          [--compile on,off]
 
 Data: DEFAULT_SIM (lines object 128 x 128, step 4) with the patch size raised to 64, so 256
 patterns. For each gridsize the generator is trained `--epochs` epochs on the prepared groups;
 training throughput is measured on the epochs after the first (the first includes tf.function
 tracing, reported separately). Inference: `predict` over the test groups at batch 64 after a
-warm-up batch. Figures are patterns (= groups x C) per second, one row per gridsize and `compile`
-setting (on: XLA jit_compile of the train step), so XLA is measured against the plain fp32
-figure of the same run. Prints a table; no assertions.
+warm-up batch. Figures are patterns (= groups x C) per second. Prints a table; no assertions.
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ import sys
 import time
 
 
-def _bench_one(gridsize: int, compile: str, args, train_ds, test_ds) -> dict:
+def _bench_one(gridsize: int, args, train_ds, test_ds) -> dict:
     import numpy as np
     from ptycho_pinn_tf.generator import build_pinn_tf
 
@@ -35,7 +32,7 @@ def _bench_one(gridsize: int, compile: str, args, train_ds, test_ds) -> dict:
         train = train.subset(np.arange(args.max_groups))
     c = gridsize * gridsize
     gen = build_pinn_tf(filter_scale=args.filter_scale)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, seed=0, patience=0, compile=compile)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, seed=0, patience=0)
     start = time.perf_counter()
     history = gen.fit(train, prepared.val, config, lambda event: None)
     fit_seconds = time.perf_counter() - start
@@ -50,7 +47,6 @@ def _bench_one(gridsize: int, compile: str, args, train_ds, test_ds) -> dict:
     predict_seconds = time.perf_counter() - start
     return {
         "gridsize": gridsize,
-        "compile": compile,
         "C": c,
         "train_groups": train.n_groups,
         "params": gen.model.count_params(),
@@ -71,11 +67,6 @@ def main(argv=None) -> int:
     parser.add_argument("--filter-scale", type=int, default=2)
     parser.add_argument("--patch-size", type=int, default=64)
     parser.add_argument("--max-groups", type=int, default=0, help="cap on training groups (0: all)")
-    parser.add_argument(
-        "--compile",
-        default="on,off",
-        help="comma list of compile settings (on: XLA; first, as off turns on op determinism for the process)",
-    )
     args = parser.parse_args(argv)
 
     from ptycho_core.simulate import DEFAULT_SIM, simulate_pair
@@ -92,19 +83,15 @@ def main(argv=None) -> int:
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, GPUs visible: {len(tf.config.list_physical_devices('GPU'))}"
     )
-    rows = [
-        _bench_one(int(g), mode, args, train_ds, test_ds)
-        for g in args.gridsizes.split(",")
-        for mode in args.compile.split(",")
-    ]
+    rows = [_bench_one(int(g), args, train_ds, test_ds) for g in args.gridsizes.split(",")]
     header = (
-        f"{'gridsize':>8} {'compile':>7} {'params':>9} {'groups':>6} {'1st epoch s':>11} {'epoch s':>8} "
+        f"{'gridsize':>8} {'params':>9} {'groups':>6} {'1st epoch s':>11} {'epoch s':>8} "
         f"{'train pat/s':>11} {'infer pat/s':>11} {'final loss':>10}"
     )
     print(header)
     for r in rows:
         print(
-            f"{r['gridsize']:>8} {r['compile']:>7} {r['params']:>9,} {r['train_groups']:>6} {r['first_epoch_s']:>11.2f} "
+            f"{r['gridsize']:>8} {r['params']:>9,} {r['train_groups']:>6} {r['first_epoch_s']:>11.2f} "
             f"{r['epoch_s']:>8.2f} {r['train_patterns_per_s']:>11.1f} {r['predict_patterns_per_s']:>11.1f} "
             f"{r['loss']:>10.4f}"
         )

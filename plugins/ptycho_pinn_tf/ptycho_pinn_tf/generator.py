@@ -10,8 +10,6 @@ the predicted patches, in normalised units, with the overlap constraint when C >
 `config.clip_norm`; the schedule, early stop, timeout, non-finite loss guard, progress events and
 best weights are the bench's one policy, `ptycho_core.training` (the same as every torch model's).
 Precision is fp32 only: `precision="bf16"` is refused with a UsageError ("auto" trains in fp32).
-`compile="on"` compiles the train and evaluation steps with XLA (`jit_compile`); XLA has no
-deterministic MaxPool gradient, so such a fit does not enable TensorFlow's op determinism.
 """
 
 from __future__ import annotations
@@ -98,8 +96,7 @@ class PinnTF:
         device = _device(config.device)
         _check_training_set(train, "training")
         keras.utils.set_random_seed(int(config.seed))
-        if config.compile != "on":  # XLA has no deterministic MaxPool gradient
-            tf.config.experimental.enable_op_determinism()
+        tf.config.experimental.enable_op_determinism()
         channels, n = train.channels, train.patch_size
         canvas = int(train.canvas_size)
         if self.options["overlap"] and channels > 1:
@@ -275,13 +272,12 @@ def _make_steps(gen: PinnTF, train: TrainingSet, config: TrainConfig, optimizer)
     variables = model.trainable_variables
 
     network_channels = 1 if not gen.options["joint_channels"] else c
-    jit = config.compile == "on"  # XLA
 
     def loss_of(diffraction, offsets, mask, training):
         patches = network_patches(model, diffraction, input_scale, network_channels, training)
         return physics.physics_loss(config.loss, patches, probe, diffraction, input_scale, mask, offsets, canvas)
 
-    @tf.function(input_signature=signature, jit_compile=jit)
+    @tf.function(input_signature=signature)
     def train_step(diffraction, offsets, *mask):
         with tf.GradientTape() as tape:
             loss = loss_of(diffraction, offsets, mask[0] if mask else shared_mask, True)
@@ -292,7 +288,7 @@ def _make_steps(gen: PinnTF, train: TrainingSet, config: TrainConfig, optimizer)
         optimizer.apply_gradients(zip(grads, variables))
         return loss, norm
 
-    @tf.function(input_signature=signature, jit_compile=jit)
+    @tf.function(input_signature=signature)
     def eval_step(diffraction, offsets, *mask):
         return loss_of(diffraction, offsets, mask[0] if mask else shared_mask, False)
 
