@@ -3,15 +3,17 @@
 Usage: python benchmarks/bench_train.py [--generators fno,hybrid,stable_hybrid,baseline]
        [--device cpu,cuda] [--precision fp32,bf16] [--steps 3] [--warmup 1] [--patch-size 64]
        [--batch-size 16] [--gridsize 1] [--threads 0] [--option NAME.key=value ...]
+       [--infer-batches 16,64] [--reference PATH [--ref-rounds 3] [--ref-steps 10]]
 
 Per generator, device and precision it prints:
   params        trainable parameters (network + global log-scale; a complex weight counts once)
   train grp/s   training throughput: groups per second of full training steps (data, network,
                 physics loss, backward, clipping, Adam)
-  infer pat/s   inference throughput: patterns per second (groups x C) under inference mode
+  infer@B       inference throughput: patterns per second (groups x C) of `TorchGenerator.predict`
+                called with B groups at a time (it runs its own cache-sized inner passes; bf16
+                rows infer in bf16 where the CPU computes bf16 natively)
   GFLOP/s       achieved by a training step, counted by torch.utils.flop_counter.FlopCounterMode,
-                which does NOT count FFTs (spectral convolutions and the forward model run FFTs,
-                so FNO figures are lower bounds)
+                which does NOT count FFTs (the forward model runs FFTs, so figures are lower bounds)
   % peak        that rate as a fraction of this machine's matmul peak at the same precision,
                 measured in the same run by timing a large torch.matmul
   outside %     share of the step time spent outside the network, each part timed on its own:
@@ -20,7 +22,10 @@ Per generator, device and precision it prints:
                 and the Adam step
 The default run is short (one warm-up and 3 timed steps per row): use --steps for steadier figures.
 With --quality-epochs K it also trains each generator K epochs on DEFAULT_SIM at each precision and prints
-the amplitude and phase SSIM each precision reaches (bf16 autocast; physics and spectral convs in float32).
+the amplitude and phase SSIM each precision reaches, predicting in fp32 and in the precision it trained in.
+With --reference PATH (a checkout of PtychoPINN) it also builds the reference's cascaded FNO with our
+`fno` architecture and prints ours / reference ratios, paired and interleaved in this process (see
+benchmarks/reference_fno.py and docs/speed.md).
 """
 
 from __future__ import annotations
@@ -82,13 +87,11 @@ def bench_one(spec, options: dict, prepared, device, precision: str, args) -> di
     from torch.utils.flop_counter import FlopCounterMode
 
     from ptycho_core.torch import losses
-    from ptycho_core.torch.trainer import ScaledNetwork
 
-    gen = spec.load_factory()(**spec.resolve_options(options))
     train = prepared.train
-    c, n = train.channels, train.patch_size
-    torch.manual_seed(0)
-    model = ScaledNetwork(gen.build(c, n), train.s0).to(device)
+    c = train.channels
+    gen = ready_generator(spec, options, train, device, precision)
+    model = gen.model
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     bf16 = precision == "bf16"
@@ -154,11 +157,10 @@ def bench_one(spec, options: dict, prepared, device, precision: str, args) -> di
     optimiser_s = _timed(optimiser_only, device, args.steps, args.warmup)  # gradients of the last step
     model.eval()
 
-    def infer() -> None:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            model(fetch()["diffraction"] * scale)
-
-    infer_s = _timed(infer, device, args.steps, args.warmup)
+    infer = {}
+    for groups in args.infer_batches:
+        x = np.ascontiguousarray(train.diffraction[np.arange(groups) % train.n_groups], dtype=np.float32)
+        infer[groups] = groups * c / _timed(lambda: gen.predict(x), device, args.steps, args.warmup)  # noqa: B023
     model.train()
     with FlopCounterMode(display=False) as counter:
         train_step()
@@ -168,11 +170,33 @@ def bench_one(spec, options: dict, prepared, device, precision: str, args) -> di
         "groups": count,
         "step_s": step_s,
         "train_groups_s": count / step_s,
-        "infer_patterns_s": count * c / infer_s,
+        "infer_patterns_s": infer,
         "gflops": flops / 1e9,
         "gflop_s": flops / step_s / 1e9,
         "outside": min(1.0, (data_s + physics_s + optimiser_s) / step_s),
     }
+
+
+def ready_generator(spec, options: dict, train, device, precision: str):
+    """A TorchGenerator of `spec` with a freshly built network (seed 0) ready to `predict` as if
+    trained on `train` at `precision`."""
+    import torch
+
+    from ptycho_core.torch.trainer import ScaledNetwork
+
+    gen = spec.load_factory()(**spec.resolve_options(options))
+    torch.manual_seed(0)
+    gen.model = ScaledNetwork(gen.build(train.channels, train.patch_size), train.s0).to(device)
+    gen.device = device
+    gen.meta = {
+        "channels": train.channels,
+        "patch_size": train.patch_size,
+        "input_scale": float(train.input_scale),
+        "s0": float(train.s0),
+        "canvas_size": int(train.canvas_size),
+        "precision": precision,
+    }
+    return gen
 
 
 def main(argv=None) -> int:
@@ -189,6 +213,25 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--option", action="append", default=[], help="NAME.key=value generator option")
     parser.add_argument(
+        "--infer-batches",
+        default="16,64",
+        help="comma list: groups the caller passes to predict per call, one infer column each (64: compare's)",
+    )
+    parser.add_argument(
+        "--reference",
+        default="",
+        metavar="PATH",
+        help="a checkout of PtychoPINN: also print ours (fno) / reference ratios, paired and interleaved",
+    )
+    parser.add_argument(
+        "--inner-passes",
+        default="",
+        help="comma list of patterns per inner predict pass to compare (e.g. 4,8,16,32): prints predict "
+        "pat/s at batch 64 per generator and precision for each, the measurement behind CPU_INFERENCE_PIXELS",
+    )
+    parser.add_argument("--ref-rounds", type=int, default=3, help="--reference: rounds per figure")
+    parser.add_argument("--ref-steps", type=int, default=10, help="--reference: paired steps per round")
+    parser.add_argument(
         "--quality-epochs",
         type=int,
         default=0,
@@ -196,6 +239,7 @@ def main(argv=None) -> int:
         "amplitude and phase SSIM each precision reaches (0: skip; 20 takes minutes per row on a CPU)",
     )
     args = parser.parse_args(argv)
+    args.infer_batches = [int(b) for b in args.infer_batches.split(",") if b]
 
     import torch
 
@@ -232,8 +276,9 @@ def main(argv=None) -> int:
         f"(median), torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
     )
     print("# GFLOP/s from torch.utils.flop_counter.FlopCounterMode, which does not count FFTs (lower bounds).")
+    infer_cols = "".join(f" {'infer@' + str(b):>9}" for b in args.infer_batches)
     header = (
-        f"{'generator':<14} {'dev':<4} {'prec':<4} {'params':>10} {'train grp/s':>11} {'infer pat/s':>11} "
+        f"{'generator':<14} {'dev':<4} {'prec':<4} {'params':>10} {'train grp/s':>11}{infer_cols} "
         f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'% peak':>7} {'outside %':>9}"
     )
     for dev_name in devices:
@@ -261,25 +306,66 @@ def main(argv=None) -> int:
                     continue
                 frac = r["gflop_s"] * 1e9 / peaks[precision]
                 print(
-                    f"{spec.name:<14} {dev_name:<4} {precision:<4} {r['params']:>10,d} {r['train_groups_s']:>11.1f} "
-                    f"{r['infer_patterns_s']:>11.1f} {r['gflops']:>10.2f} {r['gflop_s']:>8.1f} "
+                    f"{spec.name:<14} {dev_name:<4} {precision:<4} {r['params']:>10,d} {r['train_groups_s']:>11.1f}"
+                    + "".join(f" {r['infer_patterns_s'][b]:>9.1f}" for b in args.infer_batches)
+                    + f" {r['gflops']:>10.2f} {r['gflop_s']:>8.1f} "
                     f"{100 * frac:>6.1f}% {100 * r['outside']:>8.1f}%"
                 )
                 sys.stdout.flush()
         if args.quality_epochs:
             quality(specs, options, device, precisions, args.quality_epochs)
+    if args.inner_passes:
+        inner_sweep(specs, options, prepared_cache, torch.device("cpu"), precisions, args)
+    if args.reference:
+        from reference_fno import compare
+
+        spec = registry.generator("fno")
+        prepared = prepare(train_ds, test_ds, gridsize=1, seed=0, supervised=False)
+        fno_options = options.get("fno", {})
+        compare(
+            args, prepared, ready_generator(spec, fno_options, prepared.train, torch.device("cpu"), "fp32"), fno_options
+        )
     return 0
 
 
+def inner_sweep(specs, options: dict, prepared_cache: dict, device, precisions: list[str], args) -> None:
+    """predict pat/s at batch 64 with inner passes of each size in --inner-passes, interleaved."""
+    import numpy as np
+
+    from ptycho_core.torch import trainer
+
+    sizes = [int(p) for p in args.inner_passes.split(",") if p]
+    print(f"# inner predict passes (patterns of {args.patch_size}^2 per pass), predict at batch 64, pat/s (median)")
+    print(f"{'generator':<14} {'prec':<4}" + "".join(f" {str(p) + '/pass':>9}" for p in sizes))
+    default = trainer.CPU_INFERENCE_PIXELS
+    for spec in specs:
+        train = prepared_cache[spec.supervised].train
+        x = np.ascontiguousarray(train.diffraction[np.arange(64) % train.n_groups], dtype=np.float32)
+        for precision in precisions:
+            gen = ready_generator(spec, options.get(spec.name, {}), train, device, precision)
+            times = {p: [] for p in sizes}
+            for _ in range(args.steps + args.warmup):
+                for p in sizes:
+                    trainer.CPU_INFERENCE_PIXELS = p * args.patch_size**2
+                    start = time.perf_counter()
+                    gen.predict(x)
+                    times[p].append(time.perf_counter() - start)
+            trainer.CPU_INFERENCE_PIXELS = default
+            rates = [64 * train.channels / statistics.median(times[p][args.warmup :]) for p in sizes]
+            print(f"{spec.name:<14} {precision:<4}" + "".join(f" {r:>9.1f}" for r in rates))
+            sys.stdout.flush()
+
+
 def quality(specs, options: dict, device, precisions: list[str], epochs: int) -> None:
-    """Train on DEFAULT_SIM (gridsize 1) and print the SSIM each precision reaches on the test object."""
+    """Train on DEFAULT_SIM (gridsize 1) and print the SSIM each precision reaches on the test object,
+    predicting in fp32 and (bf16 rows) in bf16."""
     from ptycho_core import pipeline
     from ptycho_core.generator import TrainConfig
     from ptycho_core.simulate import DEFAULT_SIM, simulate_pair
 
     train_ds, test_ds = simulate_pair(DEFAULT_SIM)
     print(f"# quality: DEFAULT_SIM, gridsize 1, {epochs} epochs, default TrainConfig otherwise")
-    print(f"{'generator':<14} {'dev':<4} {'prec':<4} {'train s':>8} {'amp SSIM':>9} {'phase SSIM':>10}")
+    print(f"{'generator':<14} {'dev':<4} {'prec':<4} {'infer':<5} {'train s':>8} {'amp SSIM':>9} {'phase SSIM':>10}")
     for spec in specs:
         prepared = pipeline.prepare(test_ds=test_ds, train_ds=train_ds, supervised=spec.supervised)
         for precision in precisions:
@@ -288,13 +374,15 @@ def quality(specs, options: dict, device, precisions: list[str], epochs: int) ->
             start = time.perf_counter()
             gen.fit(prepared.train, prepared.val, config, lambda event: None)
             seconds = time.perf_counter() - start
-            patches = pipeline.predict_anchors(gen, test_ds, prepared.test_groups)
-            scores = pipeline.stitch_and_score(patches, test_ds).metrics
-            print(
-                f"{spec.name:<14} {device.type:<4} {precision:<4} {seconds:>8.1f} {scores['amp_ssim']:>9.3f} "
-                f"{scores['phase_ssim']:>10.3f}"
-            )
-            sys.stdout.flush()
+            for infer in dict.fromkeys(["fp32", precision]):
+                gen.meta["precision"] = infer
+                patches = pipeline.predict_anchors(gen, test_ds, prepared.test_groups)
+                scores = pipeline.stitch_and_score(patches, test_ds).metrics
+                print(
+                    f"{spec.name:<14} {device.type:<4} {precision:<4} {gen.inference_precision:<5} {seconds:>8.1f} "
+                    f"{scores['amp_ssim']:>9.3f} {scores['phase_ssim']:>10.3f}"
+                )
+                sys.stdout.flush()
 
 
 if __name__ == "__main__":

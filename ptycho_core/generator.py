@@ -34,6 +34,7 @@ ProgressCallback = Callable[[dict], None]
 LOSSES = ("poisson", "mae")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "auto")
+COMPILE = ("off", "on")
 SCHEDULES = ("plateau", "cosine")
 
 
@@ -75,6 +76,13 @@ class TrainConfig:
         "bf16 autocast for the network (physics stays float32); auto: bf16 where the device computes it "
         "natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else fp32.",
         choices=PRECISIONS,
+    )
+    compile: str = _setting(
+        "off",
+        "torch generators: on compiles the network's training steps with torch.compile (inductor, needs a C++ "
+        "compiler); off by default: compiling costs minutes on a 2-core CPU, more than a default budget gains "
+        "(docs/speed.md).",
+        choices=COMPILE,
     )
     val_fraction: float = _setting(0.1, "Fraction of training groups held out for validation.", low=0.0, high=0.9)
     patience: int = _setting(5, "Early stop after this many epochs without validation improvement (0: never).", low=0)

