@@ -140,6 +140,34 @@ def test_reconstruct_writes_a_ptychodus_product_that_ptychodus_opens(invoke, tmp
     assert product.metadata.name == "dummy_intensity"
 
 
+def test_convert_moves_a_reconstruction_to_a_ptychodus_product_and_back(invoke, tmp_path, dummy_host, one_line_error):
+    """recon.npz -> Ptychodus product (probe and geometry from --scan), opened by Ptychodus's own
+    reader; the lone product -> recon .npz gives back the object and positions."""
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("ptychodus")
+    from ptychodus.plugins.h5_product_file import H5ProductFileIO
+
+    _ok(invoke("simulate", "--out", tmp_path / "scan.cxi", *SIM))
+    model, data = tmp_path / "model", ("--data", tmp_path / "scan.cxi")
+    _ok(invoke("train", "-g", "dummy_intensity", *data, "--out", model, "--epochs", "1", host=dummy_host))
+    _ok(invoke("reconstruct", "--model", model, *data, "--out", tmp_path / "recon.npz", host=dummy_host))
+    product = tmp_path / "lone-product.h5"
+    line = one_line_error(invoke("convert", tmp_path / "recon.npz", product))
+    assert "--scan" in line
+    out = _ok(invoke("convert", tmp_path / "recon.npz", product, "--scan", tmp_path / "scan.cxi")).output
+    assert "(reconstruction)" in out and "16 positions" in out
+    opened = H5ProductFileIO().read(product)
+    scan = load_dataset(tmp_path / "scan.cxi", registry=dummy_host.registry())
+    np.testing.assert_array_equal(opened.probes.get_array()[0, 0], scan.probe)
+    _ok(invoke("convert", product, tmp_path / "back.npz"))
+    with np.load(tmp_path / "recon.npz", allow_pickle=False) as a, np.load(tmp_path / "back.npz") as b:
+        np.testing.assert_array_equal(b["object"], a["object"])
+        np.testing.assert_allclose(b["positions"], a["positions"], atol=1e-9)
+        assert b["weights"].shape == a["weights"].shape and b["weights"].max() > 0
+    line = one_line_error(invoke("convert", tmp_path / "scan.cxi", tmp_path / "x.npz", "--scan", tmp_path / "scan.cxi"))
+    assert "--scan applies to a reconstruction" in line
+
+
 def test_the_formats_guide_runs_as_pasted(tmp_path):
     import re
     import subprocess

@@ -20,11 +20,19 @@ from ptycho_cli.options import data_file_options
     help="Output format: npz, ptychopinn, cxi or ptychodus. Default: from OUT's suffix "
     "(.npz -> npz, .cxi -> cxi, product.h5 -> ptychodus).",
 )
+@click.option(
+    "--scan",
+    "scan_path",
+    default=None,
+    metavar="FILE",
+    help="For a reconstruction IN: the scan it was made from (its probe and geometry for a Ptychodus product).",
+)
 @data_file_options
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @click.pass_obj
-def convert(state, source, target, fmt, loader, probe_file, as_json):
-    """Convert a dataset between ptycho .npz, PtychoPINN .npz, CXI and Ptychodus files.
+def convert(state, source, target, fmt, scan_path, loader, probe_file, as_json):
+    """Convert a dataset between ptycho .npz, PtychoPINN .npz, CXI and Ptychodus files, or a
+    reconstruction between ptycho's recon .npz and a Ptychodus product file.
 
     IN is read by the loader for its suffix (or --loader), validated and written to OUT, with the
     geometry (pixel size, energy, distance) carried along. A Ptychodus pair is named by either
@@ -36,10 +44,28 @@ def convert(state, source, target, fmt, loader, probe_file, as_json):
       ptycho convert scan.cxi scan-product.h5            Ptychodus product + scan-diffraction.h5
       ptycho convert scan-product.h5 scan.npz            ptycho's own .npz
       ptycho convert scan.npz raw.npz --to ptychopinn    PtychoPINN raw (diffraction, xcoords, ...)
+      ptycho convert recon.npz recon-product.h5 --scan scan.cxi    a reconstruction for Ptychodus
+      ptycho convert recon-product.h5 recon.npz          a lone Ptychodus product -> ptycho's recon .npz
     """
     from ptycho_core import io
+    from ptycho_core.errors import UsageError
+    from ptycho_core.io import reconstruction
 
     registry = state.registry()
+    if reconstruction.is_reconstruction(source):
+        scan = None if scan_path is None else io.load_dataset(scan_path, registry, loader=loader, probe=probe_file)
+        rec = reconstruction.read(source)
+        written = reconstruction.write(rec, target, scan)
+        report = {"source": source, "target": str(written), "object_shape": list(rec.object.shape)}
+        report["positions"] = len(rec.positions)
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+        else:
+            shape = "x".join(map(str, rec.object.shape))
+            click.echo(f"{source} (reconstruction) -> {written}: object {shape}, {len(rec.positions)} positions")
+        return
+    if scan_path is not None:
+        raise UsageError(f"--scan applies to a reconstruction; {source} is a dataset")
     spec = io.loader_spec(source, registry, loader)
     writer = io.writer_for(target, fmt)
     dataset = io.load_dataset(source, registry, loader=spec.qualified_name, probe=probe_file)

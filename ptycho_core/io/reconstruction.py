@@ -1,0 +1,113 @@
+"""Reconstruction files on their own, without the scan's diffraction data: ptycho's recon .npz
+(`ptycho reconstruct --out recon.npz`) and a lone Ptychodus product file (`*product.h5` whose
+`*diffraction.h5` partner is absent). `ptycho convert` moves reconstructions between the two.
+
+A recon .npz holds the object and positions but no probe or geometry: writing it as a Ptychodus
+product takes them from the scan it was made from (`scan`, a `Dataset`). A product holds probe,
+positions in metres and the object pixel size; read as a reconstruction its positions become
+object pixels exactly as the pair loader converts them, and written as a recon .npz its weights
+are the probe-weighted illumination (the stitcher's scoring weights).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from ptycho_core.errors import DataError
+from ptycho_core.io import contract, ptychodus
+from ptycho_core.io import geometry as geo
+from ptycho_core.io.hdf5 import H5Reader
+
+
+@dataclass
+class ObjectFile:
+    """A reconstruction: object (H, W) complex64, positions (n, 2) (y, x) pixels of its grid, and
+    the probe and geometry when the file has them."""
+
+    object: np.ndarray
+    positions: np.ndarray
+    probe: np.ndarray | None = None
+    geometry: geo.Geometry | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+def is_reconstruction(path) -> bool:
+    """Whether `path` is a reconstruction file rather than a dataset (module docstring)."""
+    path = Path(path)
+    low = path.name.lower()
+    if low.endswith(ptychodus.PRODUCT_SUFFIX):
+        return path.exists() and not ptychodus.pair(path)[1].exists()
+    if low.endswith(".npz") and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                keys = set(z.files)
+        except (OSError, ValueError):
+            return False
+        return {"object", "positions", "metrics_json"} <= keys and "diffraction" not in keys
+    return False
+
+
+def read(path) -> ObjectFile:
+    """Read a recon .npz or a lone Ptychodus product; DataError names the file and field."""
+    if Path(path).name.lower().endswith(ptychodus.PRODUCT_SUFFIX):
+        return _read_product(path)
+    with np.load(path, allow_pickle=False) as z:
+        obj = np.asarray(z["object"], np.complex64)
+        positions = np.asarray(z["positions"], np.float64)
+        metrics = json.loads(str(z["metrics_json"]))
+    if obj.ndim != 2 or positions.ndim != 2 or positions.shape[1] != 2:
+        raise DataError(
+            f"{path}: 'object' must be (H, W) and 'positions' (n, 2), got {obj.shape} and {positions.shape}"
+        )
+    return ObjectFile(obj, positions, metrics=metrics)
+
+
+def _read_product(path) -> ObjectFile:
+    with H5Reader(path, "Ptychodus product") as p:
+        probe = contract.single_mode(p, "probe", p.array("probe", "the probe", kinds="fiuc"), "probe mode")
+        pixel = p.attr("object", "pixel_width_m", "object pixel size in metres", high=ptychodus.MAX_PIXEL_M)
+        distance = p.attr("/", "detector_object_distance_m", "detector distance in metres", high=100.0)
+        energy = p.attr("/", "photon_energy_eV", "photon energy in eV", high=1e7)
+        obj = contract.single_mode(
+            p, "object", p.array("object", "the object (layers, H, W)", kinds="fiuc"), "object layer"
+        )
+        center = tuple(
+            p.attr("object", k, "object centre in metres", low=-np.inf) for k in ("center_y_m", "center_x_m")
+        )
+        y_m, x_m = (p.array(f"probe_position_{axis}_m", f"probe positions along {axis} in metres") for axis in "yx")
+    n = probe.shape[-1]
+    detector_pixel = geo.wavelength_from_energy(energy) * distance / (n * pixel)
+    positions = contract.pixels_from_metres(y_m, x_m, pixel, obj.shape, center)
+    return ObjectFile(
+        obj.astype(np.complex64),
+        positions,
+        probe.astype(np.complex64),
+        geo.Geometry(energy, distance, detector_pixel, n),
+    )
+
+
+def write(rec: ObjectFile, path, scan=None) -> Path:
+    """Write `rec` as a recon .npz or (path ending in product.h5) a Ptychodus product; the probe
+    and geometry a product needs come from `rec` or else from `scan` (a Dataset)."""
+    from ptycho_core import stitch
+    from ptycho_core.io.npz import save_reconstruction
+
+    probe = rec.probe if rec.probe is not None else (None if scan is None else scan.probe)
+    if Path(path).name.lower().endswith(ptychodus.PRODUCT_SUFFIX):
+        if probe is None:
+            raise DataError(f"{path}: a Ptychodus product needs the probe and geometry: give --scan (the scan's file)")
+        frame = rec.geometry if rec.geometry is not None else geo.of_dataset(scan.metadata, scan.patch_size)[0]
+        return ptychodus.save_product(path, rec.object, probe, rec.positions, frame)
+    if not str(path).lower().endswith(".npz"):
+        raise DataError(f"{path}: a reconstruction is written as .npz or as a Ptychodus *product.h5")
+    if probe is None:
+        weights = np.ones(rec.object.shape, np.float32)
+    else:
+        weights = stitch.illumination(rec.positions, rec.object.shape, np.abs(probe) ** 2)
+    result = SimpleNamespace(object=rec.object, weights=weights, positions=rec.positions, metrics=rec.metrics)
+    return save_reconstruction(path, result)
