@@ -69,8 +69,8 @@ def load_ptychodus(path) -> Dataset:
     with H5Reader(product_path, "Ptychodus product") as p:
         geometry = _read_geometry(p, detector_pixel, diffraction.shape[-1])
         probe = contract.single_mode(p, "probe", p.array("probe", "the probe", kinds="fiuc"), "probe mode")
-        obj, center = _read_object(p, geometry.pixel_size_m)
-        y_m, x_m = _positions_for(p, indexes, conversions)
+        obj, center = read_object(p, geometry.pixel_size_m)
+        y_m, x_m = positions_for(p, indexes, conversions)
         own = contract.own_metadata(p, f"@{METADATA_ATTR}", _text_attr(p, METADATA_ATTR))
         name = _text_attr(p, "name")
     positions = contract.pixels_from_metres(y_m, x_m, geometry.pixel_size_m, obj.shape, center)
@@ -125,7 +125,7 @@ def _read_geometry(p: H5Reader, detector_pixel: float, n_pix: int) -> geo.Geomet
     return geo.Geometry(energy, distance, detector_pixel, n_pix)
 
 
-def _read_object(p: H5Reader, pixel_m: float):
+def read_object(p: H5Reader, pixel_m: float):
     """(object (H, W) complex64, centre (y, x) metres); its pixel size must be the far-field one."""
     obj = contract.single_mode(
         p, "object", p.array("object", "the object (layers, H, W)", kinds="fiuc"), "object layer"
@@ -142,7 +142,7 @@ def _read_object(p: H5Reader, pixel_m: float):
     return obj, center
 
 
-def _positions_for(p: H5Reader, indexes: np.ndarray, conversions: list):
+def positions_for(p: H5Reader, indexes: np.ndarray, conversions: list):
     """(y_m, x_m) of each pattern, matched by index."""
     index = p.array("probe_position_indexes", "the pattern index of each position", kinds="iu").reshape(-1)
     coords = {}

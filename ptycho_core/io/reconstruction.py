@@ -68,27 +68,20 @@ def read(path) -> ObjectFile:
 
 
 def _read_product(path) -> ObjectFile:
+    """A product without its diffraction file, read and checked by the pair loader's own helpers."""
     with H5Reader(path, "Ptychodus product") as p:
         probe = contract.single_mode(p, "probe", p.array("probe", "the probe", kinds="fiuc"), "probe mode")
         pixel = p.attr("object", "pixel_width_m", "object pixel size in metres", high=ptychodus.MAX_PIXEL_M)
         distance = p.attr("/", "detector_object_distance_m", "detector distance in metres", high=100.0)
         energy = p.attr("/", "photon_energy_eV", "photon energy in eV", high=1e7)
-        obj = contract.single_mode(
-            p, "object", p.array("object", "the object (layers, H, W)", kinds="fiuc"), "object layer"
-        )
-        center = tuple(
-            p.attr("object", k, "object centre in metres", low=-np.inf) for k in ("center_y_m", "center_x_m")
-        )
-        y_m, x_m = (p.array(f"probe_position_{axis}_m", f"probe positions along {axis} in metres") for axis in "yx")
+        obj, center = ptychodus.read_object(p, pixel)
+        indexes = p.array("probe_position_indexes", "the pattern index of each position", kinds="iu").reshape(-1)
+        y_m, x_m = ptychodus.positions_for(p, indexes, [])
     n = probe.shape[-1]
     detector_pixel = geo.wavelength_from_energy(energy) * distance / (n * pixel)
     positions = contract.pixels_from_metres(y_m, x_m, pixel, obj.shape, center)
-    return ObjectFile(
-        obj.astype(np.complex64),
-        positions,
-        probe.astype(np.complex64),
-        geo.Geometry(energy, distance, detector_pixel, n),
-    )
+    frame = geo.Geometry(energy, distance, detector_pixel, n)
+    return ObjectFile(obj.astype(np.complex64), positions, probe.astype(np.complex64), frame)
 
 
 def write(rec: ObjectFile, path, scan=None) -> Path:
