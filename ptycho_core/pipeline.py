@@ -25,6 +25,8 @@ from ptycho_core.registry import GeneratorSpec, resolve_factory
 
 CHECKPOINT_FORMAT = 1
 CONFIG_NAME = "config.json"
+#: Groups per `predict` call: prediction's batch, and the timed inference of a comparison (the same
+#: for every generator, `harness.worker.predict_timed`).
 PREDICT_BATCH = 64
 
 
@@ -135,6 +137,23 @@ def fit_generator(
     generator.save(model_dir)
     rundir.write_json(model_dir / CONFIG_NAME, checkpoint_config(spec, options, prepared, config, seconds))
     return generator, history
+
+
+def training_numbers(history: History, model_dir: str | os.PathLike | None = None) -> dict:
+    """The registry's "training" numbers of a fit or an iterative run (`ptycho_core.metric_registry`):
+    epochs_run, final_loss, best_val_loss; with `model_dir` (the checkpoint `fit_generator` wrote)
+    also train_seconds, the wall time of the generator's `fit`, the one meaning it has everywhere."""
+    from ptycho_core.metric_registry import finite
+
+    val = [v for v in history.val_loss if finite(v)]
+    out = {
+        "epochs_run": len(history.loss),
+        "final_loss": history.loss[-1] if history.loss else None,
+        "best_val_loss": min(val) if val else None,
+    }
+    if model_dir is not None:
+        out["train_seconds"] = rundir.read_json(Path(model_dir) / CONFIG_NAME).get("training_seconds")
+    return out
 
 
 def build_generator(spec: GeneratorSpec, options: dict):

@@ -78,7 +78,7 @@ def test_a_comparison_records_every_run_with_its_provenance(dummy_comparison):
     assert ok["folder"] == str((folder / "runs" / "dummy_intensity").resolve()) and ok["started"]
     row = next(r for r in result.runs if r.generator == "dummy_intensity")
     assert ok["metrics"]["amp_ssim"] == pytest.approx(row.metrics["amp_ssim"])
-    assert ok["metrics"]["train_seconds"] == pytest.approx(row.train_seconds)
+    assert ok["metrics"]["train_seconds"] == pytest.approx(row.metrics["train_seconds"])
     assert ok["metrics"]["peak_rss_mib"] > 0 and set(row.metrics) <= set(ok["metrics"])
     assert failed["status"] == "failed" and "dummy failure in fit" in failed["reason"]
     assert ok["comparison"]["folder"] == str(folder.resolve()) and ok["comparison"]["status"] == "failed"

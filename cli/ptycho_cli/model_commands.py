@@ -104,17 +104,9 @@ def train(
     if writer:
         rundir.write_json(f"{out_dir}/{rundir.HISTORY_JSON}", history.to_dict())
         _print_training_summary(spec.name, history, out_dir)
-    record(started=started, metrics=_training_numbers(generator, history))
-
-
-def _training_numbers(generator, history) -> dict:
-    finite = [v for v in history.val_loss if isinstance(v, (int, float))]
-    numbers = {"train_seconds": sum(history.seconds), "epochs_run": len(history.loss)}
-    numbers["final_loss"] = history.loss[-1] if history.loss else None
-    numbers["best_val_loss"] = min(finite) if finite else None
     count = getattr(generator, "parameter_count", None)
-    numbers["parameters"] = count() if callable(count) else None
-    return numbers
+    numbers = {"parameters": count() if callable(count) else None, **pipeline.training_numbers(history, out_dir)}
+    record(started=started, metrics=numbers)
 
 
 def _record(db, command: str, quiet: bool = False, **fields) -> None:
@@ -286,9 +278,11 @@ def _write_and_print(result, dataset, seconds, run, data_path, out_path, as_json
         click.echo(json.dumps(result.metrics, indent=2, default=float))
     else:
         click.echo(f"reconstructed {dataset.n} patterns with {name} in {seconds:.2f} s -> {out_path}")
-        for key in ("amp_ssim", "phase_ssim", "amp_psnr", "phase_mae", "frc_amp_px", "data_error"):
-            if key in result.metrics and result.metrics[key] is not None:
-                click.echo(f"  {key:<12} {result.metrics[key]:.4g}")
+        from ptycho_core import metric_registry
+
+        for m in metric_registry.select(metric_registry.SCORED, terminal=True):
+            if metric_registry.finite(result.metrics.get(m.key)):
+                click.echo(f"  {m.key:<16} {m.format(result.metrics[m.key])}")
 
 
 def _checkpoint_fields(config: dict) -> dict:
