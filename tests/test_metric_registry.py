@@ -122,3 +122,26 @@ def test_a_new_metric_appears_everywhere(invoke, fake_metric, tmp_path, monkeypa
     assert exported.exit_code == 0, exported.output
     (line,) = list(csv.DictReader(exported.stdout.splitlines()))
     assert float(line["fake_sharpness"]) == 0.625
+
+
+def test_results_depends_only_on_run_records_and_the_registry():
+    """results/ imports rundir, the registry and small leaves, never the harness or the report
+    (function-level imports included)."""
+    import ast
+    from pathlib import Path
+
+    import ptycho_core.results
+
+    allowed = {"ptycho_core", "ptycho_core.rundir", "ptycho_core.metric_registry", "ptycho_core.host"}
+    allowed |= {"ptycho_core.errors"}
+    found = set()
+    for path in Path(ptycho_core.results.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ptycho_core"):
+                found |= (
+                    {node.module} if node.module != "ptycho_core" else {f"ptycho_core.{a.name}" for a in node.names}
+                )
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("ptycho_core")}
+    outside = {m for m in found if not m.startswith("ptycho_core.results") and m not in allowed}
+    assert outside <= {"ptycho_core.__version__"}, outside
