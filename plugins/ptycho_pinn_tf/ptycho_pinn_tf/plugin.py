@@ -2,6 +2,7 @@
 
 from ptycho_core.hookspecs import hookimpl
 from ptycho_core.registry import GeneratorSpec, Option
+from ptycho_pinn_tf.settings import SETTINGS
 
 
 @hookimpl
@@ -36,6 +37,7 @@ def ptycho_register_generators(register):
             # measured on DEFAULT_SIM at gridsize 2, 2 CPU cores: about 5 s an epoch (joint channels); the
             # plateau schedule at lr 1e-3 (cosine from 2e-3 diverged to a flat object): see the README
             train_defaults={"epochs": 14},
+            engine_settings=SETTINGS,
             child_env={
                 "KERAS_BACKEND": "tensorflow",
                 "TF_CPP_MIN_LOG_LEVEL": "2",
