@@ -12,7 +12,6 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ptycho_core.errors import PluginError, UsageError
 from ptycho_core.generator import SHARED_SETTINGS, resolve_train_config, train_settings

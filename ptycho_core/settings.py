@@ -95,7 +95,7 @@ class Setting:
         }[self.type]
         if not ok:
             raise UsageError(f"{label}: expected {self.type}, got {value!r}")
-        return int(value) if self.type == "int" else value
+        return TYPES[self.type](value)  # numpy scalars and ints for floats become plain Python values
 
     def check(self, value: Any, name: str = "") -> None:
         """Raise UsageError unless `value` is finite (floats), one of `choices` and within `min`..`max`."""

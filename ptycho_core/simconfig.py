@@ -45,7 +45,9 @@ class SimConfig:
     nphotons: float = setting(1e5, "Mean total counts per training pattern.", min=1.0, max=1e12)
     probe_radius: float = setting(0.0, "Probe radius in pixels (0: patch_size / 4).", min=0.0, max=4096.0)
     defocus: float = setting(
-        0.0, "Defocus in radians at the pupil edge (0: what spreads the probe to probe_radius).", min=-_RADIANS,
+        0.0,
+        "Defocus in radians at the pupil edge (0: what spreads the probe to probe_radius).",
+        min=-_RADIANS,
         max=_RADIANS,
     )
     astigmatism: float = setting(2.0, "Astigmatism in radians at the pupil edge.", min=-_RADIANS, max=_RADIANS)
@@ -94,5 +96,3 @@ class SimConfig:
 
 
 DEFAULT_SIM = SimConfig()
-
-

@@ -39,7 +39,6 @@ from ptycho_core.errors import UsageError
 # SimConfig and DEFAULT_SIM are declared in the light simconfig module; they are used and offered here too
 from ptycho_core.simconfig import DEFAULT_SIM, MATERIALS, OBJECTS, PHASES, PROBES, SimConfig  # noqa: F401
 
-
 # --- objects ----------------------------------------------------------------------------------
 
 

@@ -41,9 +41,9 @@ def _draws(setting: Setting, seed: int) -> list:
 
 
 def _accepted_or_one_line(call, value):
-    """`call()` returns, or raises a one-line UsageError; any other exception fails the test."""
+    """`call(value)` returns, or raises a one-line UsageError; any other exception fails the test."""
     try:
-        return call()
+        return call(value)
     except UsageError as exc:
         message = str(exc)
         assert message and "\n" not in message, f"{value!r}: {message!r}"
@@ -57,7 +57,7 @@ def _seed(name: str) -> int:
 @pytest.mark.parametrize("setting", SimConfig.settings(), ids=lambda s: s.name)
 def test_every_sim_setting_is_parsed_or_refused_in_one_line(setting):
     for value in _draws(setting, _seed(setting.name)):
-        cfg = _accepted_or_one_line(lambda: DEFAULT_SIM.with_strings({setting.name: value}), value)
+        cfg = _accepted_or_one_line(lambda v: DEFAULT_SIM.with_strings({setting.name: v}), value)
         if cfg is not None:
             got = getattr(cfg, setting.field)
             assert isinstance(got, type(setting.default)) and not isinstance(got, bool) or setting.type == "bool"
@@ -73,7 +73,7 @@ def test_every_sim_setting_is_parsed_or_refused_in_one_line(setting):
 def test_every_training_and_engine_option_is_parsed_or_refused_in_one_line(setting):
     for value in _draws(setting, _seed(setting.name)):
         config = _accepted_or_one_line(
-            lambda: resolve_train_config({setting.field: value}, engine_settings=TORCH_SETTINGS), value
+            lambda v: resolve_train_config({setting.field: v}, engine_settings=TORCH_SETTINGS), value
         )
         if config is not None:
             assert isinstance(config, TrainConfig)
@@ -85,7 +85,7 @@ def test_every_training_and_engine_option_is_parsed_or_refused_in_one_line(setti
 @pytest.mark.parametrize("setting", compare_settings(), ids=lambda s: s.name)
 def test_every_compare_setting_is_checked_or_refused_in_one_line(setting):
     for value in _draws(setting, _seed(setting.name)):
-        _accepted_or_one_line(lambda: CompareRequest(**{setting.field: value}).check(), value)
+        _accepted_or_one_line(lambda v: CompareRequest(**{setting.field: v}).check(), value)
 
 
 def _dummy_host():
@@ -101,7 +101,7 @@ def _generator_specs():
     """Every installed generator (the project's plugins) and the test dummies."""
     from ptycho_core.plugins import PluginHost
 
-    return [*PluginHost().registry.generators(), *_dummy_host().registry.generators()]
+    return [*PluginHost().registry().generators(), *_dummy_host().registry().generators()]
 
 
 def test_every_generator_option_is_parsed_or_refused_in_one_line():
@@ -111,7 +111,7 @@ def test_every_generator_option_is_parsed_or_refused_in_one_line():
     for spec in specs:
         for key, option in spec.options.items():
             for value in _draws(option, _seed(spec.name + key)):
-                values = _accepted_or_one_line(lambda: spec.resolve_options({key: value}), value)
+                values = _accepted_or_one_line(lambda v, s=spec, k=key: s.resolve_options({k: v}), value)
                 if values is not None:
                     option.check(values[key])
                 seen += 1
@@ -162,14 +162,20 @@ def test_random_sim_keys_on_the_command_line_exit_2_in_one_line_or_go_on(invoke,
         setting = rng.choice(SimConfig.settings())
         value = rng.choice([v for v in _text_pool(setting) if isinstance(v, str)])
         command = rng.choice(["simulate", "compare"])
-        args = [command, "--sim", f"{setting.name}={value}", "--out", tmp_path / ("d.npz" if command == "simulate" else "c")]
+        args = [
+            command,
+            "--sim",
+            f"{setting.name}={value}",
+            "--out",
+            tmp_path / ("d.npz" if command == "simulate" else "c"),
+        ]
         outcomes.add(_one_line_or_accepted(invoke(*args, host=_dummy_host())) == "accepted")
     assert outcomes == {True, False}
 
 
 def test_random_training_and_generator_options_on_the_command_line(invoke, stopped_before_work, tmp_path):
     host = _dummy_host()
-    specs = [s for s in host.registry.generators() if s.kind == "learned" and s.options]
+    specs = [s for s in host.registry().generators() if s.kind == "learned" and s.options]
     rng = random.Random(20)
     outcomes = set()
     for _ in range(30):
@@ -215,8 +221,9 @@ def test_bad_settings_are_one_line_and_exit_2(invoke, tmp_path, monkeypatch, arg
 def test_an_unsupported_engine_value_is_refused_while_planning_not_in_a_child():
     """pinn_tf's TensorFlow engine declares precision fp32/auto and no compile: both refusals come
     from the spec, before any process starts (no TensorFlow import needed)."""
-    from ptycho_core.registry import GeneratorSpec
     from ptycho_pinn_tf.settings import SETTINGS
+
+    from ptycho_core.registry import GeneratorSpec
 
     spec = GeneratorSpec(name="tf_like", summary="s", factory="m:f", framework="tensorflow", engine_settings=SETTINGS)
     with pytest.raises(UsageError, match=r"tf_like --precision: 'bf16' is not one of \['fp32', 'auto'\]"):

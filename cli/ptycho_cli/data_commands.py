@@ -19,7 +19,18 @@ def _registry(ctx: click.Context):
 
 
 #: SimConfig settings that `ptycho simulate` offers as their own flags (the rest through --sim).
-SIM_FLAGS = ("object", "probe", "probe_file", "patch_size", "object_size", "step", "jitter", "nphotons", "seed", "test_seed")
+SIM_FLAGS = (
+    "object",
+    "probe",
+    "probe_file",
+    "patch_size",
+    "object_size",
+    "step",
+    "jitter",
+    "nphotons",
+    "seed",
+    "test_seed",
+)
 
 
 @click.command("simulate")
@@ -33,7 +44,9 @@ SIM_FLAGS = ("object", "probe", "probe_file", "patch_size", "object_size", "step
     "sim_settings",
     multiple=True,
     metavar="KEY=VALUE",
-    help=sim_help("Any setting of SimConfig, e.g. --sim train_objects=1 --sim phase=amplitude --sim coma=0; repeatable."),
+    help=sim_help(
+        "Any setting of SimConfig, e.g. --sim train_objects=1 --sim phase=amplitude --sim coma=0; repeatable."
+    ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context

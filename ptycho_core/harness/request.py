@@ -31,7 +31,8 @@ class CompareRequest:
     data / test_data: dataset files (or `Dataset` objects). With `data` alone, the scan is split
         along x at the median with an N/2 guard band (`ptycho_core.data.spatial_split`).
     simulate: "lines", "grf" or a `SimConfig`; the default when no data is given is DEFAULT_SIM.
-    train: the explicit TrainConfig values by field name ({"epochs": 3, "timeout": 60}); for
+    train: the explicit TrainConfig values by field name ({"epochs": 3, "timeout": 60}) and
+        engine settings by name ({"precision": "bf16"}, checked against each generator's engine); for
         each generator they win over its plugin's `train_defaults`, which win over TrainConfig's
         defaults. train["seed"] seeds the grouping, the split and the first run; seeds: runs per
         generator (seed, seed+1, ...).

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from ptycho_core import training
-from ptycho_pinn_tf.settings import PRECISION
 from ptycho_core.errors import DataError, PluginError, UsageError
 from ptycho_core.generator import (
     History,
@@ -39,6 +38,7 @@ from ptycho_core.physics import canvas_size
 from ptycho_pinn_tf import physics
 from ptycho_pinn_tf.env import keras, tf
 from ptycho_pinn_tf.model import build_model, to_keras_layout, to_patches
+from ptycho_pinn_tf.settings import PRECISION
 
 WEIGHTS_FILE = "model.weights.h5"
 META_FILE = "generator.json"
@@ -93,7 +93,8 @@ class PinnTF:
         self, train: TrainingSet, val: TrainingSet, config: TrainConfig, progress: ProgressCallback = no_progress
     ) -> History:
         """Train from scratch on `train`, validating on `val` only; returns the per-epoch History."""
-        PRECISION.parse(config.engine.get("precision", PRECISION.default), "pinn_tf --precision")  # fp32 or auto
+        if config.engine.get("precision", PRECISION.default) not in PRECISION.choices:  # planning refuses it first
+            raise UsageError("pinn_tf supports precision fp32 only (bf16 is not implemented for the TensorFlow PINN)")
         device = _device(config.device)
         _check_training_set(train, "training")
         keras.utils.set_random_seed(int(config.seed))

@@ -17,7 +17,9 @@ def ptycho_register_generators(register):
             requires=("tensorflow", "keras", "h5py"),
             factory="ptycho_pinn_tf.generator:build_pinn_tf",
             options={
-                "filter_scale": Option("int", 2, "encoder/decoder width multiplier (32, 64, 128 filters x this)"),
+                "filter_scale": Option(
+                    "int", 2, "encoder/decoder width multiplier (32, 64, 128 filters x this)", min=1, max=64
+                ),
                 "overlap": Option("bool", True, "merge the C patches of a group on a shared canvas (C > 1)"),
                 "joint_channels": Option(
                     "bool",
