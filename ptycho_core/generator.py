@@ -129,7 +129,10 @@ def resolve_train_config(
         if key not in declared_engine:
             who = f"{owner}'s engine" if owner else "this engine"
             known = ", ".join(declared_engine) or "none"
-            raise UsageError(f"--{key.replace('_', '-')}: {who} has no such setting (its engine settings: {known})")
+            raise UsageError(
+                f"--{key.replace('_', '-')}: {who} has no such setting (its engine settings: {known}); "
+                f"drop the flag{f' or leave {owner} out (-g)' if owner else ''}"
+            )
         engine[key] = declared_engine[key].parse(value, f"{owner + ' ' if owner else ''}--{key.replace('_', '-')}")
     return TrainConfig(**{k: v for k, v in merged.items() if k in fields_}, engine=engine)
 

@@ -113,15 +113,23 @@ class Setting:
         """The declared constraints in words ("choices: a, b", ">= 1", "0 .. 1"), or ""."""
         if self.choices:
             return "choices: " + ", ".join(map(str, self.choices))
+        low, high = self.text(self.min), self.text(self.max)
         if self.min is not None and self.max is not None:
-            return f"{self.min:g} .. {self.max:g}"
+            return f"{low} .. {high}"
         if self.min is not None:
-            return f">= {self.min:g}"
-        return f"<= {self.max:g}" if self.max is not None else ""
+            return f">= {low}"
+        return f"<= {high}" if self.max is not None else ""
+
+    def text(self, value) -> str:
+        """`value` as help texts show it: ints in full, floats in %g."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return repr(value)
+        return str(int(value)) if self.type == "int" else f"{value:g}"
 
     def describe(self) -> str:
         """`name (type, limits, default D)`: one entry of a generated help text."""
-        facts = [self.type, self.limits(), f"default {self.default!r}" if self.default != "" else ""]
+        default = f"default {self.text(self.default)}" if self.default != "" else ""
+        facts = [self.type, self.limits(), default]
         return f"{self.name} ({', '.join(f for f in facts if f)})"
 
     def named(self, name: str) -> Setting:

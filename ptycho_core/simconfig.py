@@ -66,7 +66,7 @@ class SimConfig:
         if (self.probe == "file") != bool(self.probe_file):
             raise UsageError("probe='file' and probe_file=PATH go together (the probe of that dataset file)")
         if self.patch_size % 2:
-            raise UsageError(f"patch_size: {self.patch_size} is odd (an even number >= 4)")
+            raise UsageError(f"patch size must be an even number >= 4, not {self.patch_size}")
         if self.object_size < self.patch_size + 2:
             raise UsageError(f"object size {self.object_size} must exceed the patch size {self.patch_size} + 1")
         if 0 < self.pupil_radius < 0.5:

@@ -9,6 +9,7 @@ import click
 from ptycho_core.errors import UsageError
 from ptycho_core.generator import train_settings
 from ptycho_core.settings import Setting
+from ptycho_core.simconfig import SimConfig
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
 
@@ -34,13 +35,17 @@ def setting_option(setting: Setting, *, default=..., help: str | None = None):
     """The click option of a declared Setting: flag from its name (and `short`), type, choices,
     range and help from the declaration; `default` overrides the declared default (None: not given)."""
     flags = [setting.flag] + ([setting.short] if setting.short else [])
-    limits = setting.limits()
-    text = help if help is not None else setting.help + (f" [{limits}]" if limits and not setting.choices else "")
+    text = help if help is not None else setting.help + _range(setting)
     if default is ...:
         return click.option(
             *flags, setting.name, default=setting.default, show_default=True, type=SettingType(setting), help=text
         )
     return click.option(*flags, setting.name, default=default, type=SettingType(setting), help=text)
+
+
+def _range(setting: Setting) -> str:
+    """ " [low .. high]" for a help text, or "" (choices show in the metavar)."""
+    return f" [{setting.limits()}]" if setting.limits() and not setting.choices else ""
 
 
 def setting_options(settings, **kwargs):
@@ -64,7 +69,7 @@ def train_config_options(func):
     `ptycho_core.generator.train_fields(values, TORCH_SETTINGS)`.
     """
     decorators = [
-        setting_option(s, default=None, help=f"{s.help} [default: {s.default}, or the generator's own]")
+        setting_option(s, default=None, help=f"{s.help}{_range(s)} [default: {s.default}, or the generator's own]")
         for s in [*train_settings(), *TORCH_SETTINGS]
     ]
     return functools.reduce(lambda f, dec: dec(f), reversed(decorators), func)
@@ -72,8 +77,6 @@ def train_config_options(func):
 
 def sim_help(lead: str) -> str:
     """`--sim KEY=VALUE` help: `lead`, then every simulation setting with its type, range and default."""
-    from ptycho_core.simulate import SimConfig
-
     return lead + " Settings: " + "; ".join(s.describe() for s in SimConfig.settings()) + "."
 
 

@@ -330,7 +330,7 @@ def specs() -> list[GeneratorSpec]:
     """The dummy generator specs (framework "numpy", requires numpy only)."""
     here = "ptycho_core.testing.dummies"
     common = {"framework": "numpy", "requires": ("numpy",)}
-    rate = Option("float", 0.5, "fraction of the gain error removed per epoch", min=0.0, max=1.0)
+    rate = Option("float", 0.5, "fraction of the gain error removed per epoch")
     return [
         GeneratorSpec(
             name="dummy_intensity",
