@@ -69,11 +69,14 @@ class Setting:
         """`value` (command-line text, or a value from the API or JSON) as this setting's type,
         checked against its choices and range; UsageError (one line, naming `name`) otherwise."""
         label = name or self.name or "setting"
-        value = self._typed(value, label)
+        value = self.typed(value, label)
         self.check(value, label)
         return value
 
-    def _typed(self, value: Any, label: str) -> Any:
+    def typed(self, value: Any, label: str = "") -> Any:
+        """`value` as this setting's type, not yet range-checked: text is parsed, any other value
+        must already have the type (an int for a float is widened); UsageError otherwise."""
+        label = label or self.name or "setting"
         kind = TYPES[self.type]
         if isinstance(value, str):
             text = value.strip()

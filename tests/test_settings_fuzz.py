@@ -233,3 +233,35 @@ def test_an_unsupported_engine_value_is_refused_while_planning_not_in_a_child():
     assert spec.train_config({"precision": "auto"}).engine == {"precision": "auto"}
     torch_spec = GeneratorSpec(name="t", summary="s", factory="m:f", framework="torch")
     assert torch_spec.train_config().engine == {"precision": "fp32", "compile": "off"}
+
+
+def test_the_sim_help_lists_every_setting_from_its_declaration(invoke):
+    """`--sim`'s help is generated: every SimConfig key (pupil_radius too) with its type and range."""
+    for command in ("simulate", "compare", "sweep"):
+        text = " ".join(invoke(command, "--help").output.split())
+        for s in SimConfig.settings():
+            assert " ".join(s.describe().split()) in text, (command, s.name)
+    assert "pupil_radius (float, 0 .. 4096, default 0)" in " ".join(invoke("simulate", "--help").output.split())
+
+
+def test_compare_train_and_reconstruct_options_come_from_the_declarations(invoke):
+    compare = " ".join(invoke("compare", "--help").output.split())
+    assert "--gridsize INT Patterns per group: gridsize**2. [1 .. 4] [default: 2]" in compare
+    assert "--precision [fp32|bf16|auto]" in compare and "--compile [off|on]" in compare
+    train = " ".join(invoke("train", "--help").output.split())
+    assert "--epochs INT Training epochs. [>= 1] [default: 20, or the generator's own]" in train
+    reconstruct = " ".join(invoke("reconstruct", "--help").output.split())
+    assert "--seed INT Seed of an iterative generator. [0 .. 4294967295]" in reconstruct
+
+
+def test_option_as_the_docs_showed_it_is_the_one_setting_type():
+    """A plugin written last week builds `Option(type, default, help, choices=..., min=..., max=...)`."""
+    from ptycho_core.registry import Option
+
+    width = Option("int", 16, "hidden channels", min=1)
+    assert isinstance(width, Setting) and width.parse("8", "mynet.width") == 8
+    assert Option("str", "gelu", "activation", ["gelu", "relu"]).choices == ("gelu", "relu")
+    with pytest.raises(UsageError, match="mynet.width: 0 is below its minimum 1"):
+        width.parse("0", "mynet.width")
+    with pytest.raises(ValueError, match="setting type must be one of"):
+        Option("complex", 1j, "no such type")

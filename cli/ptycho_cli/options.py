@@ -31,11 +31,12 @@ class SettingType(click.ParamType):
         return "[" + "|".join(map(str, self.setting.choices)) + "]" if self.setting.choices else self.name.upper()
 
 
-def setting_option(setting: Setting, *, default=..., help: str | None = None):
+def setting_option(setting: Setting, *, default=..., help: str | None = None, note: str = ""):
     """The click option of a declared Setting: flag from its name (and `short`), type, choices,
-    range and help from the declaration; `default` overrides the declared default (None: not given)."""
+    range and help from the declaration (`help` replaces the declared sentence, `note` follows the
+    range); `default` overrides the declared default (None: not given)."""
     flags = [setting.flag] + ([setting.short] if setting.short else [])
-    text = help if help is not None else setting.help + _range(setting)
+    text = (help if help is not None else setting.help) + _range(setting) + note
     if default is ...:
         return click.option(
             *flags, setting.name, default=setting.default, show_default=True, type=SettingType(setting), help=text
@@ -69,7 +70,7 @@ def train_config_options(func):
     `ptycho_core.generator.train_fields(values, TORCH_SETTINGS)`.
     """
     decorators = [
-        setting_option(s, default=None, help=f"{s.help}{_range(s)} [default: {s.default}, or the generator's own]")
+        setting_option(s, default=None, note=f" [default: {s.default}, or the generator's own]")
         for s in [*train_settings(), *TORCH_SETTINGS]
     ]
     return functools.reduce(lambda f, dec: dec(f), reversed(decorators), func)
