@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ptycho_core.errors import PluginError, UsageError
 from ptycho_core.generator import SHARED_SETTINGS, resolve_train_config, train_settings
-from ptycho_core.settings import TYPES, Setting
+from ptycho_core.settings import TYPES, Setting, resolve_options
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
 #: Option types a spec may declare; values cross process boundaries as plain JSON.
@@ -140,18 +140,7 @@ class GeneratorSpec(_Spec):
 
     def resolve_options(self, given: dict | None = None) -> dict:
         """Defaults overlaid with `given` (already typed or text); unknown keys are an error."""
-        given = dict(given or {})
-        unknown = sorted(set(given) - set(self.options))
-        if unknown:
-            known = ", ".join(sorted(self.options)) or "none"
-            raise UsageError(f"{self.name}: unknown option(s) {', '.join(unknown)} (known: {known})")
-        values = {}
-        for key, opt in self.options.items():
-            if key not in given:
-                values[key] = opt.default
-                continue
-            values[key] = opt.parse(given[key], f"{self.name}.{key}")
-        return values
+        return resolve_options(self.options, given, self.name)
 
 
 @dataclass(frozen=True)
@@ -171,6 +160,10 @@ class StitcherSpec(_Spec):
     """A stitcher: `factory(patches, positions, shape, probe, **options) -> (object, weights)`."""
 
     options: dict = field(default_factory=dict)
+
+    def resolve_options(self, given: dict | None = None) -> dict:
+        """Defaults overlaid with `given` (already typed or text); unknown keys are an error."""
+        return resolve_options(self.options, given, self.name, f"stitcher {self.name}")
 
 
 def module_available(name: str) -> bool:

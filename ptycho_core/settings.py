@@ -194,6 +194,18 @@ def check_fields(obj, prefix: str = "") -> None:
         object.__setattr__(obj, s.field, value)
 
 
+def resolve_options(options: dict, given: dict | None, owner: str, where: str = "") -> dict:
+    """A plugin's declared `options` {key: Setting} with `given` {key: text or value} parsed over
+    their defaults; an unknown key or a bad value is a UsageError naming `owner` (`where`, e.g.
+    "stitcher probe_weighted", for the unknown-key message; default `owner`)."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(options))
+    if unknown:
+        known = ", ".join(sorted(options)) or "none"
+        raise UsageError(f"{where or owner}: unknown option(s) {', '.join(unknown)} (known: {known})")
+    return {k: opt.parse(given[k], f"{owner}.{k}") if k in given else opt.default for k, opt in options.items()}
+
+
 def parse_items(settings: list[Setting], texts: dict[str, Any], what: str) -> dict:
     """{name: text or value} -> {field: typed value}, every name one of `settings` (UsageError
     naming `what`, e.g. "simulation setting", and listing the known names otherwise)."""

@@ -104,8 +104,10 @@ def _generator_specs():
     return [*PluginHost().registry().generators(), *_dummy_host().registry().generators()]
 
 
-def test_every_generator_option_is_parsed_or_refused_in_one_line():
-    specs = _generator_specs()
+def test_every_generator_and_stitcher_option_is_parsed_or_refused_in_one_line():
+    from ptycho_core.plugins import PluginHost
+
+    specs = [*_generator_specs(), *PluginHost().registry().stitchers()]
     assert specs
     seen = 0
     for spec in specs:

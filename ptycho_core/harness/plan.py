@@ -126,15 +126,7 @@ def resolve_compare_options(options, specs, registry: Registry, stitcher_spec) -
     for name, values in given.items():
         target = next((s for s in specs if name in (s.name, s.qualified_name)), None)
         if target is None and name in (stitcher_spec.name, stitcher_spec.qualified_name):
-            unknown = sorted(set(values) - set(stitcher_spec.options))
-            if unknown:
-                known = ", ".join(sorted(stitcher_spec.options)) or "none"
-                raise UsageError(
-                    f"stitcher {stitcher_spec.name}: unknown option(s) {', '.join(unknown)} (known: {known})"
-                )
-            for key, value in values.items():
-                opt = stitcher_spec.options[key]
-                stitch_options[key] = opt.parse(value, f"{name}.{key}") if isinstance(value, str) else value
+            stitch_options.update({k: v for k, v in stitcher_spec.resolve_options(values).items() if k in values})
             continue
         if target is None:
             compared = ", ".join(s.name for s in specs)
