@@ -3,7 +3,8 @@
 `ptycho simulate`, `ptycho compare` with no data and every figure quoted in a closing note use
 `DEFAULT_SIM`. Train and test objects come from different seeds and share one probe, scaled once
 so that the mean total counts per training pattern equal `nphotons`. Every field of `SimConfig`
-can be set from the command line: `--sim KEY=VALUE` in `ptycho simulate` and `ptycho compare`.
+(declared, with its type and range, in `ptycho_core.simconfig`) can be set from the command line:
+`--sim KEY=VALUE` in `ptycho simulate` and `ptycho compare`.
 
 Why each default (issue 9: data that look like an experiment):
 - `probe="aberrated"`: a defocused focusing optic with astigmatism (2 rad) and coma (1.5 rad) at
