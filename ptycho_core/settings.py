@@ -135,10 +135,6 @@ class Setting:
         facts = [self.type, self.limits(), default]
         return f"{self.name} ({', '.join(f for f in facts if f)})"
 
-    def named(self, name: str) -> Setting:
-        """This setting under `name` (a plugin option declared by its key)."""
-        return self if self.name == name else dataclasses.replace(self, name=name, field=self.field or name)
-
 
 # --- settings as dataclass fields --------------------------------------------------------------
 
