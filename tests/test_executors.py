@@ -177,7 +177,7 @@ def test_executor_settings_are_checked_before_any_work(tmp_path):
 
     with pytest.raises(UsageError, match="--scheduler needs --executor dask"):
         _compare(tmp_path, "local", "tcp://nowhere:8786", generators=["dummy_intensity"], options=[])
-    with pytest.raises(UsageError, match="--executor 'slurm' is not known"):
+    with pytest.raises(UsageError, match=r"--executor: 'slurm' is not one of \['local', 'dask'\]"):
         _compare(tmp_path, "slurm", generators=["dummy_intensity"], options=[])
     assert not (tmp_path / "data").exists()
 

@@ -7,15 +7,27 @@ from pathlib import Path
 
 import click
 
-from ptycho_cli.options import data_file_options, parse_options, train_config_options
+from ptycho_cli.options import data_file_options, parse_options, setting_option, train_config_options
 from ptycho_cli.results_command import db_option
 from ptycho_core.errors import UsageError
+from ptycho_core.generator import train_settings
+from ptycho_core.harness.request import compare_settings
+from ptycho_core.settings import Setting
+from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
+
+#: `ptycho reconstruct --batch-size`: groups per prediction pass.
+BATCH_SETTING = Setting("int", 64, "Prediction batch (groups).", min=1, max=65536, name="batch_size")
 
 NPROC_HELP = (
     "Data-parallel processes on this machine (torch generators): runs this command under "
     "`python -m torch.distributed.run --standalone --nproc-per-node K` (DistributedDataParallel; "
     "--batch-size is per process)."
 )
+
+
+def _declared(settings, name: str) -> Setting:
+    """The declared setting called `name` among `settings`."""
+    return next(s for s in settings if s.name == name)
 
 
 def generator_options(help: str):
@@ -27,9 +39,7 @@ def generator_options(help: str):
 @click.option("--generator", "-g", "generator_name", required=True, help="Generator name (or dist:name).")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Training dataset file.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Checkpoint directory.")
-@click.option(
-    "--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
-)
+@setting_option(_declared(compare_settings(), "gridsize"), default=1)
 @train_config_options
 @generator_options("Generator option (see `ptycho describe NAME`); repeatable.")
 @click.option("--nproc", default=1, show_default=True, type=click.IntRange(1), help=NPROC_HELP)
@@ -68,7 +78,7 @@ def train(
         click.get_current_context().exit(_launch_replicas(nproc))
     writer = parallel.is_writer()
     options = spec.resolve_options(parse_options(raw_options))
-    config = spec.train_config(train_fields(train_kwargs))
+    config = spec.train_config(train_fields(train_kwargs, TORCH_SETTINGS))
     dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     pipeline.check_usable(spec, dataset.has_ground_truth)
     prepared = pipeline.prepare(dataset, None, gridsize, config.seed, config.val_fraction, spec.supervised)
@@ -162,10 +172,10 @@ def _print_training_summary(name, history, out_dir):
     help="Output: .npz, or a Ptychodus product file (*product.h5) that the Ptychodus GUI opens.",
 )
 @click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Prediction batch (groups).")
+@setting_option(BATCH_SETTING)
 @generator_options("Option of the iterative generator (see `ptycho describe NAME`); repeatable.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of an iterative generator.")
+@setting_option(_declared(train_settings(), "device"))
+@setting_option(_declared(train_settings(), "seed"), help="Seed of an iterative generator.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @data_file_options
 @db_option

@@ -240,10 +240,10 @@ def spec_from_dict(data: dict):
     from ptycho_core.registry import GeneratorSpec, Option
 
     data = dict(data)
-    data["options"] = {
-        k: Option(**{**v, "choices": tuple(v.get("choices") or ())}) for k, v in data.get("options", {}).items()
-    }
+    data["options"] = {k: Option(**v) for k, v in data.get("options", {}).items()}
     data["requires"] = tuple(data.get("requires", ()))
+    if data.get("engine_settings") is not None:
+        data["engine_settings"] = tuple(Option(**s) for s in data["engine_settings"])
     return GeneratorSpec(**data)
 
 
