@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho_core import __version__, data, physics, rundir
+from ptycho_core import __version__, data, physics, ranks, rundir
 from ptycho_core.data import Dataset, Groups
 from ptycho_core.errors import DataError, PtychoError, UsageError
 from ptycho_core.generator import History, ObjectEstimate, Scan, TrainConfig, TrainingSet, no_progress
@@ -120,15 +120,13 @@ def fit_generator(
     progress=no_progress,
 ) -> tuple[object, History]:
     """Build `factory(**options)`, fit it, save its weights and the core's config.json in model_dir
-    (under torchrun: rank 0 alone writes, `ptycho_core.parallel`)."""
-    from ptycho_core import parallel
-
+    (under torchrun: rank 0 alone writes, `ptycho_core.ranks`)."""
     options = spec.resolve_options(options)
     generator = build_generator(spec, options)
     start = time.perf_counter()
     history = generator.fit(prepared.train, prepared.val, config, progress)
     seconds = time.perf_counter() - start
-    if not parallel.is_writer():
+    if not ranks.is_writer():
         return generator, history
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)

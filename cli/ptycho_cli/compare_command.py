@@ -8,8 +8,8 @@ import click
 
 from ptycho_cli.options import data_file, data_file_options, train_config_options
 from ptycho_cli.results_command import db_option
-from ptycho_core.harness.executors import EXECUTORS
-from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
+from ptycho_core import harness
+from ptycho_core.harness import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_STITCHER, EXECUTORS, SIMULATIONS
 
 
 @click.command()
@@ -157,7 +157,6 @@ def run_comparison(
 ):
     """Build the CompareRequest of compare's (or sweep's) settings, run it, render it, exit."""
     from ptycho_cli.progress import CompareDisplay, print_result
-    from ptycho_core import harness
     from ptycho_core.generator import train_fields
 
     if sim_settings:

@@ -9,7 +9,7 @@ import click
 
 from ptycho_cli.options import data_file_options, parse_options, train_config_options
 from ptycho_cli.results_command import db_option
-from ptycho_core.errors import UsageError
+from ptycho_core.errors import UsageError, failure_reason
 
 NPROC_HELP = (
     "Data-parallel processes on this machine (torch generators): runs this command under "
@@ -97,8 +97,6 @@ def train(
             progress = display.callback(spec.name) if writer else (lambda event: None)
             generator, history = pipeline.fit_generator(spec, options, prepared, config, out_dir, progress)
     except Exception as exc:
-        from ptycho_core.harness.worker import failure_reason
-
         record(started=started, status="failed", reason=failure_reason(exc))
         raise
     if writer:
@@ -191,8 +189,6 @@ def reconstruct(state, model_dir, generator_name, raw_options, device, seed, **k
       ptycho simulate --out lines.npz
       ptycho reconstruct --generator lsqml --data lines.npz --out recon.npz
     """
-    from ptycho_core.errors import UsageError
-
     if (model_dir is None) == (generator_name is None):
         raise UsageError("give either --model DIR (a trained generator) or --generator NAME (an iterative one)")
     if generator_name is not None:

@@ -21,7 +21,32 @@ Spawned children import the main module of the parent: a script calling `run(...
 it with `if __name__ == "__main__":`, as for any multiprocessing program.
 """
 
+from ptycho_core.harness import events
 from ptycho_core.harness.compare import run
-from ptycho_core.harness.request import CompareRequest, CompareResult
+from ptycho_core.harness.executors import EXECUTORS
+from ptycho_core.harness.request import (
+    DEFAULT_GRIDSIZE,
+    DEFAULT_OUT,
+    DEFAULT_STITCHER,
+    INTERRUPTED_EXIT,
+    SIMULATIONS,
+    CompareRequest,
+    CompareResult,
+)
+from ptycho_core.harness.sweep import split_grid
 
-__all__ = ["CompareRequest", "CompareResult", "run"]
+#: The public API (the CLI uses only these names): `run`, its request and result, the settings'
+#: defaults and choices, `events` (what `run` reports while it works) and `split_grid` (sweeps).
+__all__ = [
+    "DEFAULT_GRIDSIZE",
+    "DEFAULT_OUT",
+    "DEFAULT_STITCHER",
+    "EXECUTORS",
+    "INTERRUPTED_EXIT",
+    "SIMULATIONS",
+    "CompareRequest",
+    "CompareResult",
+    "events",
+    "run",
+    "split_grid",
+]

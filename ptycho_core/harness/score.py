@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ptycho_core import rundir
+from ptycho_core.errors import failure_reason
 from ptycho_core.harness.plan import RunPlan
 
 
@@ -47,8 +48,6 @@ def score_run(
     try:
         result = _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
     except Exception as exc:  # a bad prediction or a stitcher plugin's error fails this row only
-        from ptycho_core.harness.worker import failure_reason
-
         row.fail(f"scoring failed: {failure_reason(exc)}")
         return scored
     row.add_costs(rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash=""))

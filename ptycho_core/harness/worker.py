@@ -33,6 +33,7 @@ import traceback
 from pathlib import Path
 
 from ptycho_core import rundir
+from ptycho_core.errors import RunFailed, UsageError, failure_reason
 
 #: Progress events are forwarded at most this often (seconds), except epoch ends.
 PROGRESS_INTERVAL = 0.5
@@ -46,10 +47,6 @@ PARENT_GONE = 75
 
 #: Exit code of a child whose job is bad usage (a factory refusing an option value): not a row.
 BAD_USAGE = 64
-
-
-class RunFailed(Exception):
-    """A run that ended without a usable result (the message is the row's reason)."""
 
 
 # --- entry point ---------------------------------------------------------------------------------
@@ -78,29 +75,9 @@ def main(job: dict, events=None) -> None:
         _flush()
         if isinstance(exc, KeyboardInterrupt):
             os._exit(130)
-        sys.exit(BAD_USAGE if _is_usage_error(exc) else 1)
+        sys.exit(BAD_USAGE if isinstance(exc, UsageError) else 1)
     emit({"type": "finished", "status": summary.status})
     _flush()
-
-
-def _is_usage_error(exc: BaseException) -> bool:
-    from ptycho_core.errors import UsageError
-
-    return isinstance(exc, UsageError)
-
-
-def failure_reason(exc: BaseException) -> str:
-    """One line saying why a run failed (a usage error: its message alone)."""
-    if _is_usage_error(exc):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return f"out of memory (MemoryError{': ' + str(exc) if str(exc) else ''})"
-    if isinstance(exc, RunFailed):
-        return str(exc)
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def exit_reason(exitcode: int | None) -> str:

@@ -1,6 +1,6 @@
 """DistributedDataParallel for the torch trainer (DESIGN section 10, DDP).
 
-Under torchrun (`ptycho_core.parallel.ranks`) `replicas(device)` joins the process group (gloo on
+Under torchrun (`ptycho_core.ranks.ranks`) `replicas(device)` joins the process group (gloo on
 CPU, NCCL on CUDA, rendezvous from torchrun's environment) and returns a `Replicas`: the trainer
 wraps its network in DDP, draws each epoch's global order with the shared seed and keeps this
 rank's share (`DistributedSampler`: rank r takes positions r, r + W, ...), so step s of all ranks
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ptycho_core import parallel
+from ptycho_core.ranks import ranks as process_ranks
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Replicas:
 def replicas(device: torch.device) -> Replicas | None:
     """The replicas of this process under torchrun (joining the process group on first use), or
     None outside torchrun. On CUDA each rank uses the GPU of its LOCAL_RANK."""
-    ranks = parallel.ranks()
+    ranks = process_ranks()
     if ranks is None:
         return None
     import torch.distributed as dist

@@ -18,12 +18,11 @@ from ptycho_core.testing.conformance.base import (
     TINY_SIM,
     TINY_TRAIN,
     TOLERANCE,
-    Checker,
     CheckResult,
+    check_progress,
     fail,
-    find_spec,
-    raise_failures,
 )
+from ptycho_core.testing.conformance.checker import Checker
 
 GENERATOR_CHECKS = (
     "spec_is_complete",
@@ -286,7 +285,7 @@ class GeneratorChecks(Checker):
             raise fail(f"History.loss must hold finite floats, got {loss}")
         if not loss[-1] < loss[0]:
             raise fail(f"a {epochs}-epoch fit on tiny data did not lower the training loss: {loss}")
-        _check_progress(events, list(history.val_loss))
+        check_progress(events, list(history.val_loss))
 
     def _check_patches(self, out, shape) -> None:
         import numpy as np
@@ -346,27 +345,6 @@ class GeneratorChecks(Checker):
             )
 
 
-#: The keys of every progress event (docs/writing-a-plugin.md, section 5).
-PROGRESS_KEYS = ("epoch", "epochs", "step", "steps", "loss", "val_loss")
-
-
-def _check_progress(events: list, val_loss: list) -> None:
-    """Every event a dict with PROGRESS_KEYS; one epoch-end event (step == steps) per epoch, carrying
-    that epoch's validation loss when History.val_loss has one (`val_loss`: one entry per epoch)."""
-    epochs = len(val_loss)
-    if not events:
-        raise fail("fit never called progress(event)")
-    bad = [e for e in events if not isinstance(e, dict) or not set(PROGRESS_KEYS) <= set(e)]
-    if bad:
-        raise fail(f"progress events must be dicts with {', '.join(PROGRESS_KEYS)}; got {bad[0]}")
-    ends = [e for e in events if e["step"] is not None and e["step"] == e["steps"]]
-    if [e["epoch"] for e in ends] != list(range(1, epochs + 1)):
-        raise fail(f"expected one epoch-end event (step == steps) for each of epochs 1..{epochs}, got {ends}")
-    given = [isinstance(e["val_loss"], (int, float)) for e in ends]
-    if given != [isinstance(v, (int, float)) for v in val_loss]:
-        raise fail(f"epoch-end events must carry the epoch's val_loss (History.val_loss {val_loss}), got {ends}")
-
-
 def run_generator_checks(
     spec: GeneratorSpec, checks: tuple[str, ...] = GENERATOR_CHECKS, **kwargs
 ) -> list[CheckResult]:
@@ -375,14 +353,3 @@ def run_generator_checks(
     Keyword arguments go to `GeneratorChecks` (options, config, sim, tolerance, plugin_module, ...).
     """
     return GeneratorChecks(spec, **kwargs).run(checks)
-
-
-def check_generator(name: str, registry=None, **kwargs) -> list[CheckResult]:
-    """Find the installed generator `name` and run every check (an iterative one: the iterative
-    checks); raise ConformanceError if any fails."""
-    spec = find_spec("generator", name, registry)
-    if spec.kind == "iterative":
-        from ptycho_core.testing.conformance.iterative import run_iterative_checks
-
-        return raise_failures(f"generator {spec.qualified_name!r}", run_iterative_checks(spec, **kwargs))
-    return raise_failures(f"generator {spec.qualified_name!r}", run_generator_checks(spec, **kwargs))

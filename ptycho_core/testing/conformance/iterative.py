@@ -15,11 +15,12 @@ from ptycho_core.testing.conformance.base import (
     TINY_SIM,
     TOLERANCE,
     CheckResult,
+    check_progress,
     fail,
     find_spec,
     raise_failures,
 )
-from ptycho_core.testing.conformance.generator import GeneratorChecks, _check_progress
+from ptycho_core.testing.conformance.generator import GeneratorChecks, run_generator_checks
 
 ITERATIVE_CHECKS = (
     "spec_is_complete",
@@ -109,7 +110,7 @@ class IterativeChecks(GeneratorChecks):
             raise fail(f"History.loss must hold one finite float per iteration, got {loss}")
         if estimate.history.stopped:
             raise fail(f"the reconstruction stopped early on tiny data: {estimate.history.stopped}")
-        _check_progress(events, list(estimate.history.val_loss))
+        check_progress(events, list(estimate.history.val_loss))
 
     def reconstruction_explains_the_data(self) -> None:
         import numpy as np
@@ -164,3 +165,12 @@ def check_iterative(name: str, registry=None, **kwargs) -> list[CheckResult]:
     """Find the installed iterative generator `name`, run every check; raise ConformanceError if any fails."""
     spec = find_spec("generator", name, registry)
     return raise_failures(f"generator {spec.qualified_name!r}", run_iterative_checks(spec, **kwargs))
+
+
+def check_generator(name: str, registry=None, **kwargs) -> list[CheckResult]:
+    """Find the installed generator `name` and run every check (an iterative one: the iterative
+    checks); raise ConformanceError if any fails."""
+    spec = find_spec("generator", name, registry)
+    if spec.kind == "iterative":
+        return raise_failures(f"generator {spec.qualified_name!r}", run_iterative_checks(spec, **kwargs))
+    return raise_failures(f"generator {spec.qualified_name!r}", run_generator_checks(spec, **kwargs))

@@ -12,13 +12,13 @@ from ptycho_core.registry import LoaderSpec
 from ptycho_core.testing.conformance.base import (
     HEAVY_MODULES,
     TINY_SIM,
-    Checker,
     CheckResult,
     environment_registry,
     fail,
     find_spec,
     raise_failures,
 )
+from ptycho_core.testing.conformance.checker import Checker
 
 LOADER_CHECKS = (
     "spec_is_complete",

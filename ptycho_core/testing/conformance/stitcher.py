@@ -11,12 +11,12 @@ from ptycho_core.testing.conformance.base import (
     SUBPIXEL_PHASE_SLOPE,
     SUBPIXEL_STITCH_TOLERANCE,
     TINY_SIM,
-    Checker,
     CheckResult,
     fail,
     find_spec,
     raise_failures,
 )
+from ptycho_core.testing.conformance.checker import Checker
 
 STITCHER_CHECKS = (
     "spec_is_complete",

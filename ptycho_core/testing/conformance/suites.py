@@ -19,13 +19,13 @@ from ptycho_core.testing.conformance.base import (
     HEAVY_MODULES,
     STITCH_TOLERANCE,
     TOLERANCE,
-    Checker,
     ConformanceError,
     Unavailable,
     environment_registry,
     find_spec,
     in_ci,
 )
+from ptycho_core.testing.conformance.checker import Checker
 from ptycho_core.testing.conformance.generator import GeneratorChecks
 from ptycho_core.testing.conformance.iterative import IterativeChecks
 from ptycho_core.testing.conformance.loader import LoaderChecks
