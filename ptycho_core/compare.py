@@ -14,6 +14,7 @@ defaults; `timeout` is the hard limit per run, after which its process is killed
 
 from __future__ import annotations
 
+from ptycho_core import harness
 from ptycho_core.harness import events
 from ptycho_core.harness.request import (
     DEFAULT_OUT,
@@ -38,6 +39,4 @@ __all__ = [
 def run(generators=None, *, on_event=events.ignore, host=None, **settings) -> CompareResult:
     """Compare generators (names, "a,b" or None for every available one); see `CompareRequest`
     for the settings. `on_event` receives `ptycho_core.harness.events` while the comparison runs."""
-    from ptycho_core import harness
-
     return harness.run(CompareRequest.from_settings(generators, **settings), on_event, host=host)

@@ -97,7 +97,7 @@ class Dataset:
             "mask": None if self.mask is None else list(self.mask.shape),
         }
         if len(pos) > 1:
-            from scipy.spatial import cKDTree
+            from scipy.spatial import cKDTree  # lazy: import time (scipy), only this function needs it
 
             d, _ = cKDTree(pos).query(pos, k=2)
             out["median_step"] = float(np.median(d[:, 1]))
@@ -246,7 +246,7 @@ def group(positions: np.ndarray, gridsize: int, *, train: bool, seed: int = 0) -
         return _make_groups(positions, np.arange(n)[:, None])
     if n < c:
         raise DataError(f"gridsize {gridsize} needs at least {c} patterns, got {n}")
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # lazy: import time (scipy), only this function needs it
 
     k = min(n, 2 * c + 1 if train else c)
     _, nbrs = cKDTree(positions).query(positions, k=k)

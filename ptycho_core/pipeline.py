@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho_core import __version__, data, physics, ranks, rundir
+from ptycho_core import __version__, data, metrics, physics, ranks, rundir, stitch
 from ptycho_core.data import Dataset, Groups
 from ptycho_core.errors import DataError, PtychoError, UsageError
 from ptycho_core.generator import History, ObjectEstimate, Scan, TrainConfig, TrainingSet, no_progress
@@ -267,8 +267,6 @@ def object_grid(ds: Dataset) -> tuple[tuple[int, int], np.ndarray, tuple[float, 
     """The object grid a dataset is reconstructed and scored on: (shape (H, W), positions on it,
     shift). The ground truth's grid when the data has one, else the smallest canvas covering every
     patch (`stitch.canvas_for`; the whole-pixel shift is recorded)."""
-    from ptycho_core import stitch
-
     known = (ds.metadata or {}).get(OBJECT_SHAPE_KEY) if ds.object is None else ds.object.shape
     shape, shift = stitch.canvas_for(ds.positions, ds.patch_size, None if known is None else tuple(known))
     return shape, ds.positions + np.asarray(shift, dtype=np.float64), shift
@@ -281,8 +279,6 @@ def stitch_and_score(
 
     `stitcher` is a name, `dist:name` or a StitcherSpec; options are checked against its spec.
     """
-    from ptycho_core import stitch
-
     shape, positions, shift = object_grid(ds)
     obj, weights = stitch.stitch(stitcher, patches, positions, shape, ds.probe, registry=registry, **stitch_options)
     return score_object(obj, weights, positions, shift, ds, patches)
@@ -292,8 +288,6 @@ def score_whole_object(obj: np.ndarray, ds: Dataset) -> Reconstruction:
     """Score a whole object (an iterative generator's, on `object_grid(ds)`) exactly as a stitched
     one: the weights are the probe-weighted stitcher's (the illumination, splat |P|^2) and the
     patches for the twin share are cut from the object at the positions."""
-    from ptycho_core import stitch
-
     shape, positions, shift = object_grid(ds)
     obj = np.asarray(obj)
     if obj.shape != tuple(shape):
@@ -307,8 +301,6 @@ def score_whole_object(obj: np.ndarray, ds: Dataset) -> Reconstruction:
 
 def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Reconstruction:
     """The one scoring path (DESIGN section 8) for stitched and whole objects on the object grid."""
-    from ptycho_core import metrics
-
     scores = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
     values = {k: float(v) for k, v in scores.as_dict().items() if isinstance(v, (int, float))}
     if ds.object is not None:

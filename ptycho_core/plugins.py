@@ -24,7 +24,7 @@ from importlib import metadata
 
 import pluggy
 
-from ptycho_core import __version__, hookspecs
+from ptycho_core import __version__, default_plugins, hookspecs
 from ptycho_core.errors import PluginError
 from ptycho_core.registry import GeneratorSpec, LoaderSpec, Problem, Registry, StitcherSpec
 
@@ -61,8 +61,6 @@ class PluginHost:
         self._info: dict[str, dict] = {}
         self._load_problems: list[Problem] = []
         self._registry: Registry | None = None
-        from ptycho_core import default_plugins
-
         self.register(default_plugins, "ptycho", distribution=CORE_DISTRIBUTION, version=__version__, builtin=True)
         if entry_points:
             self.load_entry_points(load)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ptycho_core import physics
 from ptycho_core.errors import UsageError
+from ptycho_core.plugins import load_registry
 
 #: Canvas pixels whose weight is below this fraction of the maximum are set to 0.
 WEIGHT_FLOOR = 1e-3
@@ -121,8 +122,6 @@ def stitch(name_or_spec, patches, positions, shape, probe, registry=None, **opti
     spec = name_or_spec
     if isinstance(name_or_spec, str):
         if registry is None:
-            from ptycho_core.plugins import load_registry
-
             registry = load_registry()
         spec = registry.stitcher(name_or_spec)
     unknown = sorted(set(options) - set(spec.options))

@@ -9,9 +9,11 @@ import os
 import platform
 import subprocess
 import time
+from importlib import metadata
 from pathlib import Path
 
 from ptycho_core import __version__
+from ptycho_core.harness.worker import INFERENCE_BATCH
 
 #: Modules of the core's own numerical stack, always reported.
 CORE_MODULES = ("numpy", "scipy", "skimage")
@@ -19,8 +21,6 @@ CORE_MODULES = ("numpy", "scipy", "skimage")
 
 def build_provenance(request, selection, staged, registry, *, gpus, threads: int, started: float) -> dict:
     """The provenance block of a comparison (see `harness.compare.run` for the arguments)."""
-    from ptycho_core.harness.worker import INFERENCE_BATCH
-
     config = selection.base_config
     return {
         "ptycho": __version__,
@@ -75,8 +75,6 @@ def _generator(spec, train: dict) -> dict:
 
 def library_versions(modules) -> dict[str, str]:
     """{distribution: version} of the installed distributions providing these top-level modules."""
-    from importlib import metadata
-
     providers = metadata.packages_distributions()
     versions = {}
     for module in dict.fromkeys(modules):

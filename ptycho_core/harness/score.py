@@ -72,9 +72,9 @@ def score_run(
 
 
 def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry):
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
-    from ptycho_core import pipeline
+    from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
 
     with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
         if "object" in z.files:  # an iterative generator's whole object: no stitching

@@ -27,13 +27,19 @@ from __future__ import annotations
 import math
 import os
 import platform
+import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from ptycho_core import rundir
+import numpy as np
+
+from ptycho_core import pipeline, rundir
 from ptycho_core.errors import RunFailed, UsageError, failure_reason
+from ptycho_core.generator import TrainConfig
+from ptycho_core.harness.prepared import load_prepared
+from ptycho_core.registry import GeneratorSpec, Option, resolve_factory
 
 #: Progress events are forwarded at most this often (seconds), except epoch ends.
 PROGRESS_INTERVAL = 0.5
@@ -85,8 +91,6 @@ def exit_reason(exitcode: int | None) -> str:
     if exitcode is None:
         return "did not finish"
     if exitcode < 0:
-        import signal
-
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
@@ -107,8 +111,6 @@ def execute(job: dict, emit=None) -> rundir.RunRecord:
     Returns the run's record (written to run.json). Raises on failure (the partial folder is left
     for the caller, holding whatever was written).
     """
-    from ptycho_core.generator import TrainConfig
-
     emit = emit or (lambda event: None)
     partial = Path(job["partial_dir"])
     partial.mkdir(parents=True, exist_ok=True)
@@ -124,12 +126,6 @@ def execute(job: dict, emit=None) -> rundir.RunRecord:
 
 def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
     """A learned generator: fit (writing model/ and history.json), predict the test groups (recon.npz)."""
-    import numpy as np
-
-    from ptycho_core import pipeline
-    from ptycho_core.harness.prepared import load_prepared
-    from ptycho_core.registry import resolve_factory
-
     prepared = load_prepared(job["data_dir"], supervised=spec.supervised)
     resolve_factory(spec.factory)  # import the framework first: training time excludes imports
     started = time.time()
@@ -159,10 +155,6 @@ def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
     engine refined them. The reconstruction time is the wall time of `reconstruct` (imports
     excluded); patterns per second count the test patterns reconstructed in it.
     """
-    from ptycho_core import pipeline
-    from ptycho_core.harness.prepared import load_prepared
-    from ptycho_core.registry import resolve_factory
-
     prepared = load_prepared(job["data_dir"])
     resolve_factory(spec.factory)  # import the framework first: reconstruction time excludes imports
     started = time.time()
@@ -214,8 +206,6 @@ def _record(job, spec, config, generator, history, seconds, test_patterns) -> ru
 
 def spec_from_dict(data: dict):
     """A GeneratorSpec back from `spec_as_dict` (the job's plain-data copy)."""
-    from ptycho_core.registry import GeneratorSpec, Option
-
     data = dict(data)
     data["options"] = {
         k: Option(**{**v, "choices": tuple(v.get("choices") or ())}) for k, v in data.get("options", {}).items()
@@ -238,10 +228,6 @@ def predict_timed(generator, prepared) -> tuple:
     One warm-up call on the first INFERENCE_BATCH groups, then every test group timed, in calls of
     INFERENCE_BATCH groups: the same measurement for every generator.
     """
-    import numpy as np
-
-    from ptycho_core import pipeline
-
     test, groups = prepared.test, prepared.test_groups
     warm = slice(0, min(INFERENCE_BATCH, groups.n_groups))
     pipeline.predict_groups(generator, test.diffraction[groups.indices[warm]], groups.offsets[warm], INFERENCE_BATCH)
@@ -282,7 +268,7 @@ def device_info(generator) -> dict:
 def peak_rss_mib() -> float | None:
     """This process's peak resident memory in MiB (resource.getrusage)."""
     try:
-        import resource
+        import resource  # lazy: Unix only
     except ImportError:  # pragma: no cover - not on Windows
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

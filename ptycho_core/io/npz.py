@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ptycho_core import physics
 from ptycho_core.data import Dataset
 from ptycho_core.errors import DataError
 
@@ -247,8 +248,6 @@ def _load_own(ar: _Archive) -> Dataset:
 
 
 def _load_ptychopinn(ar: _Archive) -> Dataset:
-    from ptycho_core import physics
-
     conversions: list = []
     metadata: dict = {"source": ar.source, "format": "ptychopinn-raw"}
     if "diffraction" in ar.keys:

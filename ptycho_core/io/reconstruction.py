@@ -18,10 +18,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ptycho_core import stitch
 from ptycho_core.errors import DataError
 from ptycho_core.io import contract, ptychodus
 from ptycho_core.io import geometry as geo
 from ptycho_core.io.hdf5 import H5Reader
+from ptycho_core.io.npz import save_reconstruction
 
 
 @dataclass
@@ -87,9 +89,6 @@ def _read_product(path) -> ObjectFile:
 def write(rec: ObjectFile, path, scan=None) -> Path:
     """Write `rec` as a recon .npz or (path ending in product.h5) a Ptychodus product; the probe
     and geometry a product needs come from `rec` or else from `scan` (a Dataset)."""
-    from ptycho_core import stitch
-    from ptycho_core.io.npz import save_reconstruction
-
     probe = rec.probe if rec.probe is not None else (None if scan is None else scan.probe)
     if Path(path).name.lower().endswith(ptychodus.PRODUCT_SUFFIX):
         if probe is None:

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 from ptycho_core.errors import PtychoError
+from ptycho_core.plugins import PluginHost
 
 #: Modules that registration (listing) must never import.
 HEAVY_MODULES = ("numpy", "torch", "tensorflow", "keras", "jax")
@@ -66,8 +67,6 @@ def in_ci() -> bool:
 
 def environment_registry():
     """The registry the `ptycho` command would see (plugins discovered, environment included)."""
-    from ptycho_core.plugins import PluginHost
-
     return PluginHost.from_environment().registry()
 
 

@@ -4,14 +4,18 @@ fresh instance reproduces the predictions, the same seed gives the same result."
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import inspect
+import io
 import math
+import pickletools
 import sys
 import zipfile
 from pathlib import Path
 
 from ptycho_core.errors import PtychoError
+from ptycho_core.generator import TrainConfig
 from ptycho_core.registry import GeneratorSpec
 from ptycho_core.testing.conformance.base import (
     HEAVY_MODULES,
@@ -41,8 +45,8 @@ def tiny_data(gridsize: int = 1, supervised: bool = False, sim: dict | None = No
 
     N=16, 64 training patterns (58 training groups, 6 validation groups), 64 test patterns.
     """
-    from ptycho_core import pipeline
-    from ptycho_core.simulate import SimConfig, simulate_pair
+    from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
+    from ptycho_core.simulate import SimConfig, simulate_pair  # lazy: loaded when listing; the target imports numpy
 
     cfg = SimConfig(**{**TINY_SIM, **(sim or {})})
     train_ds, test_ds = simulate_pair(cfg)
@@ -51,7 +55,7 @@ def tiny_data(gridsize: int = 1, supervised: bool = False, sim: dict | None = No
 
 def sample_inputs(prepared, count: int = 11):
     """(diffraction (B, C, N, N) float32, offsets (B, C, 2)) of the first `count` test groups."""
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
     groups = prepared.test_groups
     idx = groups.indices[:count]
@@ -96,8 +100,6 @@ def _holds_pickle(fh) -> bool:
 
 
 def _npy_has_objects(fh) -> bool:
-    import ast
-
     version = fh.read(2)
     size = fh.read(2 if version[:1] == b"\x01" else 4)
     header = fh.read(int.from_bytes(size, "little")).decode("latin1")
@@ -111,9 +113,6 @@ def _npy_has_objects(fh) -> bool:
 def _parses_as_pickle(data: bytes) -> bool:
     """Protocols 0 and 1 have no header: the bytes are a pickle when they parse as pickle
     opcodes up to a STOP (`pickletools.genops` reads opcodes, it runs nothing)."""
-    import io
-    import pickletools
-
     if not data:
         return False
     try:
@@ -124,7 +123,7 @@ def _parses_as_pickle(data: bytes) -> bool:
 
 
 def _max_rel_diff(a, b) -> float:
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
     a, b = np.asarray(a), np.asarray(b)
     scale = float(np.abs(a).max()) or 1.0
@@ -196,8 +195,6 @@ class GeneratorChecks(Checker):
             raise fail(f"the options given to the conformance checks are not accepted: {exc}") from None
 
     def train_config(self, **changes):
-        from ptycho_core.generator import TrainConfig
-
         return TrainConfig(**{**TINY_TRAIN, **self.config_overrides, **changes})
 
     def require_available(self) -> None:
@@ -236,7 +233,7 @@ class GeneratorChecks(Checker):
         return self._fits[key]
 
     def predict(self, gen, gridsize: int):
-        import numpy as np
+        import numpy as np  # lazy: loaded when listing: no numpy at import time
 
         diffraction, offsets = sample_inputs(self.data(gridsize))
         try:
@@ -288,7 +285,7 @@ class GeneratorChecks(Checker):
         check_progress(events, list(history.val_loss))
 
     def _check_patches(self, out, shape) -> None:
-        import numpy as np
+        import numpy as np  # lazy: loaded when listing: no numpy at import time
 
         if out.shape != shape:
             raise fail(f"predict returned shape {out.shape}, expected {shape} (B, C, N, N)")

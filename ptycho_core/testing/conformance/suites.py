@@ -83,7 +83,7 @@ class _Conformance:
         except Unavailable as exc:
             if in_ci():
                 raise ConformanceError(f"{exc} (CI=true: unavailable components fail)") from None
-            import pytest
+            import pytest  # lazy: pytest only inside a test run
 
             pytest.skip(str(exc))
 
