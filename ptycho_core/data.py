@@ -1,12 +1,19 @@
 """The dataset contract (DESIGN section 3), splits and grouping (DESIGN section 5).
 
-A `Dataset` holds, in contract units:
-    diffraction  float32 (n, N, N) amplitude (sqrt counts), fftshifted, >= 0, finite, N even
-    positions    float64 (n, 2) (y, x) object pixels under each patch's centre pixel (N//2, N//2)
-    probe        complex64 (N, N) on the diffraction's scale
-    object       complex64 (H, W) optional ground truth on the positions' grid
-    mask         bool (N, N) or (n, N, N) optional, True = valid detector pixel
-    metadata     JSON-serialisable dict (source, counts_scale, nphotons, conversions, ...)
+A `Dataset` is one scan plus optional ground truth, in contract units:
+    diffraction   float32 (n, N, N) amplitude (sqrt counts), fftshifted, >= 0, finite, N even
+    positions     float64 (n, 2) (y, x) object pixels under each patch's centre pixel (N//2, N//2)
+    probe         complex64 (N, N) on the diffraction's scale
+    object        complex64 (H, W) optional ground truth on the positions' grid
+    mask          bool (N, N) or (n, N, N) optional, True = valid detector pixel
+    metadata      JSON-serialisable dict (source, counts_scale, nphotons, conversions, ...)
+    object_shape  (H, W) of the object grid, or None when not known (the object's shape when given)
+
+The positions frame (one for the whole code base): pixel (0, 0) is the top-left pixel of the object
+grid, y down, x right, and a position names the object pixel under the patch's centre pixel
+(N//2, N//2). When `object_shape` is known every patch lies on that grid; when it is not (measured
+data without ground truth) `pipeline.object_grid` chooses the smallest grid covering every patch
+and shifts the positions onto it by whole pixels (`pipeline.scan_for` returns the scan on it).
 """
 
 from __future__ import annotations
@@ -32,6 +39,14 @@ class Dataset:
     object: np.ndarray | None = None
     mask: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
+    object_shape: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        # With ground truth the grid is the object's (also after `dataclasses.replace(object=...)`).
+        if self.object is not None and getattr(self.object, "ndim", 0) == 2:
+            self.object_shape = self.object.shape
+        if self.object_shape is not None:
+            self.object_shape = tuple(int(v) for v in self.object_shape)
 
     @property
     def n(self) -> int:
@@ -81,6 +96,8 @@ class Dataset:
                 h.update(str((a.dtype.str, a.shape)).encode())
                 h.update(a.tobytes())
         h.update(json.dumps(self.metadata, sort_keys=True, default=str).encode())
+        if self.object is None and self.object_shape is not None:  # a grid known without the object
+            h.update(str(self.object_shape).encode())
         return h.hexdigest()
 
     def summary(self) -> dict:
@@ -153,7 +170,8 @@ def validate(ds: Dataset, source: str = "dataset") -> None:
             raise _fail(source, "object", "must be complex64 (H, W)", f"{obj.dtype} shape {obj.shape}")
         if not np.isfinite(obj).all():
             raise _fail(source, "object", "must be finite", "NaN/inf values")
-        h, w = obj.shape
+    if ds.object_shape is not None:
+        h, w = ds.object_shape
         half = n_pix // 2
         lo = p.min(axis=0)
         hi = p.max(axis=0)

@@ -8,6 +8,7 @@ optional JSON of its own). Loading is `factory(**config["options"]).load(directo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -20,7 +21,7 @@ import numpy as np
 from ptycho_core import __version__, data, metrics, physics, ranks, rundir, stitch
 from ptycho_core.data import Dataset, Groups
 from ptycho_core.errors import DataError, PtychoError, UsageError
-from ptycho_core.generator import History, ObjectEstimate, Scan, TrainConfig, TrainingSet, no_progress
+from ptycho_core.generator import History, Reconstruction, TrainConfig, TrainingSet, no_progress
 from ptycho_core.registry import GeneratorSpec, resolve_factory
 
 CHECKPOINT_FORMAT = 1
@@ -244,31 +245,11 @@ def predict_anchors(generator, ds: Dataset, groups: Groups, batch_size: int = PR
     return predict_groups(generator, ds.diffraction[groups.indices], groups.offsets, batch_size, slice(0, 1))[:, 0]
 
 
-@dataclass
-class Reconstruction:
-    """A stitched and scored object.
-
-    object (H, W) complex64 and weights (H, W) on the canvas; positions: the dataset's positions plus
-    `shift` (a whole-pixel shift, non-zero only without ground truth, when the canvas is sized to
-    cover every patch); metrics: plain floats (only the data-space error without ground truth);
-    frc: FRC curves; region: the scored box.
-    """
-
-    object: np.ndarray
-    weights: np.ndarray
-    positions: np.ndarray
-    shift: tuple
-    metrics: dict
-    frc: dict = field(default_factory=dict)
-    region: list = field(default_factory=list)
-
-
 def object_grid(ds: Dataset) -> tuple[tuple[int, int], np.ndarray, tuple[float, float]]:
     """The object grid a dataset is reconstructed and scored on: (shape (H, W), positions on it,
     shift). The ground truth's grid when the data has one, else the smallest canvas covering every
     patch (`stitch.canvas_for`; the whole-pixel shift is recorded)."""
-    known = (ds.metadata or {}).get(OBJECT_SHAPE_KEY) if ds.object is None else ds.object.shape
-    shape, shift = stitch.canvas_for(ds.positions, ds.patch_size, None if known is None else tuple(known))
+    shape, shift = stitch.canvas_for(ds.positions, ds.patch_size, ds.object_shape)
     return shape, ds.positions + np.asarray(shift, dtype=np.float64), shift
 
 
@@ -318,20 +299,18 @@ def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Recons
 
 # --- iterative generators (DESIGN section 10) -------------------------------------------------------
 
-#: Dataset.metadata key the compare children read the test object's grid shape from (they never
-#: see the object itself).
-OBJECT_SHAPE_KEY = "object_shape"
 
-
-def scan_for(ds: Dataset) -> Scan:
-    """The `Scan` an iterative generator gets: the dataset on its object grid (`object_grid`)."""
+def scan_for(ds: Dataset) -> Dataset:
+    """The scan an iterative generator gets: `ds` on its object grid (`object_grid`: positions
+    shifted onto it, `object_shape` set) without the ground truth (generators never see it)."""
     shape, positions, _ = object_grid(ds)
-    return Scan(
+    return dataclasses.replace(
+        ds,
         diffraction=np.ascontiguousarray(ds.diffraction, dtype=np.float32),
         positions=positions,
         probe=np.asarray(ds.probe, dtype=np.complex64),
+        object=None,
         object_shape=tuple(int(v) for v in shape),
-        mask=ds.mask,
         metadata=dict(ds.metadata or {}),
     )
 
@@ -347,9 +326,9 @@ def check_iterative(spec: GeneratorSpec) -> None:
 
 def reconstruct_scan(
     spec: GeneratorSpec, options: dict | None, ds: Dataset, config: TrainConfig, progress=no_progress
-) -> tuple[object, ObjectEstimate, float]:
-    """Build `factory(**options)` and run its `reconstruct` on `ds`; returns (generator, estimate,
-    seconds of `reconstruct`).
+) -> tuple[object, Reconstruction, float]:
+    """Build `factory(**options)` and run its `reconstruct` on `ds`; returns (generator, its
+    Reconstruction, seconds of `reconstruct`).
 
     The object is checked: the grid's shape, finite values (PtychoError otherwise).
     """

@@ -22,12 +22,22 @@ def _modules(package_dir: Path) -> dict[str, Path]:
     return out
 
 
+def _is_type_checking(node) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
 def _imports(module: str, path: Path, known: dict) -> set[str]:
     """Every module `module` imports anywhere in its source (a name imported from a package is the
     submodule when one has that name, else the package)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    typing_only = {  # `if TYPE_CHECKING:` imports are never executed
+        id(n) for block in ast.walk(tree) if _is_type_checking(block) for n in ast.walk(block) if n is not block
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ptycho_core.data import Dataset, Groups
 from ptycho_core.generator import TrainingSet
-from ptycho_core.pipeline import OBJECT_SHAPE_KEY, Prepared
+from ptycho_core.pipeline import Prepared
 from ptycho_core.rundir import PREPARED_JSON, write_json, write_npz
 
 
@@ -66,7 +66,7 @@ def save_prepared(prepared, directory) -> dict:
     record["ground_truth"] = flags
     # The test object's grid (not the object): iterative generators reconstruct on it. Derived from
     # the object, which the data fingerprint already covers, so it stays out of the hash.
-    record["test_object_shape"] = None if test.object is None else list(test.object.shape)
+    record["test_object_shape"] = None if test.object_shape is None else list(test.object_shape)
     write_json(directory / PREPARED_JSON, record)
     return record
 
@@ -94,7 +94,8 @@ def load_prepared(directory, supervised: bool = False):
         positions=t["positions"],
         probe=t["probe"],
         mask=t.get("mask"),
-        metadata=_test_metadata(record),
+        metadata=dict(record.get("test_metadata") or {}),
+        object_shape=record.get("test_object_shape") or None,
     )
     groups = Groups(indices=t["group_indices"], positions=t["group_positions"], offsets=t["group_offsets"])
     return Prepared(
@@ -105,11 +106,3 @@ def load_prepared(directory, supervised: bool = False):
         gridsize=record["gridsize"],
         info=record["info"],
     )
-
-
-def _test_metadata(record: dict) -> dict:
-    """The test set's metadata, with the object grid's shape when the parent's test data has one."""
-    metadata = dict(record.get("test_metadata") or {})
-    if record.get("test_object_shape"):
-        metadata[OBJECT_SHAPE_KEY] = list(record["test_object_shape"])
-    return metadata

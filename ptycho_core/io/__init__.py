@@ -117,7 +117,7 @@ def save_dataset(ds, path, fmt: str | None = None) -> Path:
 
 
 def save_reconstruction(path, result, dataset, name: str = "ptycho") -> Path:
-    """Write a reconstruction (`pipeline.Reconstruction` of `dataset`): a Ptychodus product file
+    """Write a reconstruction (a `Reconstruction` of `dataset`): a Ptychodus product file
     when `path` ends in product.h5 (object, probe, positions and pixel size, opened by Ptychodus),
     else ptycho's .npz (object, weights, positions, metrics_json). Returns the path."""
     if str(path).lower().endswith("product.h5"):

@@ -401,7 +401,7 @@ def _write_atomically(path: Path, arrays: dict) -> Path:
 
 
 def save_reconstruction(path, result) -> Path:
-    """Write a `pipeline.Reconstruction` as .npz: `object` (H, W) complex64, `weights`, `positions`
+    """Write a `Reconstruction` (ptycho_core.generator) as .npz: `object` (H, W) complex64, `weights`, `positions`
     (on the object's grid) and `metrics_json` (a 0-d unicode array); returns the path."""
     arrays = {
         "object": result.object,

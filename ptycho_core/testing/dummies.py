@@ -34,13 +34,7 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
-from ptycho_core import physics
-from ptycho_core.generator import History, ObjectEstimate
 from ptycho_core.hookspecs import hookimpl
-from ptycho_core.io.npz import load_npz
-from ptycho_core.metrics import reflect
 from ptycho_core.registry import GeneratorSpec, Option
 
 PARAMS_FILE = "dummy.json"
@@ -51,12 +45,16 @@ def _pattern_amplitude(diffraction, probe_power: float, s0: float):
 
     diffraction (..., N, N) raw amplitudes, probe_power = sum |P|^2 -> (...,) float64.
     """
+    import numpy as np  # lazy: a plugin module: registering it must not import numpy
+
     a2 = (np.asarray(diffraction, dtype=np.float64) ** 2).sum(axis=(-2, -1))
     return np.sqrt(a2 / probe_power) / s0
 
 
 def _flat_patches(amplitude, phase, n: int):
     """(...,) amplitudes and phases -> (..., n, n) complex64 flat patches."""
+    import numpy as np  # lazy: a plugin module: registering it must not import numpy
+
     value = (amplitude * np.exp(1j * phase)).astype(np.complex64)
     return np.broadcast_to(value[..., None, None], value.shape + (n, n)).copy()
 
@@ -99,6 +97,8 @@ class _FlatPatchGenerator:
     _learned: tuple = ()
 
     def _remember(self, train):
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
+
         self.params.update({"s0": float(train.s0), "probe_power": float((np.abs(train.probe) ** 2).sum())})
 
     def _amplitude_phase(self, t):
@@ -106,6 +106,8 @@ class _FlatPatchGenerator:
 
     @staticmethod
     def _history():
+        from ptycho_core.generator import History  # lazy: a plugin module: registering it must not import numpy
+
         return History()
 
     @staticmethod
@@ -128,6 +130,10 @@ class IntensityGenerator(_FlatPatchGenerator):
     _learned = ("gain",)
 
     def fit(self, train, val, config, progress):
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
+
+        from ptycho_core import physics  # lazy: a plugin module: registering it must not import numpy
+
         if train.gt_patches is not None or (val is not None and val.gt_patches is not None):
             raise RuntimeError("an unsupervised generator was given ground truth")
         self._remember(train)
@@ -169,6 +175,8 @@ class SupervisedGenerator(_FlatPatchGenerator):
     _learned = ("a1", "a0", "b1", "b0")
 
     def fit(self, train, val, config, progress):
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
+
         if train.gt_patches is None:
             raise RuntimeError("dummy_supervised needs ground-truth patches")
         self._remember(train)
@@ -277,6 +285,13 @@ class IterativeDummy:
         self.options = {"iterations": iterations, "step": step, "error": error}
 
     def reconstruct(self, scan, config, progress):
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
+
+        from ptycho_core import physics  # lazy: a plugin module: registering it must not import numpy
+
+        # lazy: a plugin module: registering it must not import numpy
+        from ptycho_core.generator import History, Reconstruction
+
         if self.options["error"] == "runtime":
             raise RuntimeError("dummy failure in reconstruct")
         n, probe, positions = scan.patch_size, scan.probe.astype(np.complex128), scan.positions
@@ -301,7 +316,7 @@ class IterativeDummy:
             if not math.isfinite(loss):
                 history.stopped = f"non-finite loss at epoch {k}"
                 break
-        return ObjectEstimate(object=obj.astype(np.complex64), history=history)
+        return Reconstruction(object=obj.astype(np.complex64), history=history)
 
 
 def build_iterative(iterations: int = 20, step: float = 1.0, error: str = "none") -> IterativeDummy:
@@ -402,9 +417,16 @@ class OracleGenerator:
         self.params = {"truth": str(truth), "mode": mode}
 
     def fit(self, train, val, config, progress=None):
+        from ptycho_core.generator import History  # lazy: a plugin module: registering it must not import numpy
+
         return History(loss=[0.0] * config.epochs, val_loss=[0.0] * config.epochs, lr=[config.lr] * config.epochs)
 
     def predict(self, diffraction, offsets=None):
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
+
+        from ptycho_core import physics  # lazy: a plugin module: registering it must not import numpy
+        from ptycho_core.io.npz import load_npz  # lazy: a plugin module: registering it must not import numpy
+
         truth = load_npz(self.params["truth"])
         where = {pattern.tobytes(): i for i, pattern in enumerate(truth.diffraction)}
         diffraction = np.asarray(diffraction, dtype=np.float32)
@@ -415,6 +437,8 @@ class OracleGenerator:
         if self.params["mode"] == "reordered":
             patches = np.roll(patches, 1, axis=0)
         if self.params["mode"] == "twin":  # the exit wave's twin conj(psi(-r)), divided by the probe again
+            from ptycho_core.metrics import reflect  # lazy: a plugin module: registering it must not import numpy
+
             probe = np.where(np.abs(truth.probe) > 1e-6 * np.abs(truth.probe).max(), truth.probe, 1)
             patches = np.conj(reflect(patches * truth.probe)) / probe
         return patches.astype(np.complex64)

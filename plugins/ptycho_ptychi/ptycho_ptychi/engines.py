@@ -57,7 +57,7 @@ class PtychiEngine:
     def reconstruct(self, scan, config, progress):
         import numpy as np
 
-        from ptycho_core.generator import History, ObjectEstimate
+        from ptycho_core.generator import History, Reconstruction
 
         torch, task = self._task(scan, config)
         history, start = History(), time.perf_counter()
@@ -76,7 +76,7 @@ class PtychiEngine:
             if config.timeout and time.perf_counter() - start >= config.timeout and k < iterations:
                 history.stopped = f"timeout after {k} iterations ({config.timeout:g} s)"
                 break
-        return self._estimate(task, scan, history, ObjectEstimate)
+        return self._estimate(task, scan, history, Reconstruction)
 
     def device_info(self) -> dict:
         """The GPU pty-chi ran on (None on CPU) and torch's peak GPU memory in MiB."""

@@ -1,5 +1,5 @@
 """The iterative generator checks (`kind="iterative"`, DESIGN section 10): the factory builds an
-object with `reconstruct`; on the tiny simulated test scan it returns an `ObjectEstimate` whose
+object with `reconstruct`; on the tiny simulated test scan it returns a `Reconstruction` whose
 object is (H, W) complex64 on the scan's object grid, finite and not constant; its History has one
 finite loss per iteration with one epoch-end progress event each; the object explains the data
 better than a flat object does (the data-space error of DESIGN section 8, the metric every row
@@ -39,7 +39,7 @@ TINY_RUN = {"seed": 0, "device": "cpu"}
 
 
 def tiny_scan(sim: dict | None = None):
-    """(the tiny simulation's test Dataset, its Scan): 64 patterns of 16 x 16 on a 48 x 48 grid."""
+    """(the tiny simulation's test Dataset, its scan: `pipeline.scan_for`): 64 patterns of 16 x 16 on a 48 x 48 grid."""
     from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
     from ptycho_core.simulate import SimConfig, simulate_pair  # lazy: loaded when listing; the target imports numpy
 
@@ -64,7 +64,7 @@ class IterativeChecks(GeneratorChecks):
         self._data.clear()
 
     def scan(self):
-        """(the tiny simulation's test Dataset, its Scan), cached."""
+        """(the tiny simulation's test Dataset, its scan: `pipeline.scan_for`), cached."""
         if "scan" not in self._data:
             self._data["scan"] = tiny_scan(self.sim)
         return self._data["scan"]
