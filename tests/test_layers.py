@@ -137,3 +137,25 @@ def test_cli_uses_the_public_harness_api():
         if t.startswith("ptycho_core.harness.") and t != "ptycho_core.harness.events"
     }
     assert internal == set()
+
+
+def _function_level_imports(path: Path) -> list[ast.stmt]:
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out += [n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return out
+
+
+def test_every_import_inside_a_function_says_why():
+    """Function-level imports remain only for a reason (the import budget, an optional extra, a
+    framework), given in a `# lazy:` comment on the line or the line above."""
+    unexplained = []
+    for path in _modules(ROOT / "ptycho_core").values():
+        lines = path.read_text().splitlines()
+        for node in _function_level_imports(path):
+            here, above = lines[node.lineno - 1], lines[node.lineno - 2]
+            if "# lazy:" not in here and "# lazy:" not in above:
+                unexplained.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert unexplained == []
