@@ -30,21 +30,25 @@ class Replicas:
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model under DistributedDataParallel (only training steps, the same count on every rank,
         call its forward; validation uses the bare model)."""
-        from torch.nn.parallel import DistributedDataParallel  # lazy: torch only where a torch generator runs
+        from torch.nn.parallel import (
+            DistributedDataParallel,
+        )  # lazy: DDP only under torchrun
 
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
     def shard(self, order: torch.Tensor) -> torch.Tensor:
         """This rank's share of a global order (padded by wrapping, so every rank steps equally)."""
-        from torch.utils.data import DistributedSampler  # lazy: torch only where a torch generator runs
+        from torch.utils.data import (
+            DistributedSampler,
+        )  # lazy: DDP only under torchrun
 
         sampler = DistributedSampler(range(len(order)), self.world_size, self.rank, shuffle=False)
         return order[torch.tensor(list(sampler), dtype=torch.long)]
 
     def sum(self, *values: float) -> list[float]:
         """Element-wise sums over every rank."""
-        import torch.distributed as dist  # lazy: torch only where a torch generator runs
+        import torch.distributed as dist  # lazy: DDP only under torchrun
 
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
@@ -61,7 +65,7 @@ def replicas(device: torch.device) -> Replicas | None:
     ranks = process_ranks()
     if ranks is None:
         return None
-    import torch.distributed as dist  # lazy: torch only where a torch generator runs
+    import torch.distributed as dist  # lazy: DDP only under torchrun
 
     if device.type == "cuda":
         device = torch.device("cuda", ranks.local_rank)
@@ -73,7 +77,7 @@ def replicas(device: torch.device) -> Replicas | None:
 
 
 def _leave() -> None:
-    import torch.distributed as dist  # lazy: torch only where a torch generator runs
+    import torch.distributed as dist  # lazy: DDP only under torchrun
 
     if dist.is_initialized():
         dist.destroy_process_group()
