@@ -159,3 +159,51 @@ def test_every_import_inside_a_function_says_why():
             if "# lazy:" not in here and "# lazy:" not in above:
                 unexplained.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert unexplained == []
+
+
+#: The layers of docs/design.md#layers, bottom first (a module belongs to the layer that names it
+#: or a package above it; `ptycho_core` itself is only its __init__); a module imports only its own
+#: layer or lower ones.
+LAYERS = (
+    (
+        "ptycho_core",
+        "ptycho_core.errors",
+        "ptycho_core.ranks",
+        "ptycho_core.registry",
+        "ptycho_core.hookspecs",
+        "ptycho_core.plugins",
+        "ptycho_core.default_plugins",
+        "ptycho_core.generator",
+        "ptycho_core.rundir",
+    ),
+    (
+        "ptycho_core.physics",
+        "ptycho_core.data",
+        "ptycho_core.training",
+        "ptycho_core.io",
+        "ptycho_core.stitch",
+        "ptycho_core.metrics",
+        "ptycho_core.simulate",
+        "ptycho_core.parallel",
+    ),
+    ("ptycho_core.pipeline", "ptycho_core.torch"),
+    ("ptycho_core.harness", "ptycho_core.compare", "ptycho_core.report", "ptycho_core.results"),
+    ("ptycho_core.testing",),
+)
+
+
+def _layer(module: str) -> int:
+    for depth, names in enumerate(LAYERS):
+        if any(module == n or (n != "ptycho_core" and module.startswith(n + ".")) for n in names):
+            return depth
+    raise AssertionError(f"{module} is in no layer of docs/design.md#layers (add it to LAYERS and the doc)")
+
+
+def test_no_module_imports_a_higher_layer():
+    upward = [
+        f"{m} -> {t}"
+        for m, targets in _graph(ROOT / "ptycho_core").items()
+        for t in targets
+        if _layer(t) > _layer(m)
+    ]
+    assert upward == []
