@@ -24,7 +24,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ptycho_core import rundir
+import numpy as np
+
+from ptycho_core import metrics, rundir
 
 
 @dataclass(frozen=True)
@@ -232,8 +234,6 @@ def write_csv(rows: list[dict], path, seeds: int = 1) -> Path:
 
 def method_note() -> str:
     """How the scored area and the FRC are chosen, with the thresholds (ptycho_core.metrics)."""
-    from ptycho_core import metrics
-
     return (
         "Only covered pixels (stitching weight >= 10% of the max) are scored: MAE, RMSE and PSNR over "
         "them, SSIM over the pixels whose whole 7x7 window is covered. The FRC is computed on the largest "
@@ -267,8 +267,6 @@ def _save_figure(fig, path: Path) -> Path:
 
 def scan_box(positions, shape) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1), half-open: the rectangle spanned by the scan centres on an (H, W) canvas."""
-    import numpy as np
-
     pos = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
     h, w = shape
     y0, x0 = max(int(math.ceil(pos[:, 0].min())), 0), max(int(math.ceil(pos[:, 1].min())), 0)
@@ -302,10 +300,6 @@ def _display_images(truth, panels: dict) -> tuple[list, tuple]:
     """[(title, amplitude, phase)] cropped to the scanned box and aligned to the ground truth by
     one global complex scalar (over weight >= 10%); without ground truth, each image's
     amplitude-weighted mean phase is removed."""
-    import numpy as np
-
-    from ptycho_core import metrics
-
     first = truth if truth is not None else next(iter(panels.values()), None)
     if first is None:
         return [], (0, 0, 0, 0)
@@ -333,8 +327,6 @@ def _display_images(truth, panels: dict) -> tuple[list, tuple]:
 
 
 def _limits(arrays: list) -> tuple[float, float]:
-    import numpy as np
-
     values = np.concatenate([np.asarray(a)[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.zeros(1)
     if values.size == 0:
         return 0.0, 1.0
@@ -361,8 +353,8 @@ def _image_rows(fig, axes, images: list, scales) -> None:
 def comparison_figure(truth, panels: dict, path, pixel_size_m: float | None = None) -> Path:
     """comparison.png: columns ground truth (when known) and every model; rows amplitude and
     phase, each row on one shared colour scale (from the ground truth when known)."""
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
+    from matplotlib.figure import Figure  # lazy: import time (matplotlib), only figures need it
+    from matplotlib.patches import Rectangle  # lazy: import time (matplotlib), only figures need it
 
     images, (y0, y1, x0, x1) = _display_images(truth, panels)
     ncol = max(1, len(images))
@@ -402,7 +394,7 @@ def comparison_figure(truth, panels: dict, path, pixel_size_m: float | None = No
 
 def frc_figure(curves: dict, path) -> Path:
     """frc.png: FRC against the ground truth, amplitude and phase panels, 0.5 threshold marked."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: import time (matplotlib), only figures need it
 
     fig = Figure(figsize=(9, 3.6))
     axes = fig.subplots(1, 2)
@@ -437,8 +429,7 @@ def error_figure(truth, panels: dict, path) -> Path:
     """errors.png: per model, the amplitude error |r| - |g| and the wrapped phase error
     angle(r conj g) after the same alignment as comparison.png, on shared symmetric colour scales;
     a model that learned the twin image or blurred the lines shows it here at a glance."""
-    import numpy as np
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: import time (matplotlib), only figures need it
 
     images, _ = _display_images(truth, panels)
     if truth is None or len(images) < 2:
@@ -462,8 +453,8 @@ def error_figure(truth, panels: dict, path) -> Path:
 def training_figure(histories: dict, path) -> Path:
     """training.png: one panel per run (its own y scale, since generators' losses differ by orders
     of magnitude and sign), loss (solid) and validation loss (dashed) per epoch."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.figure import Figure  # lazy: import time (matplotlib), only figures need it
+    from matplotlib.ticker import MaxNLocator  # lazy: import time (matplotlib), only figures need it
 
     names = list(histories)
     ncol = min(3, max(1, len(names)))

@@ -201,9 +201,6 @@ def _layer(module: str) -> int:
 
 def test_no_module_imports_a_higher_layer():
     upward = [
-        f"{m} -> {t}"
-        for m, targets in _graph(ROOT / "ptycho_core").items()
-        for t in targets
-        if _layer(t) > _layer(m)
+        f"{m} -> {t}" for m, targets in _graph(ROOT / "ptycho_core").items() for t in targets if _layer(t) > _layer(m)
     ]
     assert upward == []

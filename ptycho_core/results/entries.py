@@ -140,9 +140,9 @@ def _budget(train_config: dict) -> dict:
 
 def _here() -> dict:
     """Versions and hardware of this process (for runs made outside a comparison)."""
-    import platform
+    import platform  # lazy: only this fallback needs it
 
-    from ptycho_core.harness.provenance import git_sha
+    from ptycho_core.harness.provenance import git_sha  # lazy: results/ must not load the harness at import
 
     return {
         "ptycho_version": __version__,
@@ -154,7 +154,7 @@ def _here() -> dict:
 def peak_rss_mib() -> float | None:
     """This process's peak resident memory in MiB (None where the platform does not tell)."""
     try:
-        import resource
+        import resource  # lazy: Unix only
     except ImportError:
         return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -75,13 +75,13 @@ def iso(seconds: float | None) -> str | None:
 
 def better(metric: str) -> str:
     """ "max" or "min": which way `metric` improves (the report's column table; unknown: max)."""
-    from ptycho_core.report import COLUMNS
+    from ptycho_core.report import COLUMNS  # lazy: results/ must not load the report at import
 
     return next((c.better for c in COLUMNS if c.key == metric and c.better), "max")
 
 
 def _metrics_of(conn, run_ids, names=None) -> dict[int, dict]:
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     m = tables().metrics
     ids = run_ids if isinstance(run_ids, sa.Select) else list(run_ids)
@@ -104,7 +104,7 @@ def _run_dict(row) -> dict:
 
 def list_runs(store, filters: Filters | None = None, limit: int = 20) -> list[dict]:
     """The newest runs (at most `limit`; 0: all), each with its headline metrics."""
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     r = tables().runs
     columns = [r.c[name] for name in LISTED] + [r.c.started, r.c.data_description, r.c.folder, r.c.reason]
@@ -134,7 +134,7 @@ def leaderboard(store, metric: str = "amp_ssim", filters: Filters | None = None,
 
 
 def _best_query(metric: str, filters: Filters, order: str):
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     t = tables()
     r, m = t.runs, t.metrics
@@ -152,7 +152,7 @@ def _best_query(metric: str, filters: Filters, order: str):
 
 
 def _leaderboard(store, metric: str, filters: Filters, order: str) -> dict:
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     t = tables()
     r, c = t.runs, t.comparisons
@@ -190,7 +190,7 @@ def _report(item: dict) -> str | None:
 
 def find_run(store, run: str) -> int:
     """A run's id from `RUN`: its id, or its run folder's path."""
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     if str(run).isdigit():
         return int(run)
@@ -209,7 +209,7 @@ def show(store, run: str) -> dict:
 
 
 def _show(store, run_id: int) -> dict:
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     t = tables()
     with store.transaction() as conn:
@@ -270,7 +270,7 @@ def _dict_diff(prefix: str, x: dict, y: dict) -> list[dict]:
 
 def export_rows(store, filters: Filters | None = None) -> tuple[list[str], list[dict]]:
     """(columns, rows): every run (oldest first) as run columns then one column per metric."""
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     r = tables().runs
     skip = {"hardware", "split", "recorded"}

@@ -30,18 +30,14 @@ class Replicas:
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model under DistributedDataParallel (only training steps, the same count on every rank,
         call its forward; validation uses the bare model)."""
-        from torch.nn.parallel import (
-            DistributedDataParallel,
-        )  # lazy: DDP only under torchrun
+        from torch.nn.parallel import DistributedDataParallel  # lazy: DDP only under torchrun
 
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
     def shard(self, order: torch.Tensor) -> torch.Tensor:
         """This rank's share of a global order (padded by wrapping, so every rank steps equally)."""
-        from torch.utils.data import (
-            DistributedSampler,
-        )  # lazy: DDP only under torchrun
+        from torch.utils.data import DistributedSampler  # lazy: DDP only under torchrun
 
         sampler = DistributedSampler(range(len(order)), self.world_size, self.rank, shuffle=False)
         return order[torch.tensor(list(sampler), dtype=torch.long)]
