@@ -1,4 +1,4 @@
-"""The dataset contract (DESIGN section 3), splits and grouping (DESIGN section 5).
+"""The dataset contract (docs/design.md#dataset), splits and grouping (docs/design.md#splits).
 
 A `Dataset` is one scan plus optional ground truth, in contract units:
     diffraction   float32 (n, N, N) amplitude (sqrt counts), fftshifted, >= 0, finite, N even
@@ -126,7 +126,7 @@ def _fail(source: str, key: str, expected: str, got: str) -> DataError:
 
 
 def validate(ds: Dataset, source: str = "dataset") -> None:
-    """The units and shapes contract of DESIGN section 3."""
+    """The units and shapes contract of docs/design.md#dataset."""
     d, p, probe = ds.diffraction, ds.positions, ds.probe
     if not isinstance(d, np.ndarray) or d.dtype != np.float32:
         raise _fail(source, "diffraction", "must be a float32 array", getattr(d, "dtype", type(d).__name__))
@@ -251,7 +251,7 @@ def _make_groups(positions: np.ndarray, indices: np.ndarray) -> Groups:
 
 
 def group(positions: np.ndarray, gridsize: int, *, train: bool, seed: int = 0) -> Groups:
-    """One group per anchor pattern (DESIGN section 5).
+    """One group per anchor pattern (docs/design.md#splits).
 
     Training: the anchor plus C-1 patterns drawn (seeded) from its 2C nearest neighbours.
     Test: the anchor plus its C-1 nearest neighbours (deterministic).

@@ -10,7 +10,7 @@ class PtychoError(Exception):
 
 
 class DataError(PtychoError):
-    """A dataset violates the units and shapes contract (DESIGN section 3)."""
+    """A dataset violates the units and shapes contract (docs/design.md#dataset)."""
 
 
 class PluginError(PtychoError):

@@ -1,4 +1,4 @@
-"""The generator runtime contract (DESIGN section 7): what a generator is given and returns.
+"""The generator runtime contract (docs/design.md#contracts): what a generator is given and returns.
 
     gen = factory(**options)
     gen.fit(train: TrainingSet, val: TrainingSet, config: TrainConfig, progress) -> History
@@ -9,7 +9,7 @@
 Inputs are raw amplitudes in contract units; the generator applies `TrainingSet.input_scale`
 itself. `predict` returns per-channel patches before any overlap averaging, in contract units.
 
-Iterative generators (`kind="iterative"`, DESIGN section 10) have no fit: the core hands them one
+Iterative generators (`kind="iterative"`, docs/design.md#contracts) have no fit: the core hands them one
 `Dataset` (the test data on its object grid, `object_shape` set, no ground truth: see
 `pipeline.scan_for`) and they return a `Reconstruction`:
 
@@ -158,7 +158,7 @@ def train_settings() -> list[TrainSetting]:
 
 
 #: TrainConfig fields a plugin may not set in `GeneratorSpec.train_defaults`: the split and the
-#: grouping are made once for every generator of a comparison (DESIGN section 5).
+#: grouping are made once for every generator of a comparison (docs/design.md#splits).
 SHARED_SETTINGS = frozenset({"seed", "val_fraction"})
 
 
@@ -306,7 +306,7 @@ def groups_per_epoch(n_groups: int, channels: int) -> int:
 
     Training groups are one per anchor pattern, so every pattern sits in about C groups; drawing
     1/C of them makes an epoch one pass over the patterns at every gridsize, and gridsize C costs
-    about what gridsize 1 costs per epoch (DESIGN section 5).
+    about what gridsize 1 costs per epoch (docs/design.md#splits).
     """
     return max(1, min(n_groups, math.ceil(n_groups / max(1, channels))))
 

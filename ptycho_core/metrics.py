@@ -1,4 +1,4 @@
-"""Alignment and metrics of a stitched reconstruction (DESIGN section 8).
+"""Alignment and metrics of a stitched reconstruction (docs/design.md#scoring).
 
 `score(...)` runs, per reconstruction:
 

@@ -1,4 +1,4 @@
-"""Data-parallel training (DESIGN section 10, DDP): torchrun's environment, and the launcher of
+"""Data-parallel training (docs/design.md#scaling, DDP): torchrun's environment, and the launcher of
 `ptycho train --nproc K`. Standard library only: the torch side is `ptycho_core.torch.distributed`.
 
 Under `torchrun --nproc-per-node K` (or `python -m torch.distributed.run`) every process gets

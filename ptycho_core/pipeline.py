@@ -1,7 +1,7 @@
 """The one train / predict / reconstruct path, shared by `ptycho train`, `ptycho reconstruct` and the
 compare worker, whatever the generator's framework.
 
-Checkpoints (DESIGN section 7): a directory holding the core's `config.json` and whatever the
+Checkpoints (docs/design.md#contracts): a directory holding the core's `config.json` and whatever the
 generator's `save` writes (`weights.safetensors` for torch, `model.weights.h5` for Keras, plus an
 optional JSON of its own). Loading is `factory(**config["options"]).load(directory)`.
 """
@@ -149,7 +149,7 @@ def build_generator(spec: GeneratorSpec, options: dict):
 def checkpoint_config(
     spec: GeneratorSpec, options: dict, prepared: Prepared, config: TrainConfig, seconds: float
 ) -> dict:
-    """The core's part of a checkpoint (DESIGN section 7)."""
+    """The core's part of a checkpoint (docs/design.md#contracts)."""
     return {
         "format_version": CHECKPOINT_FORMAT,
         "generator": spec.name,
@@ -256,7 +256,7 @@ def object_grid(ds: Dataset) -> tuple[tuple[int, int], np.ndarray, tuple[float, 
 def stitch_and_score(
     patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None, **stitch_options
 ) -> Reconstruction:
-    """Stitch anchor patches (n, N, N) at the dataset's positions and score them (DESIGN section 8).
+    """Stitch anchor patches (n, N, N) at the dataset's positions and score them (docs/design.md#scoring).
 
     `stitcher` is a name, `dist:name` or a StitcherSpec; options are checked against its spec.
     """
@@ -281,7 +281,7 @@ def score_whole_object(obj: np.ndarray, ds: Dataset) -> Reconstruction:
 
 
 def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Reconstruction:
-    """The one scoring path (DESIGN section 8) for stitched and whole objects on the object grid."""
+    """The one scoring path (docs/design.md#scoring) for stitched and whole objects on the object grid."""
     scores = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
     values = {k: float(v) for k, v in scores.as_dict().items() if isinstance(v, (int, float))}
     if ds.object is not None:
@@ -297,7 +297,7 @@ def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Recons
     )
 
 
-# --- iterative generators (DESIGN section 10) -------------------------------------------------------
+# --- iterative generators (docs/design.md#contracts) -------------------------------------------------------
 
 
 def scan_for(ds: Dataset) -> Dataset:

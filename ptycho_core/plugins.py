@@ -1,4 +1,4 @@
-"""Plugin discovery with per-plugin isolation (DESIGN section 6).
+"""Plugin discovery with per-plugin isolation (docs/design.md#plugins).
 
 Entry points of the `ptycho` group are loaded one at a time; each plugin's hook implementations
 are called separately, each with its own `register` closure, inside try/except. A plugin that

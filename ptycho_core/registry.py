@@ -25,7 +25,7 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def reserved_option_names() -> frozenset:
-    """TrainConfig field and option names: generator options may not shadow them (DESIGN section 6)."""
+    """TrainConfig field and option names: generator options may not shadow them (docs/design.md#plugins)."""
     return frozenset(n for s in train_settings() for n in (s.field, s.name))
 
 

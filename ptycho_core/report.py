@@ -1,4 +1,4 @@
-"""Tables, figures and the HTML report of a comparison (DESIGN section 9, outputs).
+"""Tables, figures and the HTML report of a comparison (docs/design.md#compare, outputs).
 
 Written into the comparison folder, each file atomically (temporary file, then rename):
     metrics.csv      one row per generator (with --seeds K: <metric> is the mean, <metric>_std the std)
@@ -41,7 +41,7 @@ class Column:
     help: str = ""
 
 
-#: Table columns in order (DESIGN section 8): amplitude and phase metrics, data-space error, cost.
+#: Table columns in order (docs/design.md#scoring): amplitude and phase metrics, data-space error, cost.
 COLUMNS = (
     Column("amp_ssim", "amp SSIM", "max", "{:.3f}", help="amplitude SSIM (window 7) over the scored region"),
     Column("amp_psnr", "amp PSNR", "max", "{:.2f}", False, "amplitude PSNR in dB, peak = ground-truth range"),

@@ -1,4 +1,4 @@
-"""Built-in stitchers (DESIGN section 8), registered through the same hooks as any plugin.
+"""Built-in stitchers (docs/design.md#scoring), registered through the same hooks as any plugin.
 
 A stitcher takes patches (n, N, N) complex, positions (n, 2) as (y, x) object pixels of each
 patch's centre pixel (N//2, N//2), the canvas shape (H, W) and the probe (N, N), splats with the

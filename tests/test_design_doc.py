@@ -1,5 +1,5 @@
-"""docs/design.md is the design of record: every `docs/design.md#section` cited in the code and the
-docs names a section that exists, and nothing points at a design file outside the repository."""
+"""docs/design.md is the design of record: every section of it cited in the code and the docs (as
+`docs/design.md#layers`) exists, and nothing points at a design file outside the repository."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Iterative generators (`kind="iterative"`, DESIGN section 10) in the core, with the numpy dummy
+"""Iterative generators (`kind="iterative"`, docs/design.md#contracts) in the core, with the numpy dummy
 `dummy_iterative` (full-batch PIE): whole-object scoring shares the stitched path's region,
 alignment and metrics; compare runs iterative rows beside learned ones (times, failures, resume,
 report, the default selection); `ptycho reconstruct --generator` needs no model; the conformance

@@ -1,4 +1,4 @@
-"""`ptycho compare`: a thin shell over `ptycho_core.harness.run` (DESIGN section 9): parse, run, render."""
+"""`ptycho compare`: a thin shell over `ptycho_core.harness.run` (docs/design.md#compare): parse, run, render."""
 
 from __future__ import annotations
 

@@ -182,7 +182,7 @@ def reconstruct(state, model_dir, generator_name, raw_options, device, seed, **k
 
     An .npz output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`; a
     *product.h5 output is a Ptychodus product (object, probe, positions in metres, pixel size). With ground
-    truth in the data the reconstruction is scored (DESIGN section 8); without, only the data-space error.
+    truth in the data the reconstruction is scored (docs/design.md#scoring); without, only the data-space error.
 
     \b
     Example:

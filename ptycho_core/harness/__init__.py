@@ -1,4 +1,4 @@
-"""The compare harness (DESIGN section 9): every generator on the same footing.
+"""The compare harness (docs/design.md#compare): every generator on the same footing.
 
 One dataset, one split, one set of groups, one seed, one training budget, one stitcher, one
 metric pipeline. The parent never imports torch or TensorFlow. Its files name their jobs:

@@ -1,5 +1,5 @@
 """Planning a comparison: which generators run, with which options and budget, into which
-folders, and which finished runs can be reused (DESIGN section 9, resume).
+folders, and which finished runs can be reused (docs/design.md#compare, resume).
 
 Nothing here imports numpy or a framework.
 """
@@ -193,7 +193,7 @@ def make_plans(specs, option_values: dict, train: dict, seeds: int) -> list[RunP
 
 
 def run_hash(plan: RunPlan, fingerprint: str, prepared_hash: str, split_info: dict) -> str:
-    """sha256 over everything a run's result depends on (DESIGN section 9, resume)."""
+    """sha256 over everything a run's result depends on (docs/design.md#compare, resume)."""
     payload = {
         "data": fingerprint,
         "prepared": prepared_hash,

@@ -1,5 +1,5 @@
 """Scoring a finished run: stitch its anchor patches, or take an iterative generator's whole
-object, and score the object (DESIGN section 8: one region, alignment and metrics for both, in
+object, and score the object (docs/design.md#scoring: one region, alignment and metrics for both, in
 `pipeline.score_object`); write `metrics.json` and `object.npz` into its folder.
 
 `score_run` returns a `Scored`: the run's typed `Row` plus what the figures need (the object

@@ -1,4 +1,4 @@
-"""The child process of a comparison (DESIGN section 9): one (generator, seed) per process.
+"""The child process of a comparison (docs/design.md#compare): one (generator, seed) per process.
 
 The parent (`harness.supervise`) starts `main(job, events)` with
 `multiprocessing.get_context("spawn")`, passing only plain data: the job dict (factory string,
@@ -149,7 +149,7 @@ def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord
 
 
 def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
-    """An iterative generator (DESIGN section 10): reconstruct the test data's whole object.
+    """An iterative generator (docs/design.md#contracts): reconstruct the test data's whole object.
 
     recon.npz holds `object` (H, W) on the object grid, and `probe` / `refined_positions` when the
     engine refined them. The reconstruction time is the wall time of `reconstruct` (imports

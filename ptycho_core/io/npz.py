@@ -1,4 +1,4 @@
-"""NumPy `.npz` datasets: ptycho's own files and the PtychoPINN raw contract (DESIGN section 3).
+"""NumPy `.npz` datasets: ptycho's own files and the PtychoPINN raw contract (docs/design.md#dataset).
 
 Own files (written by `save_npz`): `diffraction`, `positions`, `probe`, optional `object` and
 `mask`, and `metadata_json`, a 0-d unicode string array holding the metadata as JSON. A round
@@ -313,7 +313,7 @@ def _load_ptychopinn(ar: _Archive) -> Dataset:
     ds = Dataset(diffraction=diffraction, positions=positions, probe=probe, object=obj, metadata=metadata)
     _validate(ds, ar, names)
 
-    # File-provided ground-truth patches are only checked, never used (DESIGN section 3).
+    # File-provided ground-truth patches are only checked, never used (docs/design.md#dataset).
     for key in ("ground_truth_patches", "Y"):
         if key not in ar.keys:
             continue

@@ -1,4 +1,4 @@
-"""DistributedDataParallel for the torch trainer (DESIGN section 10, DDP).
+"""DistributedDataParallel for the torch trainer (docs/design.md#scaling, DDP).
 
 Under torchrun (`ptycho_core.ranks.ranks`) `replicas(device)` joins the process group (gloo on
 CPU, NCCL on CUDA, rendezvous from torchrun's environment) and returns a `Replicas`: the trainer

@@ -1,4 +1,4 @@
-"""pty-chi's iterative engines as ptycho generators (`kind="iterative"`, DESIGN section 10).
+"""pty-chi's iterative engines as ptycho generators (`kind="iterative"`, docs/design.md#contracts).
 
 `build_lsqml(**options)` etc. return a `PtychiEngine`; `reconstruct(scan, config, progress)` runs
 pty-chi's `PtychographyTask` on the scan and returns the object on the scan's object grid. The

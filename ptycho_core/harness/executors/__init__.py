@@ -1,4 +1,4 @@
-"""Executors: how a comparison's runs are run (DESIGN section 10).
+"""Executors: how a comparison's runs are run (docs/design.md#scaling).
 
 An executor turns `RunSpec`s (plain data, `runspec.py`) into finished run folders and one
 `supervise.Outcome` per run, and reports progress as `harness.events`. Scoring, the report and

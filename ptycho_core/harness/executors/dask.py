@@ -1,4 +1,4 @@
-"""The Dask executor: each run is one task on a `distributed` cluster (DESIGN section 10).
+"""The Dask executor: each run is one task on a `distributed` cluster (docs/design.md#scaling).
 
     ptycho compare --executor dask --scheduler tcp://head:8786 ...   an existing cluster
     ptycho compare --executor dask [--jobs N] ...                    a LocalCluster here: N worker

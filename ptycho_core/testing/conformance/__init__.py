@@ -1,5 +1,5 @@
 """The conformance kit: check that a plugin's generators, loaders and stitchers honour ptycho's
-contracts (DESIGN sections 3, 6, 7 and 8), from the plugin's own test suite.
+contracts (docs/design.md#dataset, #plugins, #contracts, #scoring), from the plugin's own test suite.
 
 One call, from any test or script (raises `ConformanceError`, an AssertionError, listing failures):
 

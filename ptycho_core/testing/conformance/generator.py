@@ -265,7 +265,7 @@ class GeneratorChecks(Checker):
         lacking = [m for m in self.methods if not callable(getattr(gen, m, None))]
         if lacking:
             raise fail(
-                f"factory returned {type(gen).__name__}, which lacks {', '.join(lacking)} (DESIGN sections 7, 10)"
+                f"factory returned {type(gen).__name__}, which lacks {', '.join(lacking)} (docs/design.md#contracts)"
             )
 
     def fit_lowers_loss(self) -> None:

@@ -1,8 +1,8 @@
-"""The iterative generator checks (`kind="iterative"`, DESIGN section 10): the factory builds an
+"""The iterative generator checks (`kind="iterative"`, docs/design.md#contracts): the factory builds an
 object with `reconstruct`; on the tiny simulated test scan it returns a `Reconstruction` whose
 object is (H, W) complex64 on the scan's object grid, finite and not constant; its History has one
 finite loss per iteration with one epoch-end progress event each; the object explains the data
-better than a flat object does (the data-space error of DESIGN section 8, the metric every row
+better than a flat object does (the data-space error of docs/design.md#scoring, the metric every row
 is scored by); the same seed gives the same object; the core scores it like any row."""
 
 from __future__ import annotations
