@@ -25,7 +25,7 @@ def anchors() -> set[str]:
 
 def _sources():
     for path in ROOT.rglob("*"):
-        if path.suffix in (".py", ".md", ".toml", ".cfg") and not SKIP & set(path.relative_to(ROOT).parts):
+        if path.suffix in (".py", ".md", ".toml", ".cfg", ".tmpl") and not SKIP & set(path.relative_to(ROOT).parts):
             yield path
 
 
