@@ -319,7 +319,8 @@ class Summary:
 
     def to_dict(self) -> dict:
         """generator, the fields, status, then each metric followed by its `<key>_std` (file order)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("status", "metrics", "std")}
+        fields = [f.name for f in dataclasses.fields(self) if f.name not in ("status", "metrics", "std")]
+        out = {name: getattr(self, name) for name in fields}
         out["status"] = self.status
         for key, value in self.metrics.items():
             out[key] = value

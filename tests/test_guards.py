@@ -12,8 +12,8 @@ import pytest
 
 from ptycho_core import compare, errors, pipeline, report, rundir
 from ptycho_core.generator import History, TrainConfig
-from ptycho_core.harness import plan as planning
 from ptycho_core.harness import executors, score, supervise, worker
+from ptycho_core.harness import plan as planning
 from ptycho_core.harness.prepared import save_prepared
 from ptycho_core.hookspecs import hookimpl
 from ptycho_core.plugins import PluginHost

@@ -44,6 +44,21 @@ def test_seeds_give_mean_and_sample_std_over_successful_runs():
     assert report.format_value(a, report.columns()[0]) == "0.850 ± 0.071"
 
 
+def test_a_summary_is_typed_and_reads_like_the_dict_it_is_written_as():
+    runs = [_run("a", 0, amp_ssim=0.8, parameters=10), _run("a", 1, amp_ssim=0.9, parameters=10)]
+    (a,) = report.summarise(runs, seeds=2)
+    assert isinstance(a, rundir.Summary) and a.ok and a.runs == a.ok_runs == 2 and a.framework == "numpy"
+    assert a.metrics["amp_ssim"] == pytest.approx(0.85) and a.std["amp_ssim"] == pytest.approx(math.sqrt(0.005))
+    flat = a.to_dict()
+    assert list(flat)[:10] == ["generator", *report.ROW_FIELDS, "status", "amp_ssim"]
+    assert list(flat)[10] == "amp_ssim_std" and "metrics" not in flat and "std" not in flat
+    assert a["amp_ssim_std"] == flat["amp_ssim_std"] and a.get("reused") is False and "amp_ssim" in a
+    assert a.get("no_such_key", "x") == "x" and "no_such_key" not in a
+    with pytest.raises(KeyError):
+        a["no_such_key"]
+    assert rundir.Summary.from_dict(flat) == a
+
+
 def test_single_seed_rows_keep_values_and_failed_rows_say_why():
     rows = report.summarise([_run("a", 0, amp_ssim=0.7, parameters=123), _run("b", 0, status="failed")])
     assert rows[0]["amp_ssim"] == 0.7 and rows[0]["parameters"] == 123 and "amp_ssim_std" not in rows[0]
@@ -91,7 +106,7 @@ def _figures_input():
         "phase": {"frequency": [0, 0.5], "frc": [1, 0.3]},
     }
     panel = Reconstruction(
-        object=(2 * truth).astype(np.complex64),
+        object=(2 * truth + 0.1 * rng.random((40, 40))).astype(np.complex64),  # not the truth up to a scalar
         weights=np.ones((40, 40), np.float32),
         positions=positions,
         frc=frc,

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ptycho_core.generator import train_fields, train_settings
-from ptycho_core.rundir import Row, Summary
 from ptycho_core.harness.executors import EXECUTORS
+from ptycho_core.rundir import Row, Summary
 from ptycho_core.settings import check_fields, declared, setting
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
@@ -122,8 +122,8 @@ class CompareResult:
     """What a comparison produced.
 
     rows: one `rundir.Summary` per generator (mean and std over seeds when seeds > 1, as in
-    metrics.csv; read like a dict: `rows[0]["amp_ssim"]`); runs: one `rundir.Row` per (generator, seed); skipped: generators not run, with the
-    reason; exit_code: 0 all succeeded, 1 any failed, 130 interrupted (Ctrl-C; the report is written).
+    metrics.csv; read like a dict: `rows[0]["amp_ssim"]`); runs: one `rundir.Row` per
+    (generator, seed); skipped: generators not run, with the reason; exit_code: 0 all succeeded, 1 any failed, 130 interrupted (Ctrl-C; the report is written).
     """
 
     out_dir: Path
