@@ -123,7 +123,8 @@ class CompareResult:
 
     rows: one `rundir.Summary` per generator (mean and std over seeds when seeds > 1, as in
     metrics.csv; read like a dict: `rows[0]["amp_ssim"]`); runs: one `rundir.Row` per
-    (generator, seed); skipped: generators not run, with the reason; exit_code: 0 all succeeded, 1 any failed, 130 interrupted (Ctrl-C; the report is written).
+    (generator, seed); skipped: generators not run, with the reason; exit_code: 0 all succeeded,
+    1 any failed, 130 interrupted (Ctrl-C; the report is written).
     """
 
     out_dir: Path
