@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ptycho_core.errors import PtychoError
 from ptycho_core.results import schema
+from ptycho_core.results.schema import tables
 
 ENV = "PTYCHO_DB"
 DEFAULT_FILE = "results.db"
@@ -143,7 +144,7 @@ class Store:
                     f"pass another --db / {ENV}"
                 )
             return 0
-        return conn.execute(sa.select(sa.func.max(schema.tables().version.c.version))).scalar() or 0
+        return conn.execute(sa.select(sa.func.max(tables().version.c.version))).scalar() or 0
 
     def _prepare(self) -> None:
         """Check the schema version and apply the missing migrations, in one transaction."""
@@ -160,9 +161,7 @@ class Store:
                 description, step = schema.MIGRATIONS[version]
                 step(conn)
                 conn.execute(
-                    schema.tables()
-                    .version.insert()
-                    .values(version=version + 1, description=description, applied=time.time())
+                    tables().version.insert().values(version=version + 1, description=description, applied=time.time())
                 )
 
 
