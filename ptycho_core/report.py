@@ -60,7 +60,19 @@ COLUMNS = (
         help="share of test patches nearer the twin image of their true patch than the patch itself "
         "(0: faithful; about 0.5: undecided between object and twin)",
     ),
-    Column("data_error", "data err", "min", "{:.4f}", help="||s A_hat - A|| / ||A|| at the test positions"),
+    Column(
+        "data_error",
+        "data err",
+        "min",
+        "{:.4f}",
+        help="||s A_hat - A|| / ||A|| at the test positions, with the row's own final probe and positions",
+    ),
+    Column("ref_amp_ssim", "ref amp SSIM", "max", "{:.3f}", help="amplitude SSIM against the reference row"),
+    Column("ref_phase_ssim", "ref phase SSIM", "max", "{:.3f}", help="phase SSIM against the reference row"),
+    Column("ref_frc_amp_px", "ref FRC amp px", "min", "{:.2f}", False, "amplitude FRC at 0.5 against the reference"),
+    Column("ref_frc_phase_px", "ref FRC phase px", "min", "{:.2f}", False, "phase FRC at 0.5 against the reference"),
+    Column("half_frc_px", "half FRC px", "min", "{:.2f}", help="half-set FRC resolution (1/2-bit), pixels"),
+    Column("half_frc_nm", "half FRC nm", "min", "{:.1f}", False, "half-set FRC resolution (1/2-bit), nm"),
     Column("parameters", "params", "", "{:,.0f}", help="trainable parameters"),
     Column("train_seconds", "train s", "min", "{:.1f}", help="training wall time, seconds (none: iterative)"),
     Column(
@@ -69,6 +81,14 @@ COLUMNS = (
         "min",
         "{:.2f}",
         help="wall time reconstructing the test patterns: timed prediction, or the iterative engine's run",
+    ),
+    Column(
+        "halfset_seconds",
+        "half s",
+        "min",
+        "{:.2f}",
+        False,
+        "wall time of the two half-set reconstructions (engine runs or predictions) for the half-set FRC",
     ),
     Column(
         "inference_patterns_per_s",
@@ -83,7 +103,19 @@ COLUMNS = (
 )
 
 #: Further per-run numbers kept in the CSV/JSON (not in the terminal table).
-EXTRA_KEYS = ("frc_amp_cpp", "frc_phase_cpp", "data_scale", "shift_y", "shift_x", "epochs_run", "final_loss")
+EXTRA_KEYS = (
+    "frc_amp_cpp",
+    "frc_phase_cpp",
+    "data_scale",
+    "shift_y",
+    "shift_x",
+    "ref_shift_y",
+    "ref_shift_x",
+    "half_frc_cpp",
+    "half_frc_side",
+    "epochs_run",
+    "final_loss",
+)
 #: Coverage of the scored area (ptycho_core.metrics): SSIM-scored share, FRC square side, flags.
 COVERAGE_KEYS = ("scored_fraction", "frc_side", "frc_too_small", "area_too_small")
 #: Metrics left without a number, per flag, when the scored area is too small to mean anything.
@@ -548,6 +580,8 @@ def column_legend(batch: int | None = None) -> str:
 
 def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: int = 1) -> Path:
     """report.html: self-contained (figures embedded as base64 PNG; no external resources)."""
+    from ptycho_core import agreement
+
     path = Path(path)
     parts = [
         "<!DOCTYPE html>",
@@ -563,6 +597,8 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
     parts.append("<p>Amplitude and phase metrics against the ground truth after one global complex scalar.</p>")
     parts.append(column_legend(provenance.get("inference_batch_groups")))
     parts.append(f"<p>{html.escape(method_note())} {html.escape(coverage_note(rows))}</p>")
+    parts.append("<h3>Metrics without ground truth</h3>")
+    parts.extend(f"<p>{html.escape(text)}</p>" for text in agreement.method_paragraphs(provenance.get("reference")))
     failed = [r for r in runs if r.get("status") != "ok"]
     if failed:
         parts.append("<h2>Failed runs</h2><ul>")

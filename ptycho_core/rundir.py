@@ -40,6 +40,11 @@ RUN_LOG = "run.log"
 MODEL_DIR = "model"
 METRICS_JSON = "metrics.json"
 OBJECT_NPZ = "object.npz"
+#: Every row's final probe (N, N) and test positions (n, 2) on the object grid (issue 21).
+PROBE_NPY = "probe.npy"
+POSITIONS_NPY = "positions.npy"
+#: The two interleaved half-sets' reconstructions (`ptycho_core.agreement`, half-set FRC).
+HALVES_NPZ = "halves.npz"
 PREPARED_JSON = "prepared.json"
 
 
@@ -202,6 +207,7 @@ class RunRecord:
     parameters: int | None = None
     train_seconds: float | None = None
     reconstruct_seconds: float | None = None
+    halfset_seconds: float | None = None
     epochs_run: int | None = None
     stopped: str = ""
     final_loss: float | None = None
@@ -234,6 +240,7 @@ COST_FIELDS = (
     "parameters",
     "train_seconds",
     "reconstruct_seconds",
+    "halfset_seconds",
     "inference_patterns_per_s",
     "inference_batch",
     "peak_rss_mib",
@@ -266,6 +273,7 @@ class Row:
     parameters: int | None = None
     train_seconds: float | None = None
     reconstruct_seconds: float | None = None
+    halfset_seconds: float | None = None
     inference_patterns_per_s: float | None = None
     inference_batch: int | None = None
     peak_rss_mib: float | None = None

@@ -107,6 +107,21 @@ from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_S
     help="A generator's (or the stitcher's) option, e.g. fno.width=16; repeatable.",
 )
 @click.option("--force", is_flag=True, help="Redo every run, even finished ones with the same inputs.")
+@click.option(
+    "--reference",
+    default=None,
+    metavar="ROW",
+    help="The row every other row's agreement (ref amp/phase SSIM and FRC) is measured against. Default: the "
+    "successful iterative row with the lowest data error.",
+)
+@click.option(
+    "--half-set/--no-half-set",
+    "halfset",
+    default=True,
+    show_default=True,
+    help="Also reconstruct the two interleaved halves of the test scan for the half-set FRC resolution "
+    "(iterative rows: two more engine runs on half the patterns; learned rows: two more predictions).",
+)
 @data_file_options
 @db_option
 @click.pass_obj
@@ -152,6 +167,8 @@ def run_comparison(
     probe_file,
     db=None,
     grid=None,
+    reference=None,
+    halfset=True,
     title="ptycho compare",
     **train_kwargs,
 ):
@@ -181,6 +198,8 @@ def run_comparison(
         timeout=timeout,
         out=out_dir,
         force=force,
+        reference=reference,
+        halfset=halfset,
         db=db,
         command_line=["ptycho", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("ptycho") else list(sys.argv),
     )

@@ -175,7 +175,7 @@ class CompareDisplay:
 
     def _predicting(self, event) -> None:
         if self.progress is not None:
-            self.progress.update(self.tasks[event.run], status="predicting the test groups")
+            self.progress.update(self.tasks[event.run], status=event.status)
 
     def _finished(self, e) -> None:
         text = f"done in {e.seconds:.0f} s" if e.ok else f"FAILED: {e.reason}"

@@ -42,7 +42,9 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     staged = source.stage(train_ds, test_ds, data_source, selection, request.gridsize, layout)
     plans = plan.make_plans(selection.specs, selection.option_values, selection.train, request.seeds)
     plans = sweep.expand(plans, variants)
+    _check_reference(request.reference, plans)
     for p in plans:
+        p.halfset = request.halfset
         p.hash = plan.run_hash(p, staged.fingerprint, staged.prepared_hash, staged.split_info)
         p.reuse, p.reason = plan.resume_decision(layout.run_dir(p.name), p.hash, request.force)
     _announce(request, selection, staged, plans, on_event)
@@ -55,11 +57,23 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
         )
         for p in plans
     ]
-    result = _report(request, selection, staged, registry, scored, executor.threads, started)
+    reference = score.add_agreement(scored, layout, request.reference)
+    if reference.get("note"):
+        on_event(ev.Note(reference["note"]))
+    result = _report(request, selection, staged, registry, scored, executor.threads, started, reference)
     if any(o.interrupted for o in outcomes.values()):
         result.exit_code = INTERRUPTED_EXIT
     _record(request, result, on_event)
     return result
+
+
+def _check_reference(reference: str | None, plans) -> None:
+    """Refuse, before any work, a --reference that names no row of this comparison."""
+    from ptycho_core.errors import UsageError
+
+    labels = sorted({p.label for p in plans})
+    if reference is not None and reference not in labels:
+        raise UsageError(f"--reference {reference}: not a row of this comparison (rows: {', '.join(labels)})")
 
 
 def _record(request, result, on_event) -> None:
@@ -104,7 +118,7 @@ def _epochs(plans) -> str:
     return text
 
 
-def _report(request, selection, staged, registry, scored, threads, started) -> CompareResult:
+def _report(request, selection, staged, registry, scored, threads, started, reference) -> CompareResult:
     from ptycho_core import report
     from ptycho_core.harness.provenance import build_provenance
 
@@ -112,6 +126,7 @@ def _report(request, selection, staged, registry, scored, threads, started) -> C
     rows = report.summarise([r.to_dict() for r in runs], request.seeds)
     gpus = sorted({r.gpu for r in runs if r.gpu})
     provenance = build_provenance(request, selection, staged, registry, gpus=gpus, threads=threads, started=started)
+    provenance["reference"] = {k: v for k, v in reference.items() if k != "note"}
     panels, frc = {}, {}
     for s in scored:
         if s.panel is not None:

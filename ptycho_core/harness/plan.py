@@ -32,6 +32,8 @@ class RunPlan:
     hash: str = ""
     reuse: bool = False
     reason: str = ""
+    #: Also reconstruct the two interleaved half-sets (`ptycho_core.agreement`, half-set FRC).
+    halfset: bool = True
 
 
 @dataclass
@@ -206,6 +208,7 @@ def run_hash(plan: RunPlan, fingerprint: str, prepared_hash: str, split_info: di
         "options": plan.options,
         "versions": {"ptycho": __version__, "plugin": plan.spec.version},
         "train_config": _budget(plan),
+        "halfset": plan.halfset,
     }
     return sha256(json.dumps(payload, sort_keys=True, default=str))
 

@@ -45,6 +45,9 @@ class CompareRequest:
         `jobs` workers when jobs > 1, else one per core).
     grid: a sweep's option grid {"NAME": {"key": [value, ...]}} (`harness.sweep`): one row per
         combination, named `NAME[key=value,...]`; None for a plain comparison.
+    reference: the row the agreement metrics compare every row with (`ptycho_core.agreement`);
+        None: the successful iterative row with the lowest data error.
+    halfset: also reconstruct the two interleaved half-sets of the test scan (half-set FRC).
     """
 
     generators: Sequence[str] | str | None = None
@@ -65,6 +68,8 @@ class CompareRequest:
     executor: str = "local"
     scheduler: str | None = None
     grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None
+    reference: str | None = None
+    halfset: bool = True
 
     @classmethod
     def from_settings(cls, generators=None, **settings) -> CompareRequest:

@@ -172,6 +172,9 @@ def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord
     )
     record = _record(job, spec, config, generator, history, seconds, patches.shape[0])
     record.train_seconds, record.started = train_seconds, started
+    if job.get("halfset"):
+        emit({"type": "predicting", "status": "predicting the two half-sets"})
+        record.halfset_seconds = _halves(partial, prepared.test, lambda idx: _predict_half(generator, prepared, idx))
     return record
 
 
@@ -202,7 +205,46 @@ def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
     rundir.write_npz(partial / rundir.RECON_NPZ, **arrays)
     record = _record(job, spec, config, generator, estimate.history, seconds, prepared.test.n)
     record.started = started
+    if job.get("halfset"):
+        emit({"type": "predicting", "status": "reconstructing the two half-sets"})
+
+        def half_run(idx):
+            _, est, _ = pipeline.reconstruct_scan(spec, job["options"], prepared.test, config, indices=idx)
+            arrays = {"object": est.object, "probe": est.probe, "positions": est.positions}
+            return {k: v for k, v in arrays.items() if v is not None}
+
+        record.halfset_seconds = _halves(partial, prepared.test, half_run)
     return record
+
+
+def _predict_half(generator, prepared, idx) -> dict:
+    """A learned generator's anchor patches of one half-set, its groups formed within the half."""
+    from ptycho_core import data, pipeline
+
+    half = prepared.test.subset(idx)
+    groups = data.group(half.positions, prepared.gridsize, train=False)
+    return {"patches": pipeline.predict_anchors(generator, half, groups, INFERENCE_BATCH)}
+
+
+def _halves(partial: Path, test, run_half) -> float | None:
+    """Reconstruct the two interleaved half-sets of the test patterns (`agreement.interleaved_halves`)
+    with `run_half(indices) -> {name: array}` and write halves.npz (`a_index`, `b_index`, the
+    arrays prefixed "a_" / "b_"). Returns the seconds both took; None (and nothing written, the
+    reason in run.log) when a half failed: the half-set FRC is then missing, the row is not failed."""
+    from ptycho_core import agreement
+
+    arrays, start = {}, time.perf_counter()
+    try:
+        for tag, idx in zip("ab", agreement.interleaved_halves(test.n)):
+            arrays[f"{tag}_index"] = idx
+            arrays.update({f"{tag}_{k}": v for k, v in run_half(idx).items()})
+    except Exception as exc:  # the half-set FRC is an extra: its failure leaves the row standing
+        print(f"half-set reconstruction failed: {failure_reason(exc)}", flush=True)
+        traceback.print_exc()
+        return None
+    seconds = time.perf_counter() - start
+    rundir.write_npz(partial / rundir.HALVES_NPZ, **arrays)
+    return seconds
 
 
 def _record(job, spec, config, generator, history, seconds, test_patterns) -> rundir.RunRecord:
