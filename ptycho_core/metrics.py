@@ -399,9 +399,7 @@ def score(
 
 
 def _blank() -> dict:
-    values = {key: math.nan for key in METRIC_KEYS}
-    values.update(shift_y=0.0, shift_x=0.0, ramp_y=0.0, ramp_x=0.0)
-    return values
+    return {**{key: math.nan for key in METRIC_KEYS}, "shift_y": 0.0, "shift_x": 0.0, "ramp_y": 0.0, "ramp_x": 0.0}
 
 
 def against(
@@ -413,15 +411,12 @@ def against(
     remove_ramp: bool = False,
     values: dict | None = None,
 ) -> Scores:
-    """The image metrics (module docstring, steps 1-5, and coverage) of `recon` against `reference`:
-    the ground truth, or another reconstruction (`ptycho_core.agreement`). `values` (the keys of
-    METRIC_KEYS) is filled in and returned in the Scores; a fresh one (NaN) when None."""
+    """The image metrics (steps 1-5, coverage) of `recon` against `reference`: the ground truth, or
+    another reconstruction (`ptycho_core.agreement`); fills `values` (METRIC_KEYS; new when None)."""
     values = _blank() if values is None else values
     recon, reference = np.asarray(recon), np.asarray(reference)
     if reference.shape != recon.shape or np.shape(weights) != recon.shape:
-        raise ValueError(
-            f"recon {recon.shape}, weights {np.shape(weights)} and reference {reference.shape} must match"
-        )
+        raise ValueError(f"recon {recon.shape}, weights {np.shape(weights)} and reference {reference.shape} must match")
     box, keep = region(weights, positions)
     scores = Scores(values=values, region=box)
     square = _coverage(values, keep)

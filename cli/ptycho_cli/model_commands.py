@@ -261,7 +261,7 @@ def _reconstruct_iterative(
         _, estimate, seconds = pipeline.reconstruct_scan(
             spec, options, dataset, TrainConfig(seed=seed, device=device), display.callback(spec.name)
         )
-    result = pipeline.score_whole_object(estimate.object, dataset)
+    result = pipeline.score_whole_object(estimate.object, dataset, estimate.probe, estimate.positions)
     run = {"spec": spec, "options": options, "seed": seed, "started": started}
     _write_and_print(result, dataset, seconds, run, data_path, out_path, as_json, db)
 

@@ -96,7 +96,9 @@ def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
 
         def half(tag, h):
             idx = h[f"{tag}_index"]
-            return pipeline.stitch_on_grid(h[f"{tag}_patches"], test_ds, stitcher_spec, registry, probe, idx, **stitch_options)[:2]
+            return pipeline.stitch_on_grid(
+                h[f"{tag}_patches"], test_ds, stitcher_spec, registry, probe, idx, **stitch_options
+            )[:2]
 
     result.probe_source = source
     result.halfset_frc = _halfset(run_dir / rundir.HALVES_NPZ, half, result, test_ds)
