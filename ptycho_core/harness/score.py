@@ -72,10 +72,28 @@ def score_run(
     return scored
 
 
+def with_run_probe(test_ds, run_dir):
+    """The test data with the probe the run's result goes with (its `probe.npy`, issue 21: a
+    refined probe, or the source row's), so that stitching weights and scores use it."""
+    import dataclasses
+
+    import numpy as np
+
+    path = run_dir / rundir.PROBE_NPY
+    if not path.is_file():
+        return test_ds
+    probe = np.load(path, allow_pickle=False)
+    if probe.shape != test_ds.probe.shape:
+        raise ValueError(f"{rundir.PROBE_NPY} has shape {probe.shape}, the data's probe {test_ds.probe.shape}")
+    return dataclasses.replace(test_ds, probe=probe.astype(np.complex64))
+
+
 def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry):
     import numpy as np
 
     from ptycho_core import pipeline
+
+    test_ds = with_run_probe(test_ds, run_dir)
 
     with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
         if "object" in z.files:  # an iterative generator's whole object: no stitching
