@@ -645,8 +645,11 @@ def write_report(
     histories: dict,
     pixel_size_m: float | None = None,
     seeds: int = 1,
+    reference: str | None = None,
 ) -> Path:
     """Write metrics.csv, metrics.json, the four figures and report.html; returns report.html.
+    Without ground truth comparison.png and errors.png are drawn against the `reference` row
+    (`ptycho_core.display`).
 
     truth: {"object": (H, W) complex, "positions": (n, 2)} or None; panels: {label: {"object",
     "weights", "positions"}} (stitched, same canvas as the truth); frc: {label: {"amp"|"phase":
@@ -660,12 +663,21 @@ def write_report(
         {"columns": columns, "rows": rows, "runs": runs, "skipped": skipped, "provenance": provenance},
         out_dir / "metrics.json",
     )
-    figures = {
-        "comparison": comparison_figure(truth, panels, out_dir / "comparison.png", pixel_size_m),
-        "errors": error_figure(truth, panels, out_dir / "errors.png"),
-        "frc": frc_figure(frc, out_dir / "frc.png"),
-        "training": training_figure(histories, out_dir / "training.png"),
-    }
+    if truth is None:  # a measured scan: read against the reference row
+        from ptycho_core import display
+
+        kinds = {r.get("generator"): r.get("kind") for r in rows}
+        figures = {
+            "comparison": display.comparison_figure(panels, out_dir / "comparison.png", reference, kinds),
+            "errors": display.error_figure(panels, out_dir / "errors.png", reference, kinds),
+        }
+    else:
+        figures = {
+            "comparison": comparison_figure(truth, panels, out_dir / "comparison.png", pixel_size_m),
+            "errors": error_figure(truth, panels, out_dir / "errors.png"),
+        }
+    figures["frc"] = frc_figure(frc, out_dir / "frc.png")
+    figures["training"] = training_figure(histories, out_dir / "training.png")
     return write_html(
         out_dir / "report.html",
         rows=rows,

@@ -2,8 +2,10 @@
 
     DIR/
       data/                 the split and groups, written once (`harness.prepared`)
+      data-probe/           on measured data: the same, staged with the source row's refined probe
+                            for the learned rows (`harness.probe`)
       runs/<name>/          one (generator, seed): DONE, run.json, run.log, history.json, recon.npz,
-                            model/, and after scoring metrics.json, object.npz
+                            probe.npy, positions.npy, model/, and after scoring metrics.json, object.npz
       runs/.<name>.partial  a run being written; renamed to runs/<name>/ when complete
       metrics.csv, metrics.json, comparison.png, frc.png, training.png, report.html
 
@@ -40,12 +42,13 @@ RUN_LOG = "run.log"
 MODEL_DIR = "model"
 METRICS_JSON = "metrics.json"
 OBJECT_NPZ = "object.npz"
-#: Every row's final probe (N, N) and test positions (n, 2) on the object grid (issue 21).
-PROBE_NPY = "probe.npy"
-POSITIONS_NPY = "positions.npy"
 #: The two interleaved half-sets' reconstructions (`ptycho_core.agreement`, half-set FRC).
 HALVES_NPZ = "halves.npz"
 PREPARED_JSON = "prepared.json"
+#: Every finished run's final probe (complex64 (N, N)) and positions (float64 (n, 2), (y, x) on the
+#: object grid, the frame of object.npz's `positions`): what its result goes with (issue 21).
+PROBE_NPY = "probe.npy"
+POSITIONS_NPY = "positions.npy"
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,16 @@ def write_npz(path, digest=None, **arrays) -> Path:
     return path
 
 
+def write_npy(path, array) -> Path:
+    """Atomic np.save of one array (never pickled)."""
+    import numpy as np
+
+    path = Path(path)
+    with atomic(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.asarray(array), allow_pickle=False)
+    return path
+
+
 def publish(partial: Path, final: Path) -> None:
     """Atomically replace `final` by `partial` (rename; an older `final` is moved aside first)."""
     partial, final = Path(partial), Path(final)
@@ -189,6 +202,9 @@ class RunRecord:
     ("learned" or "iterative": no training, so no train_seconds). `reconstruct_seconds`: the timed
     reconstruction of the test patterns (prediction, or the iterative engine's run). Times in seconds,
     memory in MiB, `started`/`finished` as Unix times; `hash` is the resume hash of its inputs.
+    `probe_source` says which probe the result goes with (probe.npy): "data" (the data's, as
+    given), "refined" (this run refined it) or "<ROW> (refined)" (the source row's, `harness.probe`);
+    `positions_source`: "data" or "refined" (positions.npy).
     """
 
     name: str
@@ -220,6 +236,8 @@ class RunRecord:
     started: float | None = None
     finished: float | None = None
     meta: dict = field(default_factory=dict)
+    probe_source: str = "data"
+    positions_source: str = "data"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -248,6 +266,8 @@ COST_FIELDS = (
     "epochs_run",
     "final_loss",
     "stopped",
+    "probe_source",
+    "positions_source",
 )
 
 
@@ -281,6 +301,8 @@ class Row:
     epochs_run: int | None = None
     final_loss: float | None = None
     stopped: str = ""
+    probe_source: str = ""
+    positions_source: str = ""
     gpu: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 

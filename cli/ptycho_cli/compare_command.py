@@ -9,7 +9,14 @@ import click
 from ptycho_cli.options import data_file, data_file_options, train_config_options
 from ptycho_cli.results_command import db_option
 from ptycho_core.harness.executors import EXECUTORS
-from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
+from ptycho_core.harness.request import (
+    DEFAULT_GRIDSIZE,
+    DEFAULT_OUT,
+    DEFAULT_STITCHER,
+    MAX_DROPPED_SHARE,
+    SIMULATIONS,
+    SPLITS,
+)
 
 
 @click.command()
@@ -24,11 +31,31 @@ from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_S
     "--data",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Training data file. Without --test-data the scan is split along x at the median position; "
-    "patterns whose footprint comes within N/2 of the split line are dropped (guard band), "
-    "so no training pattern sees test-region pixels.",
+    help="Training data file. Without --test-data the scan is split by --split.",
 )
 @click.option("--test-data", type=click.Path(dir_okay=False), default=None, help="Separate test data file.")
+@click.option(
+    "--split",
+    type=click.Choice(SPLITS),
+    default=None,
+    help="How one scan (--data without --test-data) is split. none: every generator reconstructs the scan it "
+    "trains on (the default without ground truth; supervised generators are skipped); spatial: along x with "
+    "an N/2 guard band (the default with ground truth); interleaved: even patterns train, odd ones test.",
+)
+@click.option(
+    "--max-dropped",
+    type=click.FloatRange(0, 1),
+    default=None,
+    metavar="SHARE",
+    help=f"Largest share of the scan a spatial split may drop to its guard band [default: {MAX_DROPPED_SHARE}].",
+)
+@click.option(
+    "--probe-from",
+    default=None,
+    metavar="ROW",
+    help="On measured data: the iterative row whose refined probe every learned row uses [default: lsqml when "
+    "compared, else the first iterative row]; 'data' keeps the data's probe for every row.",
+)
 @click.option(
     "--simulate",
     type=click.Choice(SIMULATIONS),
@@ -140,6 +167,7 @@ def compare(state, **settings):
       ptycho compare                                   every available generator, default data
       ptycho compare -g fno,stable_hybrid --epochs 10
       ptycho compare --data scan.npz -g pinn_tf --gridsize 2 -o pinn_tf.filter_scale=1
+      ptycho compare --data external/siemens-star/siemens-star-small.npz --crop 64    a measured scan
       ptycho compare -g fno,cnn --seeds 3 --executor dask --scheduler tcp://head:8786
     """
     run_comparison(state, **settings)
@@ -153,6 +181,9 @@ def run_comparison(
     test_data,
     simulate,
     sim_settings,
+    split=None,
+    max_dropped=None,
+    probe_from=None,
     gridsize,
     seeds,
     stitcher,
@@ -165,6 +196,8 @@ def run_comparison(
     force,
     loader,
     probe_file,
+    crop_to=None,
+    bin_by=None,
     db=None,
     grid=None,
     reference=None,
@@ -183,8 +216,11 @@ def run_comparison(
         simulate = sim_config(sim_settings, object_kind=simulate)
     request = harness.CompareRequest(
         generators=generators,
-        data=data_file(data, loader, probe_file),
-        test_data=data_file(test_data, loader, probe_file),
+        data=data_file(data, loader, probe_file, crop_to, bin_by),
+        test_data=data_file(test_data, loader, probe_file, crop_to, bin_by),
+        split=split,
+        max_dropped=max_dropped,
+        probe_from=probe_from,
         simulate=simulate,
         gridsize=gridsize,
         train=train_fields(train_kwargs),

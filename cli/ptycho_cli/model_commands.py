@@ -37,7 +37,19 @@ def generator_options(help: str):
 @db_option
 @click.pass_obj
 def train(
-    state, generator_name, data_path, out_dir, gridsize, raw_options, nproc, loader, probe_file, db, **train_kwargs
+    state,
+    generator_name,
+    data_path,
+    out_dir,
+    gridsize,
+    raw_options,
+    nproc,
+    loader,
+    probe_file,
+    crop_to,
+    bin_by,
+    db,
+    **train_kwargs,
 ):
     """Train one generator on a dataset and save a checkpoint.
 
@@ -69,7 +81,7 @@ def train(
     writer = parallel.is_writer()
     options = spec.resolve_options(parse_options(raw_options))
     config = spec.train_config(train_fields(train_kwargs))
-    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file, crop=crop_to, bin=bin_by)
     pipeline.check_usable(spec, dataset.has_ground_truth)
     prepared = pipeline.prepare(dataset, None, gridsize, config.seed, config.val_fraction, spec.supervised)
     say = click.echo if writer else (lambda *args, **kwargs: None)
@@ -204,7 +216,7 @@ def reconstruct(state, model_dir, generator_name, raw_options, device, seed, **k
 
 
 def _reconstruct_with_model(
-    state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file, db
+    state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file, crop_to, bin_by, db
 ):
     import time
 
@@ -213,7 +225,7 @@ def _reconstruct_with_model(
     registry = state.registry()
     registry.stitcher(stitcher)  # unknown stitcher: fail before any work
     generator, config = pipeline.load_generator(model_dir, registry=registry)
-    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file, crop=crop_to, bin=bin_by)
     if dataset.patch_size != config["patch_size"]:
         raise click.UsageError(
             f"{data_path}: patterns are {dataset.patch_size}x{dataset.patch_size}, the model expects "
@@ -242,6 +254,8 @@ def _reconstruct_iterative(
     as_json,
     loader,
     probe_file,
+    crop_to,
+    bin_by,
     db,
 ):
     import time
@@ -254,7 +268,7 @@ def _reconstruct_iterative(
     spec = registry.generator(generator_name)
     pipeline.check_iterative(spec)
     options = spec.resolve_options(parse_options(raw_options))
-    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file, crop=crop_to, bin=bin_by)
     click.echo(f"reconstructing {dataset.n} patterns with {spec.name} ({spec.distribution} {spec.version})", err=True)
     started = time.time()
     with training_progress() as display:

@@ -21,7 +21,9 @@ from ptycho_core.registry import GeneratorSpec, Registry
 
 @dataclass
 class RunPlan:
-    """One (generator, seed): its folder name, resolved options, TrainConfig and input hash."""
+    """One (generator, seed): its folder name, resolved options, TrainConfig and input hash;
+    data_dir: the staged data folder under the comparison's ("": `data/`), probe_source: which
+    probe that data carries (`harness.probe`)."""
 
     name: str
     label: str
@@ -32,6 +34,8 @@ class RunPlan:
     hash: str = ""
     reuse: bool = False
     reason: str = ""
+    data_dir: str = ""
+    probe_source: str = "data"
     #: Also reconstruct the two interleaved half-sets (`ptycho_core.agreement`, half-set FRC).
     halfset: bool = True
 
@@ -145,9 +149,11 @@ def resolve_compare_options(options, specs, registry: Registry, stitcher_spec) -
     return resolved, stitch_options
 
 
-def drop_supervised(specs, skipped: list[dict], explicit: bool, has_ground_truth: bool) -> list[GeneratorSpec]:
-    """Without ground truth, supervised generators cannot train: an error when named explicitly,
-    otherwise skipped. Returns the specs that can run; raises UsageError when none can."""
+def drop_supervised(
+    specs, skipped: list[dict], explicit: bool, has_ground_truth: bool, why: str = "the data has no ground truth"
+) -> list[GeneratorSpec]:
+    """Without ground truth to train on (`why` says why), supervised generators cannot train: an
+    error when named explicitly, otherwise skipped. Returns the specs that can run."""
     if has_ground_truth:
         return list(specs)
     keep = []
@@ -156,11 +162,11 @@ def drop_supervised(specs, skipped: list[dict], explicit: bool, has_ground_truth
             keep.append(spec)
         elif explicit:
             raise UsageError(
-                f"generator {spec.name!r} is supervised and the training data has no ground-truth object; "
-                "choose unsupervised generators or give data with an object"
+                f"generator {spec.name!r} is supervised and {why}; choose unsupervised generators or give "
+                "data with an object (and --split spatial or --test-data)"
             )
         else:
-            skipped.append({"generator": spec.name, "reason": "supervised: the data has no ground truth"})
+            skipped.append({"generator": spec.name, "reason": f"supervised: {why}"})
     return keep
 
 

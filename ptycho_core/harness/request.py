@@ -18,6 +18,11 @@ DEFAULT_OUT = "ptycho-compare"
 DEFAULT_GRIDSIZE = 2
 DEFAULT_STITCHER = "probe_weighted"
 SIMULATIONS = ("lines", "grf")
+#: The split policies of one scan (`ptycho_core.data.split_scan`, `ptycho compare --split`).
+SPLITS = ("none", "spatial", "interleaved")
+#: A spatial split dropping more than this share of a scan to its guard band is refused unless
+#: `max_dropped` (`--max-dropped`) allows it.
+MAX_DROPPED_SHARE = 0.5
 
 
 @dataclass
@@ -26,8 +31,14 @@ class CompareRequest:
 
     generators: names (or `dist:name`), a comma-separated string, or None for every available
         generator (the unavailable ones are listed as skipped).
-    data / test_data: dataset files (or `Dataset` objects). With `data` alone, the scan is split
-        along x at the median with an N/2 guard band (`ptycho_core.data.spatial_split`).
+    data / test_data: dataset files (or `Dataset` objects). With `data` alone, one scan is split by
+        `split` (`ptycho_core.data.split_scan`): "none" (train on the scan that is reconstructed;
+        the default without ground truth), "spatial" (along x at the median with an N/2 guard band;
+        the default with ground truth; refused when it drops more than `max_dropped` of the scan)
+        or "interleaved" (even patterns train, odd ones test).
+    probe_from: on measured data, the iterative row whose refined probe every learned row uses
+        (None: lsqml when it runs, else the first iterative row; `harness.probe`); "data" keeps
+        the data's probe for everyone.
     simulate: "lines", "grf" or a `SimConfig`; the default when no data is given is DEFAULT_SIM.
     train: the explicit TrainConfig values by field name ({"epochs": 3, "timeout": 60}); for
         each generator they win over its plugin's `train_defaults`, which win over TrainConfig's
@@ -68,6 +79,9 @@ class CompareRequest:
     executor: str = "local"
     scheduler: str | None = None
     grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None
+    split: str | None = None
+    max_dropped: float | None = None
+    probe_from: str | None = None
     reference: str | None = None
     halfset: bool = True
 

@@ -84,6 +84,8 @@ def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
     with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
         recon = {k: z[k] for k in z.files}
     probe, positions, source = own_probe(run_dir, recon)
+    if probe is not None and probe.shape != test_ds.probe.shape:
+        raise ValueError(f"the run's probe has shape {probe.shape}, the data's {test_ds.probe.shape}")
     if "object" in recon:  # an iterative generator's whole object: no stitching
         result = pipeline.score_whole_object(recon["object"], test_ds, probe, positions)
 

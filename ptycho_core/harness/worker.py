@@ -172,10 +172,25 @@ def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord
     )
     record = _record(job, spec, config, generator, history, seconds, patches.shape[0])
     record.train_seconds, record.started = train_seconds, started
+    _write_probe_and_positions(partial, record, prepared.test, None, None, job.get("probe_source", "data"))
     if job.get("halfset"):
         emit({"type": "predicting", "status": "predicting the two half-sets"})
         record.halfset_seconds = _halves(partial, prepared.test, lambda idx: _predict_half(generator, prepared, idx))
     return record
+
+
+def _write_probe_and_positions(partial: Path, record, test, probe, positions, given: str) -> None:
+    """probe.npy and positions.npy (object-grid frame) of a finished run, and their sources in
+    its record: the refined ones when the run refined them, else the ones it was given."""
+    import numpy as np
+
+    from ptycho_core import pipeline
+
+    record.probe_source = "refined" if probe is not None else given
+    record.positions_source = "refined" if positions is not None else "data"
+    rundir.write_npy(partial / rundir.PROBE_NPY, np.asarray(test.probe if probe is None else probe, np.complex64))
+    grid = pipeline.object_grid(test)[1] if positions is None else positions
+    rundir.write_npy(partial / rundir.POSITIONS_NPY, np.asarray(grid, np.float64))
 
 
 def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
@@ -196,7 +211,8 @@ def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
         spec, job["options"], prepared.test, config, _throttled(emit)
     )
     rundir.write_json(partial / rundir.HISTORY_JSON, estimate.history.to_dict())
-    check_history(estimate.history)
+    if estimate.history.loss:  # empty: diverged at its first iteration, the initial guess is kept
+        check_history(estimate.history)
     arrays = {"object": estimate.object}
     if estimate.probe is not None:
         arrays["probe"] = estimate.probe
@@ -205,6 +221,9 @@ def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
     rundir.write_npz(partial / rundir.RECON_NPZ, **arrays)
     record = _record(job, spec, config, generator, estimate.history, seconds, prepared.test.n)
     record.started = started
+    _write_probe_and_positions(
+        partial, record, prepared.test, estimate.probe, estimate.positions, job.get("probe_source", "data")
+    )
     if job.get("halfset"):
         emit({"type": "predicting", "status": "reconstructing the two half-sets"})
 
@@ -264,7 +283,7 @@ def _record(job, spec, config, generator, history, seconds, test_patterns) -> ru
         parameters=parameter_count(generator),
         epochs_run=len(history.loss),
         stopped=history.stopped,
-        final_loss=history.loss[-1],
+        final_loss=history.loss[-1] if history.loss else None,
         reconstruct_seconds=seconds,
         inference_patterns_per_s=test_patterns / seconds if seconds > 0 else None,
         inference_batch=INFERENCE_BATCH if spec.kind == "learned" else None,

@@ -189,10 +189,14 @@ def load_npz(path) -> Dataset:
             return _load_own(ar)
         if "xcoords" in ar.keys or "ycoords" in ar.keys or "diff3d" in ar.keys or "probeGuess" in ar.keys:
             return _load_ptychopinn(ar)
+        from ptycho_core.io import tike
+
+        if tike.is_tike(ar.keys):
+            return tike.load_tike(ar.path)
         found = ", ".join(ar.keys) or "no entries"
         raise DataError(
-            f"{ar.source}: 'diffraction' + 'positions' (ptycho) or 'diff3d'/'diffraction' + 'xcoords' + 'ycoords' "
-            f"+ 'probeGuess' (PtychoPINN) expected, got {found}"
+            f"{ar.source}: 'diffraction' + 'positions' (ptycho), 'diff3d'/'diffraction' + 'xcoords' + 'ycoords' "
+            f"+ 'probeGuess' (PtychoPINN) or 'data' + 'scan' + 'probe' (tike, pixel units) expected, got {found}"
         )
     finally:
         ar.close()
