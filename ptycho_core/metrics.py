@@ -1,14 +1,15 @@
 """Alignment and metrics of a stitched reconstruction (DESIGN section 8).
 
-`score(...)` runs, per reconstruction:
+`score(...)` runs, per reconstruction (steps 1-5 are `against`, also used against another
+reconstruction by `ptycho_core.agreement`):
 
 1. Region: the rectangle spanned by the scan centres; its *covered* pixels are those with
    stitching weight >= 10% of the max. Uncovered pixels (holes of a sparse scan, the border) are
    0 in the stitched object and are never scored: no metric may see the mask itself, because a
    mask shared by reconstruction and truth is structure common to both at every frequency.
-2. Alignment, in order: optional sub-pixel registration (`phase_cross_correlation` on the complex
-   image; off by default; the shift applied is reported), optional phase-ramp removal, then one
-   global complex scalar c = sum(conj(r) g) / sum(|r|^2) over the covered pixels, r <- c r.
+2. Alignment (`aligned`): optional sub-pixel registration (`phase_cross_correlation` on the
+   complex image, off by default, the shift reported), optional phase-ramp removal (with both, a
+   first ramp before registering), then one global complex scalar c = sum(conj(r) g) / sum(|r|^2).
 3. Amplitude: MAE, RMSE, PSNR over the covered pixels (peak = ground-truth amplitude range over
    them); SSIM (data_range = that range, window 7) averaged only over the *scored* pixels: those
    whose whole 7x7 window lies inside the covered mask (the mask eroded by the window), so no
@@ -42,6 +43,7 @@ Images are (H, W) on the ground truth's pixel grid; positions (n, 2) are (y, x) 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,7 +140,9 @@ def registration_shift(recon: np.ndarray, ground_truth: np.ndarray, upsample: in
     taper = np.outer(np.hanning(recon.shape[0]), np.hanning(recon.shape[1]))
     ref = (ground_truth - ground_truth.mean()) * taper
     mov = (recon - recon.mean()) * taper
-    shift, _, _ = phase_cross_correlation(ref, mov, upsample_factor=upsample, normalization=None)
+    with warnings.catch_warnings():  # a flat image (nothing reconstructed yet): its shift means nothing anyway
+        warnings.simplefilter("ignore", UserWarning)
+        shift, _, _ = phase_cross_correlation(ref, mov, upsample_factor=upsample, normalization=None)
     return float(shift[0]), float(shift[1])
 
 
@@ -184,15 +188,8 @@ def global_scalar(recon: np.ndarray, ground_truth: np.ndarray, mask: np.ndarray)
     return complex(np.sum(np.conj(r) * g) / den) if den > 0 else complex("nan")
 
 
-def wrap(phase: np.ndarray) -> np.ndarray:
-    """Angles wrapped to (-pi, pi]."""
-    return np.angle(np.exp(1j * np.asarray(phase)))
-
-
 def _psnr(peak: float, rmse: float) -> float:
-    if not peak > 0:
-        return math.nan
-    return math.inf if rmse == 0 else 20.0 * math.log10(peak / rmse)
+    return math.nan if not peak > 0 else math.inf if rmse == 0 else 20.0 * math.log10(peak / rmse)
 
 
 def scored_mask(covered: np.ndarray) -> np.ndarray:
