@@ -183,6 +183,7 @@ def summarise(runs: list[dict], seeds: int = 1) -> list[dict]:
             "runs": len(group),
             "ok_runs": len(ok),
             "reused": all(r.get("reused") for r in group),
+            "probe_source": group[0].get("probe_source") or None,
         }
         if not failed:
             row["status"] = "ok"
@@ -245,7 +246,7 @@ def csv_columns(rows: list[dict], seeds: int = 1) -> list[str]:
         keys.append(key)
         if seeds > 1:
             keys.append(f"{key}_std")
-    return keys + ["framework", "kind", "plugin", "version", "runs", "ok_runs", "reused"]
+    return keys + ["framework", "kind", "plugin", "version", "runs", "ok_runs", "reused", "probe_source"]
 
 
 def write_csv(rows: list[dict], path, seeds: int = 1) -> Path:
@@ -589,6 +590,7 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
         f"<style>{_STYLE}</style></head><body>",
         "<h1>ptycho compare</h1>",
         f"<p>{html.escape(str(provenance.get('data', {}).get('description', '')))}</p>",
+        _probe_note(provenance, rows),
         "<h2>Metrics</h2>",
     ]
     if seeds > 1:
@@ -630,6 +632,14 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
     tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
     _replace(tmp, path)
     return path
+
+
+def _probe_note(provenance: dict, rows: list[dict]) -> str:
+    """One paragraph: the probe decision and the probe each row used (`harness.probe`)."""
+    decision = provenance.get("probe") or {}
+    used = ", ".join(f"{r['generator']}: {r['probe_source']}" for r in rows if r.get("probe_source"))
+    text = f"Probe: {decision.get('reason', 'the data’s')}." + (f" Used: {used}." if used else "")
+    return f"<p>{html.escape(text)}</p>"
 
 
 def write_report(

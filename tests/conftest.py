@@ -117,3 +117,22 @@ def dummy_comparison(tmp_path_factory):
         DUMMY_COMPARED, host=host, out=base / "cmp", simulate=sim, epochs=1, jobs=2, db=str(db), gridsize=2
     )
     return base / "cmp", result, db
+
+
+#: The Siemens star (tike 0.26.0's measured test scan), made by `make star` (part of `make install`).
+STAR_CANDIDATES = (
+    os.environ.get("PTYCHO_STAR_NPZ", ""),
+    str(ROOT / "external" / "siemens-star" / "siemens-star-small.npz"),
+)
+
+
+@pytest.fixture(scope="session")
+def siemens_star() -> Path:
+    """The raw Siemens star file from tike's sdist (skipped when absent, except under CI=true)."""
+    for candidate in STAR_CANDIDATES:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    message = "external/siemens-star/siemens-star-small.npz not found: run `make star` (or set PTYCHO_STAR_NPZ)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)

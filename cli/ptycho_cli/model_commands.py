@@ -260,22 +260,33 @@ def _reconstruct_iterative(
 ):
     import time
 
+    import dataclasses
+
+    import numpy as np
+
     from ptycho_cli.progress import training_progress
     from ptycho_core import io, pipeline
     from ptycho_core.generator import TrainConfig
+    from ptycho_core.harness.probe import probe_is_exact
 
     registry = state.registry()
     spec = registry.generator(generator_name)
     pipeline.check_iterative(spec)
-    options = spec.resolve_options(parse_options(raw_options))
+    given = parse_options(raw_options)
     dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file, crop=crop_to, bin=bin_by)
+    refine = "refine_probe" in spec.options and "refine_probe" not in given and not probe_is_exact(dataset)
+    options = spec.resolve_options({**given, **({"refine_probe": True} if refine else {})})
     click.echo(f"reconstructing {dataset.n} patterns with {spec.name} ({spec.distribution} {spec.version})", err=True)
+    if refine:
+        click.echo("measured data (not simulated with this probe): refining the probe (refine_probe=true)", err=True)
     started = time.time()
     with training_progress() as display:
         _, estimate, seconds = pipeline.reconstruct_scan(
             spec, options, dataset, TrainConfig(seed=seed, device=device), display.callback(spec.name)
         )
-    result = pipeline.score_whole_object(estimate.object, dataset, estimate.probe, estimate.positions)
+    if estimate.probe is not None:  # scored (data error, weights) and written with its refined probe
+        dataset = dataclasses.replace(dataset, probe=np.asarray(estimate.probe, dtype=np.complex64))
+    result = pipeline.score_whole_object(estimate.object, dataset, positions=estimate.positions)
     run = {"spec": spec, "options": options, "seed": seed, "started": started}
     _write_and_print(result, dataset, seconds, run, data_path, out_path, as_json, db)
 

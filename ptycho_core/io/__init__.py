@@ -60,8 +60,8 @@ def load_dataset(
     from ptycho_core.errors import PluginError
 
     if isinstance(path, DataFile):
-        path, loader, probe = path.path, loader or path.loader, probe or path.probe
         crop, bin = crop or path.crop, bin or path.bin
+        path, loader, probe = path.path, loader or path.loader, probe or path.probe
     if registry is None:
         from ptycho_core.plugins import load_registry
 
