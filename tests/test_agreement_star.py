@@ -17,8 +17,8 @@ import pytest
 pytest.importorskip("ptychi")
 
 #: Half-side (object pixels at 64 detector pixels) of the central window of scan positions kept.
-WINDOW = 30.0
-ITERATIONS = 20
+WINDOW = 25.0
+ITERATIONS = 10
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +57,21 @@ def _reconstruct(ds, generator: str, iterations: int, refine_probe: bool, halves
 
 @pytest.fixture(scope="module")
 def rows(star):
-    return {
+    out = {
         "refined": _reconstruct(star, "lsqml", ITERATIONS, True),
         "file probe": _reconstruct(star, "lsqml", ITERATIONS, False),
         "one iteration": _reconstruct(star, "lsqml", 1, True),
         "reference": _reconstruct(star, "lsqml", 2 * ITERATIONS, True, halves=False),
     }
+    for k in ("refined", "file probe", "one iteration"):
+    return out
+
+
+def test_the_reference_is_the_row_with_the_lowest_data_error(rows):
+    from ptycho_core import agreement
+
+    table = [{"generator": k, "status": "ok", "kind": "iterative", "data_error": v["data_error"]} for k, v in rows.items()]
+    assert agreement.choose_reference(table) == "reference"
 
 
 def _agreement(rows, name) -> dict:

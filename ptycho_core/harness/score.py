@@ -140,7 +140,7 @@ def _halfset(path, half, result, test_ds) -> dict:
     weights = agreement.overlap_weights(w_a, w_b)
     pixel = (test_ds.metadata or {}).get("pixel_size_m")
     values, curve = agreement.halfset_frc(obj_a, obj_b, weights, result.positions, pixel)
-    result.metrics.update(values)
+    result.metrics.update(_finite(values))
     return curve
 
 
@@ -172,6 +172,7 @@ def add_agreement(scored: list[Scored], layout: rundir.Layout, requested: str | 
         ref = base.panel
         weights = agreement.overlap_weights(s.panel["weights"], ref["weights"])
         values, curves = agreement.agreement(s.panel["object"], ref["object"], weights, ref["positions"])
+        values = _finite(values)
         s.row.metrics.update(values)
         path = layout.run_dir(s.row.run) / rundir.METRICS_JSON
         record = rundir.read_json(path) or {}
@@ -179,3 +180,10 @@ def add_agreement(scored: list[Scored], layout: rundir.Layout, requested: str | 
         record["agreement"] = {"reference": base.row.run, "frc": curves}
         rundir.write_json(path, record)
     return out
+
+
+def _finite(values: dict) -> dict:
+    """The finite values only: a metric without a number is left out (an empty cell, no store row)."""
+    import math
+
+    return {k: v for k, v in values.items() if math.isfinite(v)}
