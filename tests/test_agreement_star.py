@@ -57,20 +57,22 @@ def _reconstruct(ds, generator: str, iterations: int, refine_probe: bool, halves
 
 @pytest.fixture(scope="module")
 def rows(star):
-    out = {
+    """The three rows compared, and the reference for (b): the best iterative row a comparison of
+    them would pick (the lowest data error), lsqml refined for twice the iterations."""
+    return {
         "refined": _reconstruct(star, "lsqml", ITERATIONS, True),
         "file probe": _reconstruct(star, "lsqml", ITERATIONS, False),
         "one iteration": _reconstruct(star, "lsqml", 1, True),
         "reference": _reconstruct(star, "lsqml", 2 * ITERATIONS, True, halves=False),
     }
-    for k in ("refined", "file probe", "one iteration"):
-    return out
 
 
 def test_the_reference_is_the_row_with_the_lowest_data_error(rows):
     from ptycho_core import agreement
 
-    table = [{"generator": k, "status": "ok", "kind": "iterative", "data_error": v["data_error"]} for k, v in rows.items()]
+    table = [
+        {"generator": k, "status": "ok", "kind": "iterative", "data_error": v["data_error"]} for k, v in rows.items()
+    ]
     assert agreement.choose_reference(table) == "reference"
 
 
