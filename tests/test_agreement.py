@@ -125,3 +125,11 @@ def test_complex_frc_of_an_image_with_itself_is_one_at_every_ring():
     freq, curve, counts = metrics.frc(obj, obj, with_counts=True)
     assert np.allclose(curve[1:], 1.0)
     assert counts.sum() <= 64 * 64 and counts[0] == 1
+
+
+def test_every_agreement_key_is_a_registered_metric_of_its_kind():
+    from ptycho_core import metric_registry
+
+    declared = set(metric_registry.keys("agreement"))
+    assert set(agreement.AGREEMENT_KEYS.values()) | set(agreement.HALFSET_KEYS) == declared
+    assert metric_registry.metric("halfset_seconds").kind == "cost"

@@ -271,7 +271,7 @@ def test_reference_option_names_the_row_the_others_are_compared_with(tmp_path):
         epochs=1,
         options=options,
         reference="dummy_intensity",
-        halfset=False,
+        half_set=False,
     )
     learned, iterative = _row(result, "dummy_intensity"), _row(result, "dummy_iterative")
     assert learned["ref_amp_ssim"] is None and 0 < iterative["ref_amp_ssim"] < 1

@@ -53,7 +53,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     plans = sweep.expand(plans, variants)
     _check_reference(request.reference, plans)
     for p in plans:
-        p.halfset = request.halfset
+        p.halfset = request.half_set
     probe.apply_refine(plans, probe_plan, probe.explicit_options(request.options))
     # With a source row, the iterative rows run first; the learned rows then get its probe.
     later = [p for p in plans if probe_plan.source is not None and p.spec.kind == "learned"]
@@ -75,7 +75,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
         )
         for p in plans
     ]
-    reference = score.add_agreement(scored, layout, request.reference)
+    reference = score.add_agreement(scored, layout, request.reference or None)
     if reference.get("note"):
         on_event(ev.Note(reference["note"]))
     result = _report(request, selection, staged, registry, scored, executor.threads, started, probe_plan, reference)
@@ -85,12 +85,12 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     return result
 
 
-def _check_reference(reference: str | None, plans) -> None:
+def _check_reference(reference: str, plans) -> None:
     """Refuse, before any work, a --reference that names no row of this comparison."""
     from ptycho_core.errors import UsageError
 
     labels = sorted({p.label for p in plans})
-    if reference is not None and reference not in labels:
+    if reference and reference not in labels:
         raise UsageError(f"--reference {reference}: not a row of this comparison (rows: {', '.join(labels)})")
 
 
@@ -203,7 +203,7 @@ def _report(request, selection, staged, registry, scored, threads, started, prob
         histories={s.row.run: s.history for s in scored if s.history is not None},
         pixel_size_m=(test.metadata or {}).get("pixel_size_m"),
         seeds=request.seeds,
-        reference=probe_plan.source,
+        reference=reference.get("row") or probe_plan.source,
     )
     exit_code = 0 if all(r.ok for r in runs) else 1
     return CompareResult(
