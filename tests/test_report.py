@@ -57,6 +57,20 @@ def test_terminal_table_marks_failures_below_it():
     assert "bad: failed: boom" in text
 
 
+def test_terminal_table_leaves_out_columns_no_row_has_a_value_for():
+    """Measured data: no ground-truth scores, so the table shows the data error, the agreement
+    with the reference and the half-set FRC, not a row of dashes."""
+    runs = [
+        _run("lsqml", 0, kind="iterative", data_error=0.12, half_frc_px=8.3),
+        _run("fno", 0, data_error=0.3, ref_amp_ssim=0.5, ref_phase_ssim=0.4, half_frc_px=12.0),
+    ]
+    buffer = io.StringIO()
+    print_table(report.summarise(runs), Console(file=buffer, width=200, color_system=None))
+    header = buffer.getvalue().splitlines()[2]
+    assert "data err" in header and "ref phase SSIM" in header and "half FRC px" in header
+    assert "amp SSIM " not in header.replace("ref amp SSIM", "") and "twin" not in header
+
+
 def test_csv_has_std_columns_only_with_seeds(tmp_path):
     rows = report.summarise([_run("a", 0, amp_ssim=0.8), _run("a", 1, amp_ssim=0.9)], seeds=2)
     path = report.write_csv(rows, tmp_path / "m.csv", seeds=2)
