@@ -48,10 +48,10 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     probe_plan = probe.decide(request.probe_from, selection.specs, exact, registry)
     plan.require_some(selection.specs, registry)
     layout = rundir.Layout(Path(request.out))
-    staged = source.stage(train_ds, test_ds, data_source, selection, request.gridsize, layout)
     plans = plan.make_plans(selection.specs, selection.option_values, selection.train, request.seeds)
     plans = sweep.expand(plans, variants)
     _check_reference(request.reference, plans)
+    staged = source.stage(train_ds, test_ds, data_source, selection, request.gridsize, layout)
     for p in plans:
         p.halfset = request.half_set
     probe.apply_refine(plans, probe_plan, probe.explicit_options(request.options))
