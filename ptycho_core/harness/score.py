@@ -1,5 +1,5 @@
 """Scoring a finished run: stitch its anchor patches, or take an iterative generator's whole
-object, and score the object (DESIGN section 8: one region, alignment and metrics for both, in
+object, and score the object (docs/design.md#scoring: one region, alignment and metrics for both, in
 `pipeline.score_object`); write `metrics.json` and `object.npz` into its folder.
 
 `score_run` returns a `Scored`: the run's typed `Row` plus what the figures need (the object
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ptycho_core import rundir
+from ptycho_core.errors import failure_reason
 from ptycho_core.harness.plan import RunPlan
 
 
@@ -45,10 +46,8 @@ def score_run(
         row.fail(outcome.reason if outcome is not None else "did not run")
         return scored
     try:
-        result = _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
+        result, extras = _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
     except Exception as exc:  # a bad prediction or a stitcher plugin's error fails this row only
-        from ptycho_core.harness.worker import failure_reason
-
         row.fail(f"scoring failed: {failure_reason(exc)}")
         return scored
     row.metrics = dict(result.metrics)
@@ -58,8 +57,7 @@ def score_run(
         {
             "metrics": result.metrics,
             "frc": result.frc,
-            "halfset_frc": result.halfset_frc,
-            "probe": result.probe_source,
+            **extras,
             "region": result.region,
             "shift": result.shift,
             "stitcher": stitcher_spec.name if plan.spec.kind == "learned" else None,  # iterative: whole object
@@ -76,10 +74,11 @@ def score_run(
 
 def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry):
     """Score the run with its own final probe and positions (`own_probe`), and add its half-set
-    FRC when it left halves.npz (`ptycho_core.agreement`)."""
-    import numpy as np
+    FRC when it left halves.npz (`ptycho_core.agreement`). Returns (Reconstruction, {"probe":
+    where its probe came from, "halfset_frc": the half-set FRC curve or {}})."""
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
-    from ptycho_core import pipeline
+    from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
 
     with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
         recon = {k: z[k] for k in z.files}
@@ -102,9 +101,7 @@ def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
                 h[f"{tag}_patches"], test_ds, stitcher_spec, registry, probe, idx, **stitch_options
             )[:2]
 
-    result.probe_source = source
-    result.halfset_frc = _halfset(run_dir / rundir.HALVES_NPZ, half, result, test_ds)
-    return result
+    return result, {"probe": source, "halfset_frc": _halfset(run_dir / rundir.HALVES_NPZ, half, result, test_ds)}
 
 
 def own_probe(run_dir, recon: dict) -> tuple:
