@@ -29,6 +29,7 @@ import numpy as np
 from ptycho_core import physics
 from ptycho_core.errors import DataError
 from ptycho_core.generator import TrainingSet
+from ptycho_core.settings import MAX_DROPPED_SHARE, SPLITS
 
 
 @dataclass
@@ -238,11 +239,9 @@ def split_scan(ds: Dataset, policy: str | None = None, max_dropped: float | None
     none: train and test are the whole scan (as an iterative solver reconstructs the scan it
     fits); interleaved: even-numbered patterns train, odd-numbered test (the same region, every
     other pattern); spatial: `spatial_split`, refused when it drops more than `max_dropped` of the
-    scan (default `harness.request.MAX_DROPPED_SHARE`). info states the policy and the counts
+    scan (default `settings.MAX_DROPPED_SHARE`). info states the policy and the counts
     (train, test, dropped).
     """
-    from ptycho_core.harness.request import MAX_DROPPED_SHARE, SPLITS
-
     max_dropped = MAX_DROPPED_SHARE if max_dropped is None else max_dropped
     policy = policy or default_split(ds)
     if policy not in SPLITS:

@@ -34,6 +34,7 @@ def pick_reference(panels: dict, reference: str | None, kinds: dict | None = Non
 
 
 def _box(weights):
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
     import numpy as np
 
     w = np.asarray(weights, dtype=np.float64)
@@ -44,10 +45,13 @@ def _box(weights):
 
 def images(panels: dict, reference: str | None, kinds: dict | None = None) -> list:
     """[(title, amplitude, phase)] with the reference first, aligned to it, NaN outside the region."""
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
     import cmath
 
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
     import numpy as np
 
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
     from ptycho_core import metrics
 
     ref_label = pick_reference(panels, reference, kinds)
@@ -74,6 +78,7 @@ def images(panels: dict, reference: str | None, kinds: dict | None = None) -> li
 
 
 def _parts(obj, keep):
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
     import numpy as np
 
     shown = np.where(keep, obj, np.nan)
@@ -81,6 +86,7 @@ def _parts(obj, keep):
 
 
 def _robust(image) -> tuple[float, float]:
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
     import numpy as np
 
     values = np.asarray(image)[np.isfinite(image)]
@@ -92,9 +98,11 @@ def _robust(image) -> tuple[float, float]:
 
 def comparison_figure(panels: dict, path, reference: str | None = None, kinds: dict | None = None) -> Path:
     """comparison.png without ground truth (see the module docstring)."""
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
     from matplotlib.figure import Figure
 
-    from ptycho_core.report import _save_figure
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
+    from ptycho_core.report.figures import _save_figure
 
     shown = images(panels, reference, kinds)
     ncol = max(1, len(shown))
@@ -126,10 +134,17 @@ def comparison_figure(panels: dict, path, reference: str | None = None, kinds: d
 
 def error_figure(panels: dict, path, reference: str | None = None, kinds: dict | None = None) -> Path:
     """errors.png without ground truth: each row minus the reference (aligned as in comparison.png)."""
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
     import numpy as np
+
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
     from matplotlib.figure import Figure
 
-    from ptycho_core.report import _image_rows, _limits, _save_figure
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
+    from ptycho_core.report.display import limits as _limits
+
+    # lazy: figures only: matplotlib and numpy load when a report is drawn
+    from ptycho_core.report.figures import _image_rows, _save_figure
 
     shown = images(panels, reference, kinds)
     if len(shown) < 2:

@@ -159,6 +159,7 @@ def write_npz(path, digest=None, **arrays) -> Path:
 
 def write_npy(path, array) -> Path:
     """Atomic np.save of one array (never pickled)."""
+    # lazy: loaded when listing; the target imports numpy
     import numpy as np
 
     path = Path(path)

@@ -188,11 +188,13 @@ LAYERS = (
         "ptycho_core.io",
         "ptycho_core.stitch",
         "ptycho_core.metrics",
+        "ptycho_core.agreement",
+        "ptycho_core.preprocess",
         "ptycho_core.simulate",
         "ptycho_core.parallel",
     ),
     ("ptycho_core.pipeline", "ptycho_core.torch"),
-    ("ptycho_core.harness", "ptycho_core.compare", "ptycho_core.report", "ptycho_core.results"),
+    ("ptycho_core.harness", "ptycho_core.compare", "ptycho_core.report", "ptycho_core.display", "ptycho_core.results"),
     ("ptycho_core.testing",),
 )
 

@@ -9,8 +9,7 @@ import click
 from ptycho_cli.options import data_file, data_file_options, setting_options, sim_help, train_config_options
 from ptycho_cli.results_command import db_option
 from ptycho_core import harness
-from ptycho_core.harness import DEFAULT_OUT, SIMULATIONS, compare_settings
-from ptycho_core.harness.request import MAX_DROPPED_SHARE, SPLITS
+from ptycho_core.harness import DEFAULT_OUT, MAX_DROPPED_SHARE, SIMULATIONS, SPLITS, compare_settings
 
 
 @click.command()

@@ -86,6 +86,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
 
 def _check_reference(reference: str, plans) -> None:
     """Refuse, before any work, a --reference that names no row of this comparison."""
+    # lazy: loaded when listing; only on this path
     from ptycho_core.errors import UsageError
 
     labels = sorted({p.label for p in plans})
@@ -108,6 +109,7 @@ def _execute(executor, plans, layout, request, on_event) -> dict:
 def _stage_with_probe(train_ds, test_ds, data_source, selection, request, layout, probe_plan, plans):
     """The data staged again in `data-probe/` with the source row's final probe (`harness.probe`);
     the learned plans are pointed at it."""
+    # lazy: loaded when listing; only on this path
     import dataclasses
 
     array, label = probe.source_probe(layout, probe_plan, plans)

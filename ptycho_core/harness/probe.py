@@ -78,8 +78,10 @@ def decide(probe_from: str | None, specs: list, exact: bool, registry) -> ProbeP
 
 def explicit_options(options) -> dict:
     """{generator name: set of option keys the user gave} from a CompareRequest's `options`."""
+    # lazy: loaded when listing; only on this path
     from collections.abc import Mapping
 
+    # lazy: loaded when listing; only on this path
     from ptycho_core.harness.plan import parse_option_args
 
     if options is None:
@@ -102,8 +104,10 @@ def apply_refine(plans, probe_plan: ProbePlan, explicit: dict) -> None:
 
 def source_probe(layout, probe_plan: ProbePlan, plans):
     """(probe array or None, label) from the source row's finished folder (`probe.npy`)."""
+    # lazy: loaded when listing; only on this path
     import numpy as np
 
+    # lazy: loaded when listing; only on this path
     from ptycho_core import rundir
 
     if probe_plan.source is None:

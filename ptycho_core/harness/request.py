@@ -10,7 +10,7 @@ from typing import Any
 
 from ptycho_core.generator import train_fields, train_settings
 from ptycho_core.harness.executors import EXECUTORS
-from ptycho_core.settings import check_fields, declared, setting
+from ptycho_core.settings import MAX_DROPPED_SHARE, SPLITS, check_fields, declared, setting  # noqa: F401 - re-exported for the harness API
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
 DEFAULT_OUT = "ptycho-compare"
@@ -20,11 +20,6 @@ DEFAULT_OUT = "ptycho-compare"
 DEFAULT_GRIDSIZE = 2
 DEFAULT_STITCHER = "probe_weighted"
 SIMULATIONS = ("lines", "grf")
-#: The split policies of one scan (`ptycho_core.data.split_scan`, `ptycho compare --split`).
-SPLITS = ("none", "spatial", "interleaved")
-#: A spatial split dropping more than this share of a scan to its guard band is refused unless
-#: `max_dropped` (`--max-dropped`) allows it.
-MAX_DROPPED_SHARE = 0.5
 
 
 @dataclass

@@ -108,6 +108,7 @@ def own_probe(run_dir, recon: dict) -> tuple:
     """(probe or None, positions or None, where they came from) of a run: its probe.npy /
     positions.npy (every row's final probe and positions on the object grid), else the engine's
     refined `probe` / `refined_positions` in recon.npz, else None (the data's are used)."""
+    # lazy: loaded when listing; the target imports numpy
     import numpy as np
 
     def npy(name):
@@ -125,8 +126,10 @@ def own_probe(run_dir, recon: dict) -> tuple:
 
 def _halfset(path, half, result, test_ds) -> dict:
     """The half-set FRC values (added to `result.metrics`) and curve, from halves.npz when present."""
+    # lazy: loaded when listing; the target imports numpy
     import numpy as np
 
+    # lazy: loaded when listing; the target imports numpy
     from ptycho_core import agreement
 
     if not path.is_file():
@@ -148,6 +151,7 @@ def add_agreement(scored: list[Scored], layout: rundir.Layout, requested: str | 
     Returns {"row", "run", "rule"} for the provenance, plus "note" (a line for the user) when the
     requested reference failed and the default rule was used, or when there is no reference.
     """
+    # lazy: loaded when listing; the target imports numpy
     from ptycho_core import agreement
 
     runs = [s.row.to_dict() for s in scored]
@@ -181,6 +185,7 @@ def add_agreement(scored: list[Scored], layout: rundir.Layout, requested: str | 
 
 def _finite(values: dict) -> dict:
     """The finite values only: a metric without a number is left out (an empty cell, no store row)."""
+    # lazy: loaded when listing; the target imports numpy
     import math
 
     return {k: v for k, v in values.items() if math.isfinite(v)}

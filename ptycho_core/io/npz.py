@@ -190,6 +190,7 @@ def load_npz(path) -> Dataset:
             return _load_own(ar)
         if "xcoords" in ar.keys or "ycoords" in ar.keys or "diff3d" in ar.keys or "probeGuess" in ar.keys:
             return _load_ptychopinn(ar)
+        # lazy: only for a file in tike's layout
         from ptycho_core.io import tike
 
         if tike.is_tike(ar.keys):

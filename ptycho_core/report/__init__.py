@@ -94,6 +94,7 @@ def write_report(
         out_dir / "metrics.json",
     )
     if truth is None:  # a measured scan: read against the reference row
+        # lazy: figures without ground truth, only for measured data
         from ptycho_core import display
 
         kinds = {r.get("generator"): r.get("kind") for r in rows}

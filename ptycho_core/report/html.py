@@ -62,6 +62,7 @@ def column_legend(batch: int | None = None) -> str:
 
 def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: int = 1) -> Path:
     """report.html: self-contained (figures embedded as base64 PNG; no external resources)."""
+    # lazy: loaded when listing; the target imports numpy
     from ptycho_core import agreement
 
     path = Path(path)
