@@ -42,7 +42,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
         selection.skipped,
         selection.explicit,
         train_ds.has_ground_truth and policy != "none",
-        "the data has no ground truth" if not train_ds.has_ground_truth else "split none trains on the test patterns",
+        None if not train_ds.has_ground_truth else "--split none trains on the test patterns (use spatial)",
     )
     exact = probe.probe_is_exact(test_ds)
     probe_plan = probe.decide(request.probe_from, selection.specs, exact, registry)
