@@ -258,9 +258,8 @@ def _reconstruct_iterative(
     bin_by,
     db,
 ):
-    import time
-
     import dataclasses
+    import time
 
     import numpy as np
 
