@@ -157,6 +157,18 @@ def test_probe_from_data_keeps_the_files_probe_and_simulations_keep_their_exact_
         )
 
 
+def test_reconstruct_refines_the_probe_of_measured_data_unless_told(measured, tmp_path, invoke):
+    host = _host()
+    out = tmp_path / "recon.npz"
+    result = invoke("reconstruct", "-g", "dummy_iterative", "--data", measured, "--out", out, host=host)
+    assert result.exit_code == 0, result.output
+    assert "refining the probe (refine_probe=true)" in result.output
+    result = invoke(
+        "reconstruct", "-g", "dummy_iterative", "--data", measured, "--out", out, "-o", "refine_probe=false", host=host
+    )
+    assert result.exit_code == 0 and "refining the probe" not in result.output
+
+
 # --- end to end on the star ------------------------------------------------------------------------
 
 
