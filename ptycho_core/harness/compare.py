@@ -51,7 +51,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     staged = source.stage(train_ds, test_ds, data_source, selection, request.gridsize, layout)
     plans = plan.make_plans(selection.specs, selection.option_values, selection.train, request.seeds)
     plans = sweep.expand(plans, variants)
-    probe.apply_refine(plans, probe_plan, probe.explicit_options(request.options))
+    probe.apply_refine(plans, probe_plan, probe.explicit_options(request.options, request.grid))
     # With a source row, the iterative rows run first; the learned rows then get its probe.
     later = [p for p in plans if probe_plan.source is not None and p.spec.kind == "learned"]
     first = [p for p in plans if p not in later]
@@ -59,7 +59,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     _announce(request, selection, staged, plans, on_event, probe_plan, first)
     with executor:
         outcomes = _execute(executor, first, layout, request, on_event)
-        if later:
+        if later and not any(o.interrupted for o in outcomes.values()):  # Ctrl-C: no second phase
             staged_later = _stage_with_probe(
                 train_ds, test_ds, data_source, selection, request, layout, probe_plan, plans
             )

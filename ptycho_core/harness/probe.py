@@ -76,16 +76,19 @@ def decide(probe_from: str | None, specs: list, exact: bool, registry) -> ProbeP
     return ProbePlan(True, source, f"measured data: iterative rows refine the probe; learned rows use {source}'s")
 
 
-def explicit_options(options) -> dict:
-    """{generator name: set of option keys the user gave} from a CompareRequest's `options`."""
+def explicit_options(options, grid=None) -> dict:
+    """{generator name: set of option keys the user gave} from a CompareRequest's `options` and
+    its sweep `grid` (an axis the user sweeps is the user's)."""
     from collections.abc import Mapping
 
     from ptycho_core.harness.plan import parse_option_args
 
-    if options is None:
-        return {}
-    given = options if isinstance(options, Mapping) else parse_option_args(options)
-    return {str(k): set(v) for k, v in given.items()}
+    out: dict = {}
+    given = {} if options is None else options if isinstance(options, Mapping) else parse_option_args(options)
+    for source in (given, grid or {}):
+        for name, values in source.items():
+            out.setdefault(str(name), set()).update(values)
+    return out
 
 
 def apply_refine(plans, probe_plan: ProbePlan, explicit: dict) -> None:
