@@ -20,11 +20,22 @@ import numpy as np
 from ptycho_core import __version__, data, physics, rundir
 from ptycho_core.data import Dataset, Groups
 from ptycho_core.errors import DataError, PtychoError, UsageError
-from ptycho_core.generator import History, ObjectEstimate, Scan, TrainConfig, TrainingSet, no_progress
+from ptycho_core.generator import (
+    Generator,
+    History,
+    IterativeGenerator,
+    ObjectEstimate,
+    Scan,
+    TrainConfig,
+    TrainingSet,
+    no_progress,
+)
 from ptycho_core.registry import GeneratorSpec, resolve_factory
 
 CHECKPOINT_FORMAT = 1
 CONFIG_NAME = "config.json"
+#: Groups per `predict` call: prediction's batch, and the timed inference of a comparison (the same
+#: for every generator, `harness.worker.predict_timed`).
 PREDICT_BATCH = 64
 
 
@@ -118,7 +129,7 @@ def fit_generator(
     config: TrainConfig,
     model_dir: str | os.PathLike,
     progress=no_progress,
-) -> tuple[object, History]:
+) -> tuple[Generator, History]:
     """Build `factory(**options)`, fit it, save its weights and the core's config.json in model_dir
     (under torchrun: rank 0 alone writes, `ptycho_core.parallel`)."""
     from ptycho_core import parallel
@@ -137,7 +148,24 @@ def fit_generator(
     return generator, history
 
 
-def build_generator(spec: GeneratorSpec, options: dict):
+def training_numbers(history: History, model_dir: str | os.PathLike | None = None) -> dict:
+    """The registry's "training" numbers of a fit or an iterative run (`ptycho_core.metric_registry`):
+    epochs_run, final_loss, best_val_loss; with `model_dir` (the checkpoint `fit_generator` wrote)
+    also train_seconds, the wall time of the generator's `fit`, the one meaning it has everywhere."""
+    from ptycho_core.metric_registry import finite
+
+    val = [v for v in history.val_loss if finite(v)]
+    out = {
+        "epochs_run": len(history.loss),
+        "final_loss": history.loss[-1] if history.loss else None,
+        "best_val_loss": min(val) if val else None,
+    }
+    if model_dir is not None:
+        out["train_seconds"] = rundir.read_json(Path(model_dir) / CONFIG_NAME).get("training_seconds")
+    return out
+
+
+def build_generator(spec: GeneratorSpec, options: dict) -> Generator | IterativeGenerator:
     """`factory(**options)`; a factory refusing an option value (ValueError or TypeError raised by
     the call itself) is a UsageError naming the generator."""
     factory = resolve_factory(spec.factory)
@@ -190,7 +218,9 @@ def read_checkpoint_config(model_dir: str | os.PathLike) -> dict:
     return config
 
 
-def load_generator(model_dir: str | os.PathLike, expected_generator: str | None = None, registry=None):
+def load_generator(
+    model_dir: str | os.PathLike, expected_generator: str | None = None, registry=None
+) -> tuple[Generator, dict]:
     """Rebuild a trained generator: `factory(**options).load(model_dir)`. Returns (generator, config).
 
     With a registry, the factory is taken from the registered spec of the same name (refusing a
@@ -253,7 +283,8 @@ class Reconstruction:
     object (H, W) complex64 and weights (H, W) on the canvas; positions: the dataset's positions plus
     `shift` (a whole-pixel shift, non-zero only without ground truth, when the canvas is sized to
     cover every patch); metrics: plain floats (only the data-space error without ground truth);
-    frc: FRC curves; region: the scored box.
+    frc: FRC curves; region: the scored box; probe_source: where the probe scored with came from;
+    halfset_frc: the half-set FRC curve (`ptycho_core.agreement`) when the run has half-sets.
     """
 
     object: np.ndarray
@@ -263,6 +294,8 @@ class Reconstruction:
     metrics: dict
     frc: dict = field(default_factory=dict)
     region: list = field(default_factory=list)
+    probe_source: str = ""
+    halfset_frc: dict = field(default_factory=dict)
 
 
 def object_grid(ds: Dataset) -> tuple[tuple[int, int], np.ndarray, tuple[float, float]]:
@@ -276,42 +309,74 @@ def object_grid(ds: Dataset) -> tuple[tuple[int, int], np.ndarray, tuple[float, 
     return shape, ds.positions + np.asarray(shift, dtype=np.float64), shift
 
 
-def stitch_and_score(
-    patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None, **stitch_options
-) -> Reconstruction:
-    """Stitch anchor patches (n, N, N) at the dataset's positions and score them (DESIGN section 8).
+def stitch_on_grid(
+    patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None, probe=None, indices=None, **options
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    """Stitch anchor patches on `object_grid(ds)`: (object, weights, positions, shift).
 
-    `stitcher` is a name, `dist:name` or a StitcherSpec; options are checked against its spec.
+    probe: the row's own probe (default the dataset's); indices: the patterns the patches belong
+    to (a half-set, `ptycho_core.agreement`), stitched at their positions on the whole scan's grid.
     """
     from ptycho_core import stitch
 
     shape, positions, shift = object_grid(ds)
-    obj, weights = stitch.stitch(stitcher, patches, positions, shape, ds.probe, registry=registry, **stitch_options)
-    return score_object(obj, weights, positions, shift, ds, patches)
+    positions = positions if indices is None else positions[indices]
+    probe = ds.probe if probe is None else probe
+    obj, weights = stitch.stitch(stitcher, patches, positions, shape, probe, registry=registry, **options)
+    return obj, weights, positions, shift
 
 
-def score_whole_object(obj: np.ndarray, ds: Dataset) -> Reconstruction:
-    """Score a whole object (an iterative generator's, on `object_grid(ds)`) exactly as a stitched
-    one: the weights are the probe-weighted stitcher's (the illumination, splat |P|^2) and the
-    patches for the twin share are cut from the object at the positions."""
+def stitch_and_score(
+    patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None, probe=None, **stitch_options
+) -> Reconstruction:
+    """Stitch anchor patches (n, N, N) at the dataset's positions and score them (DESIGN section 8).
+
+    `stitcher` is a name, `dist:name` or a StitcherSpec; options are checked against its spec.
+    probe: the probe the row was trained with (stitching weights and data error; default the
+    dataset's).
+    """
+    obj, weights, positions, shift = stitch_on_grid(patches, ds, stitcher, registry, probe, **stitch_options)
+    return score_object(obj, weights, positions, shift, ds, patches, probe=probe)
+
+
+def whole_object(obj: np.ndarray, ds: Dataset, probe=None, positions=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An iterative generator's object on `object_grid(ds)` checked and masked to its illumination:
+    (object, weights, positions). probe / positions: the engine's final ones (default the
+    dataset's; positions on the object grid)."""
     from ptycho_core import stitch
 
-    shape, positions, shift = object_grid(ds)
+    shape, grid_positions, _ = object_grid(ds)
+    positions = grid_positions if positions is None else np.asarray(positions, dtype=np.float64)
+    probe = ds.probe if probe is None else probe
     obj = np.asarray(obj)
     if obj.shape != tuple(shape):
         raise PtychoError(f"the generator returned an object of shape {obj.shape}, expected {tuple(shape)}")
     if not np.isfinite(obj).all():
         raise PtychoError("the generator returned an object with NaN or inf")
-    weights = stitch.illumination(positions, shape, np.abs(ds.probe) ** 2)
-    obj = np.where(weights > 0, obj, 0).astype(np.complex64)
-    return score_object(obj, weights, positions, shift, ds, physics.extract(obj, positions, ds.patch_size))
+    weights = stitch.illumination(positions, shape, np.abs(probe) ** 2)
+    return np.where(weights > 0, obj, 0).astype(np.complex64), weights, positions
 
 
-def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Reconstruction:
-    """The one scoring path (DESIGN section 8) for stitched and whole objects on the object grid."""
+def score_whole_object(obj: np.ndarray, ds: Dataset, probe=None, positions=None) -> Reconstruction:
+    """Score a whole object (an iterative generator's, on `object_grid(ds)`) exactly as a stitched
+    one: the weights are the probe-weighted stitcher's (the illumination, splat |P|^2) and the
+    patches for the twin share are cut from the object at the positions. probe / positions: the
+    engine's final (refined) ones when it refined them: the data error is computed with them."""
+    _, _, shift = object_grid(ds)
+    obj, weights, positions = whole_object(obj, ds, probe, positions)
+    patches = physics.extract(obj, positions, ds.patch_size)
+    return score_object(obj, weights, positions, shift, ds, patches, probe=probe)
+
+
+def score_object(obj, weights, positions, shift, ds: Dataset, patches, probe=None) -> Reconstruction:
+    """The one scoring path (DESIGN section 8) for stitched and whole objects on the object grid.
+
+    probe: the row's own final probe (default the dataset's): the data error (issue 21 item 5a)
+    is computed with it and the row's `positions`."""
     from ptycho_core import metrics
 
-    scores = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
+    probe = ds.probe if probe is None else probe
+    scores = metrics.score(obj, weights, ds.object, positions, probe, ds.diffraction, mask=ds.mask)
     values = {k: float(v) for k, v in scores.as_dict().items() if isinstance(v, (int, float))}
     if ds.object is not None:
         values["twin_share"] = metrics.twin_share(patches, ds.gt_patches(), ds.probe)
@@ -333,9 +398,13 @@ def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Recons
 OBJECT_SHAPE_KEY = "object_shape"
 
 
-def scan_for(ds: Dataset) -> Scan:
-    """The `Scan` an iterative generator gets: the dataset on its object grid (`object_grid`)."""
+def scan_for(ds: Dataset, indices=None) -> Scan:
+    """The `Scan` an iterative generator gets: the dataset on its object grid (`object_grid`);
+    with `indices`, only those patterns (a half-set) on the whole scan's grid."""
     shape, positions, _ = object_grid(ds)
+    if indices is not None:
+        ds = ds.subset(indices)
+        positions = positions[indices]
     return Scan(
         diffraction=np.ascontiguousarray(ds.diffraction, dtype=np.float32),
         positions=positions,
@@ -356,15 +425,16 @@ def check_iterative(spec: GeneratorSpec) -> None:
 
 
 def reconstruct_scan(
-    spec: GeneratorSpec, options: dict | None, ds: Dataset, config: TrainConfig, progress=no_progress
-) -> tuple[object, ObjectEstimate, float]:
-    """Build `factory(**options)` and run its `reconstruct` on `ds`; returns (generator, estimate,
-    seconds of `reconstruct`).
+    spec: GeneratorSpec, options: dict | None, ds: Dataset, config: TrainConfig, progress=no_progress, indices=None
+) -> tuple[IterativeGenerator, ObjectEstimate, float]:
+    """Build `factory(**options)` and run its `reconstruct` on `ds` (only the patterns at
+    `indices` when given, on the whole scan's grid); returns (generator, estimate, seconds of
+    `reconstruct`).
 
     The object is checked: the grid's shape, finite values (PtychoError otherwise).
     """
     generator = build_generator(spec, spec.resolve_options(options))
-    scan = scan_for(ds)
+    scan = scan_for(ds, indices)
     start = time.perf_counter()
     estimate = generator.reconstruct(scan, config, progress)
     seconds = time.perf_counter() - start

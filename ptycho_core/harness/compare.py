@@ -51,6 +51,9 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     staged = source.stage(train_ds, test_ds, data_source, selection, request.gridsize, layout)
     plans = plan.make_plans(selection.specs, selection.option_values, selection.train, request.seeds)
     plans = sweep.expand(plans, variants)
+    _check_reference(request.reference, plans)
+    for p in plans:
+        p.halfset = request.half_set
     probe.apply_refine(plans, probe_plan, probe.explicit_options(request.options, request.grid))
     # With a source row, the iterative rows run first; the learned rows then get its probe.
     later = [p for p in plans if probe_plan.source is not None and p.spec.kind == "learned"]
@@ -72,11 +75,23 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
         )
         for p in plans
     ]
-    result = _report(request, selection, staged, registry, scored, executor.threads, started, probe_plan)
+    reference = score.add_agreement(scored, layout, request.reference or None)
+    if reference.get("note"):
+        on_event(ev.Note(reference["note"]))
+    result = _report(request, selection, staged, registry, scored, executor.threads, started, probe_plan, reference)
     if any(o.interrupted for o in outcomes.values()):
         result.exit_code = INTERRUPTED_EXIT
     _record(request, result, on_event)
     return result
+
+
+def _check_reference(reference: str, plans) -> None:
+    """Refuse, before any work, a --reference that names no row of this comparison."""
+    from ptycho_core.errors import UsageError
+
+    labels = sorted({p.label for p in plans})
+    if reference and reference not in labels:
+        raise UsageError(f"--reference {reference}: not a row of this comparison (rows: {', '.join(labels)})")
 
 
 def _decide(plans, staged, layout, force: bool) -> None:
@@ -159,7 +174,7 @@ def _epochs(plans) -> str:
     return text
 
 
-def _report(request, selection, staged, registry, scored, threads, started, probe_plan) -> CompareResult:
+def _report(request, selection, staged, registry, scored, threads, started, probe_plan, reference) -> CompareResult:
     from ptycho_core import report
     from ptycho_core.harness.provenance import build_provenance
 
@@ -168,6 +183,7 @@ def _report(request, selection, staged, registry, scored, threads, started, prob
     gpus = sorted({r.gpu for r in runs if r.gpu})
     provenance = build_provenance(request, selection, staged, registry, gpus=gpus, threads=threads, started=started)
     provenance["probe"] = probe_plan.as_dict()
+    provenance["reference"] = {k: v for k, v in reference.items() if k != "note"}
     panels, frc = {}, {}
     for s in scored:
         if s.panel is not None:
@@ -187,7 +203,7 @@ def _report(request, selection, staged, registry, scored, threads, started, prob
         histories={s.row.run: s.history for s in scored if s.history is not None},
         pixel_size_m=(test.metadata or {}).get("pixel_size_m"),
         seeds=request.seeds,
-        reference=probe_plan.source,
+        reference=reference.get("row") or probe_plan.source,
     )
     exit_code = 0 if all(r.ok for r in runs) else 1
     return CompareResult(

@@ -44,6 +44,7 @@ def run_spec(plan, layout: rundir.Layout) -> RunSpec:
         "partial_dir": str(layout.partial_dir(plan.name).resolve()),
         "run_dir": str(layout.run_dir(plan.name).resolve()),
         "hash": plan.hash,
+        "halfset": plan.halfset,
         "meta": {"seed": plan.seed, "label": plan.label},
     }
     return RunSpec(name=plan.name, hash=plan.hash, job=job, child_env=dict(plan.spec.child_env))
