@@ -6,13 +6,16 @@ reusable result, score every run, write the report. Events go to `on_event`; not
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from ptycho_core import rundir
+from ptycho_core.errors import UsageError
 from ptycho_core.harness import events as ev
 from ptycho_core.harness import executors, plan, probe, score, source, sweep
 from ptycho_core.harness.request import INTERRUPTED_EXIT, CompareRequest, CompareResult
+from ptycho_core.plugins import PluginHost
 
 
 def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult:
@@ -26,15 +29,18 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     Ctrl-C while the children run ends the unfinished runs as "interrupted" rows; the report is
     still written and `exit_code` is INTERRUPTED_EXIT.
     """
-    from ptycho_core.plugins import PluginHost
-
     started = time.time()
     registry = (host or PluginHost.from_environment()).registry()
     selection = plan.select(request, registry)
     variants = sweep.variants(request.grid, selection)  # {} unless a sweep
     executor = executors.create(request)
     train_ds, test_ds, data_source = source.load_data(
-        request.data, request.test_data, request.simulate, registry, request.split, request.max_dropped
+        request.data,
+        request.test_data,
+        request.simulate,
+        registry,
+        None if request.split == "auto" else request.split,
+        request.max_dropped,
     )
     policy = data_source.get("split", {}).get("policy")
     selection.specs = plan.drop_supervised(
@@ -44,8 +50,10 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
         train_ds.has_ground_truth and policy != "none",
         None if not train_ds.has_ground_truth else "--split none trains on the test patterns (use spatial)",
     )
-    exact = probe.probe_is_exact(test_ds)
-    probe_plan = probe.decide(request.probe_from, selection.specs, exact, registry)
+    from ptycho_core.data import probe_is_exact  # lazy: loaded when listing; the target imports numpy
+
+    exact = probe_is_exact(test_ds)
+    probe_plan = probe.decide(request.probe_from or None, selection.specs, exact, registry)
     plan.require_some(selection.specs, registry)
     layout = rundir.Layout(Path(request.out))
     staged = source.stage(train_ds, test_ds, data_source, selection, request.gridsize, layout)
@@ -87,8 +95,6 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
 
 def _check_reference(reference: str, plans) -> None:
     """Refuse, before any work, a --reference that names no row of this comparison."""
-    from ptycho_core.errors import UsageError
-
     labels = sorted({p.label for p in plans})
     if reference and reference not in labels:
         raise UsageError(f"--reference {reference}: not a row of this comparison (rows: {', '.join(labels)})")
@@ -109,8 +115,6 @@ def _execute(executor, plans, layout, request, on_event) -> dict:
 def _stage_with_probe(train_ds, test_ds, data_source, selection, request, layout, probe_plan, plans):
     """The data staged again in `data-probe/` with the source row's final probe (`harness.probe`);
     the learned plans are pointed at it."""
-    import dataclasses
-
     array, label = probe.source_probe(layout, probe_plan, plans)
     later = [p for p in plans if p.spec.kind == "learned"]
     if array is None:
@@ -128,7 +132,7 @@ def _stage_with_probe(train_ds, test_ds, data_source, selection, request, layout
 
 def _record(request, result, on_event) -> None:
     """Index the finished comparison in the results database (an error there is only a warning)."""
-    from ptycho_core.results import record_comparison
+    from ptycho_core.results import record_comparison  # lazy: loaded when listing; the target imports numpy
 
     line = record_comparison(result, request.db, warn=lambda text: on_event(ev.Note(text)))
     if line:
@@ -175,8 +179,8 @@ def _epochs(plans) -> str:
 
 
 def _report(request, selection, staged, registry, scored, threads, started, probe_plan, reference) -> CompareResult:
-    from ptycho_core import report
-    from ptycho_core.harness.provenance import build_provenance
+    from ptycho_core import report  # lazy: loaded when listing; the target imports numpy
+    from ptycho_core.harness.provenance import build_provenance  # lazy: loaded when listing; the target imports numpy
 
     runs = [s.row for s in scored]
     rows = report.summarise([r.to_dict() for r in runs], request.seeds)

@@ -1,5 +1,5 @@
 """Scoring a finished run: stitch its anchor patches, or take an iterative generator's whole
-object, and score the object (DESIGN section 8: one region, alignment and metrics for both, in
+object, and score the object (docs/design.md#scoring: one region, alignment and metrics for both, in
 `pipeline.score_object`); write `metrics.json` and `object.npz` into its folder.
 
 `score_run` returns a `Scored`: the run's typed `Row` plus what the figures need (the object
@@ -8,9 +8,11 @@ panel, the FRC curves, the training or iteration history).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ptycho_core import rundir
+from ptycho_core.errors import failure_reason
 from ptycho_core.harness.plan import RunPlan
 
 
@@ -47,8 +49,6 @@ def score_run(
     try:
         result = _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
     except Exception as exc:  # a bad prediction or a stitcher plugin's error fails this row only
-        from ptycho_core.harness.worker import failure_reason
-
         row.fail(f"scoring failed: {failure_reason(exc)}")
         return scored
     row.metrics = dict(result.metrics)
@@ -77,9 +77,9 @@ def score_run(
 def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry):
     """Score the run with its own final probe and positions (`own_probe`), and add its half-set
     FRC when it left halves.npz (`ptycho_core.agreement`)."""
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
-    from ptycho_core import pipeline
+    from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
 
     with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
         recon = {k: z[k] for k in z.files}
@@ -111,7 +111,7 @@ def own_probe(run_dir, recon: dict) -> tuple:
     """(probe or None, positions or None, where they came from) of a run: its probe.npy /
     positions.npy (every row's final probe and positions on the object grid), else the engine's
     refined `probe` / `refined_positions` in recon.npz, else None (the data's are used)."""
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
     def npy(name):
         path = run_dir / name
@@ -128,9 +128,9 @@ def own_probe(run_dir, recon: dict) -> tuple:
 
 def _halfset(path, half, result, test_ds) -> dict:
     """The half-set FRC values (added to `result.metrics`) and curve, from halves.npz when present."""
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
-    from ptycho_core import agreement
+    from ptycho_core import agreement  # lazy: loaded when listing; the target imports numpy
 
     if not path.is_file():
         return {}
@@ -151,7 +151,7 @@ def add_agreement(scored: list[Scored], layout: rundir.Layout, requested: str | 
     Returns {"row", "run", "rule"} for the provenance, plus "note" (a line for the user) when the
     requested reference failed and the default rule was used, or when there is no reference.
     """
-    from ptycho_core import agreement
+    from ptycho_core import agreement  # lazy: loaded when listing; the target imports numpy
 
     runs = [s.row.to_dict() for s in scored]
     rule = "--reference" if requested else "the successful iterative row with the lowest data error"
@@ -184,6 +184,4 @@ def add_agreement(scored: list[Scored], layout: rundir.Layout, requested: str | 
 
 def _finite(values: dict) -> dict:
     """The finite values only: a metric without a number is left out (an empty cell, no store row)."""
-    import math
-
     return {k: v for k, v in values.items() if math.isfinite(v)}

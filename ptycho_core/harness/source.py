@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptycho_core.errors import DataError, UsageError
+from ptycho_core.harness.plan import sha256
 from ptycho_core.harness.request import SIMULATIONS
 from ptycho_core.registry import Registry
 
@@ -35,9 +36,8 @@ class Staged:
 def stage(train_ds, test_ds, source: dict, selection, gridsize: int, layout, directory=None) -> Staged:
     """Group the data once for every generator and write it for the children (to `directory`,
     default the layout's `data/`)."""
-    from ptycho_core import pipeline
-    from ptycho_core.harness.plan import sha256
-    from ptycho_core.harness.prepared import save_prepared
+    from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
+    from ptycho_core.harness.prepared import save_prepared  # lazy: loaded when listing; the target imports numpy
 
     config = selection.base_config
     supervised = any(s.supervised for s in selection.specs)
@@ -58,7 +58,7 @@ def load_data(
     by `split` (`data.split_scan`: none, spatial or interleaved; None: none without ground truth,
     spatial with it), "split" (the policy and its counts).
     """
-    from ptycho_core.data import split_scan
+    from ptycho_core.data import split_scan  # lazy: loaded when listing; the target imports numpy
 
     if test_data is not None and data is None:
         raise UsageError("--test-data needs --data (the training data)")
@@ -96,7 +96,7 @@ def load_data(
 
 def simulated(simulate):
     """Train and test datasets simulated with DEFAULT_SIM (or `simulate`: an object name or a SimConfig)."""
-    from ptycho_core import simulate as sim
+    from ptycho_core import simulate as sim  # lazy: loaded when listing; the target imports numpy
 
     cfg = simulate
     if cfg is None:
@@ -118,11 +118,11 @@ def simulated(simulate):
 
 def read(item, role: str, registry: Registry):
     """(Dataset, source text) from a file path, a `ptycho_core.io.DataFile` or a `Dataset` object."""
-    from ptycho_core.data import Dataset
+    from ptycho_core.data import Dataset  # lazy: loaded when listing; the target imports numpy
 
     if isinstance(item, Dataset):
         return item.validate(source=f"{role} dataset"), f"<{role} dataset>"
-    from ptycho_core.io import DataFile, load_dataset
+    from ptycho_core.io import DataFile, load_dataset  # lazy: loaded when listing; the target imports numpy
 
     path = Path(str(item))
     if not path.is_file():
