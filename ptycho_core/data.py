@@ -29,7 +29,7 @@ import numpy as np
 from ptycho_core import physics
 from ptycho_core.errors import DataError
 from ptycho_core.generator import TrainingSet
-from ptycho_core.settings import MAX_DROPPED_SHARE, SPLITS
+from ptycho_core.splits import MAX_DROPPED_SHARE, SPLITS
 
 
 @dataclass
@@ -194,6 +194,17 @@ def validate(ds: Dataset, source: str = "dataset") -> None:
         raise _fail(source, "metadata", "must be JSON-serialisable", str(exc)) from None
 
 
+def probe_is_exact(ds: Dataset) -> bool:
+    """True for data simulated by ptycho with its own probe and not preprocessed since; any other
+    probe (a measured scan's guess, a --probe file, a cropped or binned one) is not exact."""
+    meta = ds.metadata or {}
+    return (
+        str(meta.get("source", "")).startswith("simulate:")
+        and not meta.get("preprocess")
+        and not meta.get("probe_file")
+    )
+
+
 # --- splits -----------------------------------------------------------------------------------
 
 
@@ -239,7 +250,7 @@ def split_scan(ds: Dataset, policy: str | None = None, max_dropped: float | None
     none: train and test are the whole scan (as an iterative solver reconstructs the scan it
     fits); interleaved: even-numbered patterns train, odd-numbered test (the same region, every
     other pattern); spatial: `spatial_split`, refused when it drops more than `max_dropped` of the
-    scan (default `settings.MAX_DROPPED_SHARE`). info states the policy and the counts
+    scan (default `splits.MAX_DROPPED_SHARE`). info states the policy and the counts
     (train, test, dropped).
     """
     max_dropped = MAX_DROPPED_SHARE if max_dropped is None else max_dropped

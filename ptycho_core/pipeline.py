@@ -366,7 +366,8 @@ def scan_for(ds: Dataset, indices=None) -> Dataset:
     `indices`, only those patterns (a half-set) on the whole scan's grid."""
     shape, positions, _ = object_grid(ds)
     if indices is not None:
-        ds, positions = ds.subset(indices), positions[indices]
+        ds = ds.subset(indices)
+        positions = positions[indices]
     return dataclasses.replace(
         ds,
         diffraction=np.ascontiguousarray(ds.diffraction, dtype=np.float32),

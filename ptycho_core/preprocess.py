@@ -73,8 +73,6 @@ def crop(ds, n: int):
     meta = dict(ds.metadata or {})
     if meta.get("pixel_size_m"):
         meta["pixel_size_m"] = float(meta["pixel_size_m"]) * r
-    if meta.get("object_shape"):
-        meta["object_shape"] = [max(1, int(round(v / r))) for v in meta["object_shape"]]
     step = {"op": "crop", "from": m, "to": n, "object_pixel_factor": r, "positions_factor": 1 / r}
     meta["preprocess"] = list(meta.get("preprocess", [])) + [step]
     return dataclasses.replace(
@@ -85,6 +83,7 @@ def crop(ds, n: int):
         object=obj,
         mask=mask,
         metadata=meta,
+        object_shape=None if ds.object_shape is None else tuple(max(1, int(round(v / r))) for v in ds.object_shape),
     )
 
 

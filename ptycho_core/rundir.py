@@ -159,8 +159,7 @@ def write_npz(path, digest=None, **arrays) -> Path:
 
 def write_npy(path, array) -> Path:
     """Atomic np.save of one array (never pickled)."""
-    # lazy: loaded when listing; the target imports numpy
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
     path = Path(path)
     with atomic(path) as tmp, open(tmp, "wb") as fh:

@@ -212,10 +212,3 @@ def parse_items(settings: list[Setting], texts: dict[str, Any], what: str) -> di
             raise UsageError(f"unknown {what} {key!r}; known: {', '.join(by_name)}")
         out[by_name[key].field] = by_name[key].parse(value, f"{what} {key}")
     return out
-
-
-#: The split policies of one scan (`ptycho_core.data.split_scan`, `ptycho compare --split`).
-SPLITS = ("none", "spatial", "interleaved")
-#: A spatial split dropping more than this share of a scan to its guard band is refused unless
-#: `max_dropped` (`--max-dropped`) allows it.
-MAX_DROPPED_SHARE = 0.5

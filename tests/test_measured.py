@@ -125,7 +125,7 @@ def test_measured_data_gives_every_learned_row_the_reference_rows_refined_probe(
     assert provenance["split"]["policy"] == "none"
     rows = {r["generator"]: r for r in result.rows}
     assert rows["dummy_intensity"]["probe_source"] == "dummy_iterative (refined)"
-    with pytest.raises(UsageError, match="supervised and the data has no ground truth"):
+    with pytest.raises(UsageError, match="supervised and the training data has no ground-truth object"):
         compare.run("dummy_supervised", host=_host(), data=str(measured), out=out.parent / "sup")
     assert (out / "comparison.png").stat().st_size > 0 and (out / "errors.png").stat().st_size > 0
 
@@ -155,3 +155,51 @@ def test_probe_from_data_keeps_the_files_probe_and_simulations_keep_their_exact_
         compare.run(
             "dummy_intensity", host=_host(), data=str(measured), out=tmp_path / "c", probe_from="dummy_intensity"
         )
+
+
+def test_reconstruct_refines_the_probe_of_measured_data_unless_told(measured, tmp_path, invoke):
+    host = _host()
+    out = tmp_path / "recon.npz"
+    result = invoke("reconstruct", "-g", "dummy_iterative", "--data", measured, "--out", out, host=host)
+    assert result.exit_code == 0, result.output
+    assert "refining the probe (refine_probe=true)" in result.output
+    result = invoke(
+        "reconstruct", "-g", "dummy_iterative", "--data", measured, "--out", out, "-o", "refine_probe=false", host=host
+    )
+    assert result.exit_code == 0 and "refining the probe" not in result.output
+
+
+# --- end to end on the star ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_compare_on_the_measured_star_as_a_user_runs_it(siemens_star, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    names = {s.name: s for s in PluginHost.from_environment().registry().generators()}
+    missing = [n for n in ("lsqml", "fno") if n not in names or not names[n].available]
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"generators {missing} not installed (make install)")
+        pytest.skip(f"generators {missing} not installed")
+    ptycho = str(Path(sys.executable).with_name("ptycho"))
+    args = ["compare", "--data", siemens_star, "--crop", "32", "-g", "lsqml,fno", "--epochs", "1"]
+    args += ["-o", "lsqml.iterations=3", "--out", "cmp"]
+    proc = subprocess.run([ptycho, *map(str, args)], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "split none" in proc.stdout and "learned rows use lsqml's" in proc.stdout
+    out = tmp_path / "cmp"
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["provenance"]["split"]["policy"] == "none"
+    assert report["provenance"]["probe"]["from"] == "lsqml"
+    runs = {r["generator"]: r for r in report["runs"]}
+    assert runs["lsqml"]["probe_source"] == "refined" and runs["fno"]["probe_source"] == "lsqml (refined)"
+    assert all(r["status"] == "ok" and r["data_error"] is not None for r in runs.values())
+    probe = np.load(out / "runs" / "lsqml" / "probe.npy", allow_pickle=False)
+    np.testing.assert_array_equal(np.load(out / "runs" / "fno" / "probe.npy", allow_pickle=False), probe)
+    assert probe.shape == (32, 32)
+    assert (out / "comparison.png").stat().st_size > 0
+    assert "Probe: measured data" in (out / "report.html").read_text()

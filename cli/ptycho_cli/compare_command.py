@@ -9,7 +9,7 @@ import click
 from ptycho_cli.options import data_file, data_file_options, setting_options, sim_help, train_config_options
 from ptycho_cli.results_command import db_option
 from ptycho_core import harness
-from ptycho_core.harness import DEFAULT_OUT, MAX_DROPPED_SHARE, SIMULATIONS, SPLITS, compare_settings
+from ptycho_core.harness import DEFAULT_OUT, SIMULATIONS, compare_settings
 
 
 @click.command()
@@ -27,28 +27,6 @@ from ptycho_core.harness import DEFAULT_OUT, MAX_DROPPED_SHARE, SIMULATIONS, SPL
     help="Training data file. Without --test-data the scan is split by --split.",
 )
 @click.option("--test-data", type=click.Path(dir_okay=False), default=None, help="Separate test data file.")
-@click.option(
-    "--split",
-    type=click.Choice(SPLITS),
-    default=None,
-    help="How one scan (--data without --test-data) is split. none: every generator reconstructs the scan it "
-    "trains on (the default without ground truth; supervised generators are skipped); spatial: along x with "
-    "an N/2 guard band (the default with ground truth); interleaved: even patterns train, odd ones test.",
-)
-@click.option(
-    "--max-dropped",
-    type=click.FloatRange(0, 1),
-    default=None,
-    metavar="SHARE",
-    help=f"Largest share of the scan a spatial split may drop to its guard band [default: {MAX_DROPPED_SHARE}].",
-)
-@click.option(
-    "--probe-from",
-    default=None,
-    metavar="ROW",
-    help="On measured data: the iterative row whose refined probe every learned row uses [default: lsqml when "
-    "compared, else the first iterative row]; 'data' keeps the data's probe for every row.",
-)
 @click.option(
     "--simulate",
     type=click.Choice(SIMULATIONS),
@@ -128,9 +106,6 @@ def run_comparison(
     force,
     loader,
     probe_file,
-    split=None,
-    max_dropped=None,
-    probe_from=None,
     crop_to=None,
     bin_by=None,
     db=None,
@@ -152,9 +127,6 @@ def run_comparison(
         generators,
         data=data_file(data, loader, probe_file, crop_to, bin_by),
         test_data=data_file(test_data, loader, probe_file, crop_to, bin_by),
-        split=split,
-        max_dropped=max_dropped,
-        probe_from=probe_from,
         simulate=simulate,
         options=list(raw_options),
         grid=grid,

@@ -263,8 +263,8 @@ def _reconstruct_iterative(
 
     from ptycho_cli.progress import training_progress
     from ptycho_core import io, pipeline
+    from ptycho_core.data import probe_is_exact
     from ptycho_core.generator import TrainConfig
-    from ptycho_core.harness import probe_is_exact
 
     registry = state.registry()
     spec = registry.generator(generator_name)

@@ -24,15 +24,12 @@ it with `if __name__ == "__main__":`, as for any multiprocessing program.
 from ptycho_core.harness import events
 from ptycho_core.harness.compare import run
 from ptycho_core.harness.executors import EXECUTORS
-from ptycho_core.harness.probe import probe_is_exact
 from ptycho_core.harness.request import (
     DEFAULT_GRIDSIZE,
     DEFAULT_OUT,
     DEFAULT_STITCHER,
     INTERRUPTED_EXIT,
-    MAX_DROPPED_SHARE,
     SIMULATIONS,
-    SPLITS,
     CompareRequest,
     CompareResult,
     compare_settings,
@@ -47,14 +44,11 @@ __all__ = [
     "DEFAULT_STITCHER",
     "EXECUTORS",
     "INTERRUPTED_EXIT",
-    "MAX_DROPPED_SHARE",
     "SIMULATIONS",
-    "SPLITS",
     "CompareRequest",
     "CompareResult",
     "compare_settings",
     "events",
-    "probe_is_exact",
     "run",
     "split_grid",
 ]

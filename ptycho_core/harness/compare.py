@@ -6,10 +6,12 @@ reusable result, score every run, write the report. Events go to `on_event`; not
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from ptycho_core import rundir
+from ptycho_core.errors import UsageError
 from ptycho_core.harness import events as ev
 from ptycho_core.harness import executors, plan, probe, score, source, sweep
 from ptycho_core.harness.request import INTERRUPTED_EXIT, CompareRequest, CompareResult
@@ -33,7 +35,12 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     variants = sweep.variants(request.grid, selection)  # {} unless a sweep
     executor = executors.create(request)
     train_ds, test_ds, data_source = source.load_data(
-        request.data, request.test_data, request.simulate, registry, request.split, request.max_dropped
+        request.data,
+        request.test_data,
+        request.simulate,
+        registry,
+        None if request.split == "auto" else request.split,
+        request.max_dropped,
     )
     policy = data_source.get("split", {}).get("policy")
     selection.specs = plan.drop_supervised(
@@ -41,10 +48,12 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
         selection.skipped,
         selection.explicit,
         train_ds.has_ground_truth and policy != "none",
-        "the data has no ground truth" if not train_ds.has_ground_truth else "split none trains on the test patterns",
+        None if not train_ds.has_ground_truth else "--split none trains on the test patterns (use spatial)",
     )
-    exact = probe.probe_is_exact(test_ds)
-    probe_plan = probe.decide(request.probe_from, selection.specs, exact, registry)
+    from ptycho_core.data import probe_is_exact  # lazy: loaded when listing; the target imports numpy
+
+    exact = probe_is_exact(test_ds)
+    probe_plan = probe.decide(request.probe_from or None, selection.specs, exact, registry)
     plan.require_some(selection.specs, registry)
     layout = rundir.Layout(Path(request.out))
     plans = plan.make_plans(selection.specs, selection.option_values, selection.train, request.seeds)
@@ -53,7 +62,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     staged = source.stage(train_ds, test_ds, data_source, selection, request.gridsize, layout)
     for p in plans:
         p.halfset = request.half_set
-    probe.apply_refine(plans, probe_plan, probe.explicit_options(request.options))
+    probe.apply_refine(plans, probe_plan, probe.explicit_options(request.options, request.grid))
     # With a source row, the iterative rows run first; the learned rows then get its probe.
     later = [p for p in plans if probe_plan.source is not None and p.spec.kind == "learned"]
     first = [p for p in plans if p not in later]
@@ -61,7 +70,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     _announce(request, selection, staged, plans, on_event, probe_plan, first)
     with executor:
         outcomes = _execute(executor, first, layout, request, on_event)
-        if later:
+        if later and not any(o.interrupted for o in outcomes.values()):  # Ctrl-C: no second phase
             staged_later = _stage_with_probe(
                 train_ds, test_ds, data_source, selection, request, layout, probe_plan, plans
             )
@@ -86,9 +95,6 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
 
 def _check_reference(reference: str, plans) -> None:
     """Refuse, before any work, a --reference that names no row of this comparison."""
-    # lazy: loaded when listing; only on this path
-    from ptycho_core.errors import UsageError
-
     labels = sorted({p.label for p in plans})
     if reference and reference not in labels:
         raise UsageError(f"--reference {reference}: not a row of this comparison (rows: {', '.join(labels)})")
@@ -109,9 +115,6 @@ def _execute(executor, plans, layout, request, on_event) -> dict:
 def _stage_with_probe(train_ds, test_ds, data_source, selection, request, layout, probe_plan, plans):
     """The data staged again in `data-probe/` with the source row's final probe (`harness.probe`);
     the learned plans are pointed at it."""
-    # lazy: loaded when listing; only on this path
-    import dataclasses
-
     array, label = probe.source_probe(layout, probe_plan, plans)
     later = [p for p in plans if p.spec.kind == "learned"]
     if array is None:

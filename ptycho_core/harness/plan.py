@@ -143,10 +143,11 @@ def resolve_compare_options(options, specs, registry: Registry, stitcher_spec) -
 
 
 def drop_supervised(
-    specs, skipped: list[dict], explicit: bool, has_ground_truth: bool, why: str = "the data has no ground truth"
+    specs, skipped: list[dict], explicit: bool, has_ground_truth: bool, why: str | None = None
 ) -> list[GeneratorSpec]:
-    """Without ground truth to train on (`why` says why), supervised generators cannot train: an
-    error when named explicitly, otherwise skipped. Returns the specs that can run."""
+    """Without ground truth to train on, supervised generators cannot train: an error when named
+    explicitly, otherwise skipped (`why`: the reason when the data has ground truth but the split
+    cannot use it). Returns the specs that can run."""
     if has_ground_truth:
         return list(specs)
     keep = []
@@ -155,11 +156,12 @@ def drop_supervised(
             keep.append(spec)
         elif explicit:
             raise UsageError(
-                f"generator {spec.name!r} is supervised and {why}; choose unsupervised generators or give "
-                "data with an object (and --split spatial or --test-data)"
+                f"generator {spec.name!r} is supervised and "
+                + (why or "the training data has no ground-truth object")
+                + "; choose unsupervised generators or give data with an object"
             )
         else:
-            skipped.append({"generator": spec.name, "reason": f"supervised: {why}"})
+            skipped.append({"generator": spec.name, "reason": f"supervised: {why or 'the data has no ground truth'}"})
     return keep
 
 

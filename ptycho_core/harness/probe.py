@@ -1,6 +1,6 @@
 """One probe for everyone, refined once (issue 21): which probe each row of a comparison uses.
 
-Data that ptycho simulated with its exact probe (`probe_is_exact`) keep that probe for every row.
+Data that ptycho simulated with its exact probe (`data.probe_is_exact`) keep that probe for every row.
 On measured data (anything else: a loaded scan, a `--probe` file, cropped or binned patterns) a
 probe guess is never exact, so
 
@@ -17,9 +17,12 @@ Every run records which probe it used (`run.json` `probe_source`: "data", "refin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ptycho_core import rundir
 from ptycho_core.errors import UsageError
+from ptycho_core.harness.plan import parse_option_args
 
 #: The folder (under the comparison's) of the data staged with the source row's probe.
 PROBE_DATA_DIR = "data-probe"
@@ -39,16 +42,6 @@ class ProbePlan:
 
     def as_dict(self) -> dict:
         return {"policy": "refined" if self.refine else "data", "from": self.source, "reason": self.reason}
-
-
-def probe_is_exact(ds) -> bool:
-    """True for data simulated by ptycho with its own probe and not preprocessed since."""
-    meta = ds.metadata or {}
-    return (
-        str(meta.get("source", "")).startswith("simulate:")
-        and not meta.get("preprocess")
-        and not meta.get("probe_file")
-    )
 
 
 def decide(probe_from: str | None, specs: list, exact: bool, registry) -> ProbePlan:
@@ -76,18 +69,15 @@ def decide(probe_from: str | None, specs: list, exact: bool, registry) -> ProbeP
     return ProbePlan(True, source, f"measured data: iterative rows refine the probe; learned rows use {source}'s")
 
 
-def explicit_options(options) -> dict:
-    """{generator name: set of option keys the user gave} from a CompareRequest's `options`."""
-    # lazy: loaded when listing; only on this path
-    from collections.abc import Mapping
-
-    # lazy: loaded when listing; only on this path
-    from ptycho_core.harness.plan import parse_option_args
-
-    if options is None:
-        return {}
-    given = options if isinstance(options, Mapping) else parse_option_args(options)
-    return {str(k): set(v) for k, v in given.items()}
+def explicit_options(options, grid=None) -> dict:
+    """{generator name: set of option keys the user gave} from a CompareRequest's `options` and
+    its sweep `grid` (an axis the user sweeps is the user's)."""
+    out: dict = {}
+    given = {} if options is None else options if isinstance(options, Mapping) else parse_option_args(options)
+    for source in (given, grid or {}):
+        for name, values in source.items():
+            out.setdefault(str(name), set()).update(values)
+    return out
 
 
 def apply_refine(plans, probe_plan: ProbePlan, explicit: dict) -> None:
@@ -104,11 +94,7 @@ def apply_refine(plans, probe_plan: ProbePlan, explicit: dict) -> None:
 
 def source_probe(layout, probe_plan: ProbePlan, plans):
     """(probe array or None, label) from the source row's finished folder (`probe.npy`)."""
-    # lazy: loaded when listing; only on this path
-    import numpy as np
-
-    # lazy: loaded when listing; only on this path
-    from ptycho_core import rundir
+    import numpy as np  # lazy: loaded when listing (planning); the target imports numpy
 
     if probe_plan.source is None:
         return None, DATA

@@ -10,7 +10,8 @@ from typing import Any
 
 from ptycho_core.generator import train_fields, train_settings
 from ptycho_core.harness.executors import EXECUTORS
-from ptycho_core.settings import MAX_DROPPED_SHARE, SPLITS, check_fields, declared, setting  # noqa: F401 - re-exported for the harness API
+from ptycho_core.settings import check_fields, declared, setting
+from ptycho_core.splits import MAX_DROPPED_SHARE, SPLITS
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
 DEFAULT_OUT = "ptycho-compare"
@@ -33,8 +34,10 @@ class CompareRequest:
         the default without ground truth), "spatial" (along x at the median with an N/2 guard band;
         the default with ground truth; refused when it drops more than `max_dropped` of the scan)
         or "interleaved" (even patterns train, odd ones test).
+    split: "auto" (none without ground truth, spatial with it) or one of SPLITS; max_dropped: the
+        largest share a spatial split may drop.
     probe_from: on measured data, the iterative row whose refined probe every learned row uses
-        (None: lsqml when it runs, else the first iterative row; `harness.probe`); "data" keeps
+        ("": lsqml when it runs, else the first iterative row; `harness.probe`); "data" keeps
         the data's probe for everyone.
     simulate: "lines", "grf" or a `SimConfig`; the default when no data is given is DEFAULT_SIM.
     train: the explicit TrainConfig values by field name ({"epochs": 3, "timeout": 60}) and
@@ -95,9 +98,21 @@ class CompareRequest:
     )
     scheduler: str | None = None
     grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None
-    split: str | None = None
-    max_dropped: float | None = None
-    probe_from: str | None = None
+    split: str = setting(
+        "auto",
+        "How one scan (--data without --test-data) is split. none: every generator reconstructs the scan it "
+        "trains on (supervised generators are skipped); spatial: along x with an N/2 guard band; interleaved: "
+        "even patterns train, odd ones test; auto: none without ground truth, spatial with it.",
+        choices=("auto",) + SPLITS,
+    )
+    max_dropped: float = setting(
+        MAX_DROPPED_SHARE, "Largest share of the scan a spatial split may drop to its guard band.", min=0.0, max=1.0
+    )
+    probe_from: str = setting(
+        "",
+        "On measured data: the iterative row whose refined probe every learned row uses (default: lsqml when "
+        "compared, else the first iterative row); 'data' keeps the data's probe for every row.",
+    )
     reference: str = setting(
         "",
         "The row every other row's agreement (ref amp/phase SSIM and FRC) is measured against. Default: the "

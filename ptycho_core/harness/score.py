@@ -8,6 +8,7 @@ panel, the FRC curves, the training or iteration history).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ptycho_core import rundir
@@ -108,8 +109,7 @@ def own_probe(run_dir, recon: dict) -> tuple:
     """(probe or None, positions or None, where they came from) of a run: its probe.npy /
     positions.npy (every row's final probe and positions on the object grid), else the engine's
     refined `probe` / `refined_positions` in recon.npz, else None (the data's are used)."""
-    # lazy: loaded when listing; the target imports numpy
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
     def npy(name):
         path = run_dir / name
@@ -126,11 +126,9 @@ def own_probe(run_dir, recon: dict) -> tuple:
 
 def _halfset(path, half, result, test_ds) -> dict:
     """The half-set FRC values (added to `result.metrics`) and curve, from halves.npz when present."""
-    # lazy: loaded when listing; the target imports numpy
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
-    # lazy: loaded when listing; the target imports numpy
-    from ptycho_core import agreement
+    from ptycho_core import agreement  # lazy: loaded when listing; the target imports numpy
 
     if not path.is_file():
         return {}
@@ -151,8 +149,7 @@ def add_agreement(scored: list[Scored], layout: rundir.Layout, requested: str | 
     Returns {"row", "run", "rule"} for the provenance, plus "note" (a line for the user) when the
     requested reference failed and the default rule was used, or when there is no reference.
     """
-    # lazy: loaded when listing; the target imports numpy
-    from ptycho_core import agreement
+    from ptycho_core import agreement  # lazy: loaded when listing; the target imports numpy
 
     runs = [s.row.to_dict() for s in scored]
     rule = "--reference" if requested else "the successful iterative row with the lowest data error"
@@ -185,7 +182,4 @@ def add_agreement(scored: list[Scored], layout: rundir.Layout, requested: str | 
 
 def _finite(values: dict) -> dict:
     """The finite values only: a metric without a number is left out (an empty cell, no store row)."""
-    # lazy: loaded when listing; the target imports numpy
-    import math
-
     return {k: v for k, v in values.items() if math.isfinite(v)}

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho_core import pipeline, rundir
+from ptycho_core import agreement, data, pipeline, rundir
 from ptycho_core.errors import RunFailed, UsageError, failure_reason
 from ptycho_core.generator import TrainConfig
 from ptycho_core.harness.prepared import load_prepared
@@ -154,12 +154,6 @@ def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord
 def _write_probe_and_positions(partial: Path, record, test, probe, positions, given: str) -> None:
     """probe.npy and positions.npy (object-grid frame) of a finished run, and their sources in
     its record: the refined ones when the run refined them, else the ones it was given."""
-    # lazy: loaded when listing; the target imports numpy
-    import numpy as np
-
-    # lazy: loaded when listing; the target imports numpy
-    from ptycho_core import pipeline
-
     record.probe_source = "refined" if probe is not None else given
     record.positions_source = "refined" if positions is not None else "data"
     rundir.write_npy(partial / rundir.PROBE_NPY, np.asarray(test.probe if probe is None else probe, np.complex64))
@@ -208,9 +202,6 @@ def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
 
 def _predict_half(generator, prepared, idx) -> dict:
     """A learned generator's anchor patches of one half-set, its groups formed within the half."""
-    # lazy: loaded when listing; the target imports numpy
-    from ptycho_core import data, pipeline
-
     half = prepared.test.subset(idx)
     groups = data.group(half.positions, prepared.gridsize, train=False)
     return {"patches": pipeline.predict_anchors(generator, half, groups, pipeline.PREDICT_BATCH)}
@@ -221,9 +212,6 @@ def _halves(partial: Path, test, run_half) -> float | None:
     with `run_half(indices) -> {name: array}` and write halves.npz (`a_index`, `b_index`, the
     arrays prefixed "a_" / "b_"). Returns the seconds both took; None (and nothing written, the
     reason in run.log) when a half failed: the half-set FRC is then missing, the row is not failed."""
-    # lazy: loaded when listing; the target imports numpy
-    from ptycho_core import agreement
-
     arrays, start = {}, time.perf_counter()
     try:
         for tag, idx in zip("ab", agreement.interleaved_halves(test.n)):

@@ -82,8 +82,7 @@ def load_dataset(
     if probe is not None:
         ds.metadata = {**ds.metadata, "probe_file": str(probe)}
     if crop or bin:
-        # lazy: only when --crop or --bin is given
-        from ptycho_core import preprocess
+        from ptycho_core import preprocess  # lazy: this package module stays cheap (standard library only)
 
         ds = preprocess.apply(ds, crop, bin)
     return ds

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ptycho_core.report import measured
 from ptycho_core.report.cells import (
     TOO_SMALL_TEXT,
     best_values,
@@ -80,7 +81,7 @@ def write_report(
 ) -> Path:
     """Write metrics.csv, metrics.json, the four figures and report.html; returns report.html.
     Without ground truth comparison.png and errors.png are drawn against the `reference` row
-    (`ptycho_core.display`).
+    (`ptycho_core.report.measured`).
 
     truth: {"object": (H, W) complex, "positions": (n, 2)} or None; panels: {label: {"object",
     "weights", "positions"}} (stitched, same canvas as the truth); frc: {label: {"amp"|"phase":
@@ -94,13 +95,10 @@ def write_report(
         out_dir / "metrics.json",
     )
     if truth is None:  # a measured scan: read against the reference row
-        # lazy: figures without ground truth, only for measured data
-        from ptycho_core import display
-
         kinds = {r.get("generator"): r.get("kind") for r in rows}
         figures = {
-            "comparison": display.comparison_figure(panels, out_dir / "comparison.png", reference, kinds),
-            "errors": display.error_figure(panels, out_dir / "errors.png", reference, kinds),
+            "comparison": measured.comparison_figure(panels, out_dir / "comparison.png", reference, kinds),
+            "errors": measured.error_figure(panels, out_dir / "errors.png", reference, kinds),
         }
     else:
         figures = {

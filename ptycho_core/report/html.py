@@ -7,7 +7,7 @@ import base64
 import html
 from pathlib import Path
 
-from ptycho_core import rundir
+from ptycho_core import agreement, rundir
 from ptycho_core.metric_registry import finite
 from ptycho_core.report.cells import best_values, columns, coverage_note, format_value, method_note
 
@@ -62,9 +62,6 @@ def column_legend(batch: int | None = None) -> str:
 
 def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: int = 1) -> Path:
     """report.html: self-contained (figures embedded as base64 PNG; no external resources)."""
-    # lazy: loaded when listing; the target imports numpy
-    from ptycho_core import agreement
-
     path = Path(path)
     parts = [
         "<!DOCTYPE html>",

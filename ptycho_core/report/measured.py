@@ -16,7 +16,14 @@ errors.png as a ptychographer reads them.
 
 from __future__ import annotations
 
+import cmath
 from pathlib import Path
+
+import numpy as np
+
+from ptycho_core import metrics
+from ptycho_core.report.display import limits
+from ptycho_core.report.figures import _image_rows, _save_figure
 
 #: A pixel belongs to the reconstructed region when its weight is at least this share of the maximum.
 COVERED = 0.1
@@ -34,9 +41,6 @@ def pick_reference(panels: dict, reference: str | None, kinds: dict | None = Non
 
 
 def _box(weights):
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    import numpy as np
-
     w = np.asarray(weights, dtype=np.float64)
     covered = w >= COVERED * w.max() if w.max() > 0 else np.ones(w.shape, bool)
     ys, xs = np.nonzero(covered)
@@ -45,15 +49,6 @@ def _box(weights):
 
 def images(panels: dict, reference: str | None, kinds: dict | None = None) -> list:
     """[(title, amplitude, phase)] with the reference first, aligned to it, NaN outside the region."""
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    import cmath
-
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    import numpy as np
-
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    from ptycho_core import metrics
-
     ref_label = pick_reference(panels, reference, kinds)
     if ref_label is None:
         return []
@@ -78,17 +73,11 @@ def images(panels: dict, reference: str | None, kinds: dict | None = None) -> li
 
 
 def _parts(obj, keep):
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    import numpy as np
-
     shown = np.where(keep, obj, np.nan)
     return np.abs(shown), np.angle(shown)
 
 
 def _robust(image) -> tuple[float, float]:
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    import numpy as np
-
     values = np.asarray(image)[np.isfinite(image)]
     if values.size == 0:
         return 0.0, 1.0
@@ -98,11 +87,7 @@ def _robust(image) -> tuple[float, float]:
 
 def comparison_figure(panels: dict, path, reference: str | None = None, kinds: dict | None = None) -> Path:
     """comparison.png without ground truth (see the module docstring)."""
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    from matplotlib.figure import Figure
-
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    from ptycho_core.report.figures import _save_figure
+    from matplotlib.figure import Figure  # lazy: matplotlib's import time, only figures need it
 
     shown = images(panels, reference, kinds)
     ncol = max(1, len(shown))
@@ -134,17 +119,7 @@ def comparison_figure(panels: dict, path, reference: str | None = None, kinds: d
 
 def error_figure(panels: dict, path, reference: str | None = None, kinds: dict | None = None) -> Path:
     """errors.png without ground truth: each row minus the reference (aligned as in comparison.png)."""
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    import numpy as np
-
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    from matplotlib.figure import Figure
-
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    from ptycho_core.report.display import limits as _limits
-
-    # lazy: figures only: matplotlib and numpy load when a report is drawn
-    from ptycho_core.report.figures import _image_rows, _save_figure
+    from matplotlib.figure import Figure  # lazy: matplotlib's import time, only figures need it
 
     shown = images(panels, reference, kinds)
     if len(shown) < 2:
@@ -158,8 +133,8 @@ def error_figure(panels: dict, path, reference: str | None = None, kinds: dict |
     errors = [
         (f"{t} minus reference {name}", a - ref_amp, np.angle(np.exp(1j * (p - ref_phase)))) for t, a, p in shown[1:]
     ]
-    amp_top = max(_limits([np.abs(e[1]) for e in errors])[1], 1e-6)
-    phase_top = max(_limits([np.abs(e[2]) for e in errors])[1], 1e-6)
+    amp_top = max(limits([np.abs(e[1]) for e in errors])[1], 1e-6)
+    phase_top = max(limits([np.abs(e[2]) for e in errors])[1], 1e-6)
     fig = Figure(figsize=(2.6 * len(errors) + 0.8, 5.0))
     axes = fig.subplots(2, len(errors), squeeze=False)
     scales = (
