@@ -203,3 +203,23 @@ def test_compare_on_the_measured_star_as_a_user_runs_it(siemens_star, tmp_path):
     assert probe.shape == (32, 32)
     assert (out / "comparison.png").stat().st_size > 0
     assert "Probe: measured data" in (out / "report.html").read_text()
+
+
+def test_figures_without_truth_put_the_reference_first_and_align_every_row_to_it(tmp_path):
+    from ptycho_core.report import measured
+
+    rng = np.random.default_rng(0)
+    obj = (1 + 0.2 * rng.random((40, 40))) * np.exp(0.3j * rng.random((40, 40)))
+    weights = np.zeros((40, 40))
+    weights[5:35, 5:35] = 1.0
+    panels = {
+        "net": {"object": 3 * np.exp(1j) * obj, "weights": weights, "positions": np.array([[10.0, 10.0]])},
+        "solver": {"object": obj, "weights": weights, "positions": np.array([[10.0, 10.0]])},
+    }
+    shown = measured.images(panels, None, {"net": "learned", "solver": "iterative"})
+    assert [t for t, _, _ in shown] == ["reference: solver", "net"]
+    assert shown[0][1].shape == (30, 30)  # the whole covered region, not the box of scan centres
+    np.testing.assert_allclose(shown[1][1], shown[0][1], rtol=1e-6)  # one global scalar removed
+    np.testing.assert_allclose(shown[1][2], shown[0][2], atol=1e-6)
+    assert measured.comparison_figure(panels, tmp_path / "c.png", "solver").stat().st_size > 0
+    assert measured.error_figure(panels, tmp_path / "e.png", "solver").stat().st_size > 0

@@ -23,7 +23,7 @@ import numpy as np
 
 from ptycho_core import metrics
 from ptycho_core.report.display import limits
-from ptycho_core.report.figures import _image_rows, _save_figure
+from ptycho_core.report.figures import _image_rows, _nothing_to_show, _save_figure
 
 #: A pixel belongs to the reconstructed region when its weight is at least this share of the maximum.
 COVERED = 0.1
@@ -94,10 +94,7 @@ def comparison_figure(panels: dict, path, reference: str | None = None, kinds: d
     fig = Figure(figsize=(2.9 * ncol + 0.4, 5.4))
     axes = fig.subplots(2, ncol, squeeze=False)
     if not shown:
-        axes[0][0].text(0.5, 0.5, "no successful reconstruction", ha="center", va="center")
-        for ax in axes.ravel():
-            ax.set_axis_off()
-        return _save_figure(fig, Path(path))
+        return _nothing_to_show(fig, axes, path)
     for j, (title, amp, phase) in enumerate(shown):
         for row, (image, cmap) in enumerate(((amp, "gray"), (phase, "viridis"))):
             ax = axes[row][j]
