@@ -52,7 +52,20 @@ debian-packages:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES); \
 	else echo "note: the PostgreSQL and browser tests need: sudo apt-get install --no-install-recommends $(DEBIAN_PACKAGES)"; fi
 
-install: $(STAMP) wheelhouse
+# The measured scan the tests and the README use: the Siemens star of tike's test data (APS
+# Velociprobe, BSD-3-Clause), taken from tike's sdist on PyPI with its LICENSE beside it
+# (docs/formats.md, "The Siemens star"). Nothing is installed from it.
+STAR_DIR := external/siemens-star
+STAR := $(STAR_DIR)/siemens-star-small.npz
+$(STAR): | $(STAMP)
+	$(PIP) download --disable-pip-version-check -q -c constraints.txt --no-deps --no-binary :all: \
+		-d external/sdist tike==0.26.0
+	$(BIN)/python -m ptycho_core.io.tike external/sdist/tike-0.26.0.tar.gz $(STAR_DIR)
+
+.PHONY: star
+star: $(STAR)
+
+install: $(STAMP) wheelhouse $(STAR)
 
 test: install debian-packages
 	$(BIN)/python -m pytest -q

@@ -29,6 +29,7 @@ import numpy as np
 from ptycho_core import physics
 from ptycho_core.errors import DataError
 from ptycho_core.generator import TrainingSet
+from ptycho_core.splits import MAX_DROPPED_SHARE, SPLITS
 
 
 @dataclass
@@ -193,6 +194,17 @@ def validate(ds: Dataset, source: str = "dataset") -> None:
         raise _fail(source, "metadata", "must be JSON-serialisable", str(exc)) from None
 
 
+def probe_is_exact(ds: Dataset) -> bool:
+    """True for data simulated by ptycho with its own probe and not preprocessed since; any other
+    probe (a measured scan's guess, a --probe file, a cropped or binned one) is not exact."""
+    meta = ds.metadata or {}
+    return (
+        str(meta.get("source", "")).startswith("simulate:")
+        and not meta.get("preprocess")
+        and not meta.get("probe_file")
+    )
+
+
 # --- splits -----------------------------------------------------------------------------------
 
 
@@ -215,6 +227,7 @@ def spatial_split(ds: Dataset, axis: int = 1) -> tuple[Dataset, Dataset, dict]:
         )
     info = {
         "kind": "spatial",
+        "policy": "spatial",
         "axis": "yx"[axis],
         "line": line,
         "guard": n_pix / 2,
@@ -223,6 +236,45 @@ def spatial_split(ds: Dataset, axis: int = 1) -> tuple[Dataset, Dataset, dict]:
         "dropped": int(ds.n - len(train_idx) - len(test_idx)),
     }
     return ds.subset(train_idx), ds.subset(test_idx), info
+
+
+def default_split(ds: Dataset) -> str:
+    """ "spatial" for data with ground truth (train and test regions never overlap), "none" for a
+    measured scan: generators that never see ground truth train on the scan they reconstruct."""
+    return "spatial" if ds.has_ground_truth else "none"
+
+
+def split_scan(ds: Dataset, policy: str | None = None, max_dropped: float | None = None):
+    """(train, test, info) of one scan under `policy` (None: `default_split`).
+
+    none: train and test are the whole scan (as an iterative solver reconstructs the scan it
+    fits); interleaved: even-numbered patterns train, odd-numbered test (the same region, every
+    other pattern); spatial: `spatial_split`, refused when it drops more than `max_dropped` of the
+    scan (default `splits.MAX_DROPPED_SHARE`). info states the policy and the counts
+    (train, test, dropped).
+    """
+    max_dropped = MAX_DROPPED_SHARE if max_dropped is None else max_dropped
+    policy = policy or default_split(ds)
+    if policy not in SPLITS:
+        raise DataError(f"--split must be one of {', '.join(SPLITS)}, not {policy!r}")
+    if policy == "none":
+        info = {"kind": "none", "policy": "none", "train": ds.n, "test": ds.n, "dropped": 0}
+        return ds, ds, info
+    if policy == "interleaved":
+        if ds.n < 2:
+            raise DataError("interleaved split: needs at least 2 patterns")
+        train_idx, test_idx = np.arange(0, ds.n, 2), np.arange(1, ds.n, 2)
+        info = {"kind": "interleaved", "policy": "interleaved", "train": len(train_idx), "test": len(test_idx)}
+        return ds.subset(train_idx), ds.subset(test_idx), {**info, "dropped": 0}
+    train, test, info = spatial_split(ds)
+    share = info["dropped"] / ds.n
+    if share > max_dropped:
+        raise DataError(
+            f"spatial split: the guard band would drop {info['dropped']} of {ds.n} patterns ({share:.0%}, more "
+            f"than {max_dropped:.0%}); use --split none or interleaved, give --test-data, or allow it with "
+            f"--max-dropped {min(1.0, share + 0.01):.2f}"
+        )
+    return train, test, info
 
 
 # --- grouping ---------------------------------------------------------------------------------

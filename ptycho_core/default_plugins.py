@@ -9,7 +9,7 @@ def ptycho_register_loaders(register):
     register(
         LoaderSpec(
             name="npz",
-            summary="NumPy .npz: ptycho's own files and the PtychoPINN raw contract",
+            summary="NumPy .npz: ptycho's own files, the PtychoPINN raw contract and tike's pixel-unit scans",
             factory="ptycho_core.io.npz:load_npz",
             extensions=(".npz",),
             requires=("numpy",),

@@ -17,9 +17,12 @@ Fields of a `Metric`:
     help      one line: what it measures
     kind      "score" (quality against the ground truth or the data), "coverage" (how much of
               the object was scored), "extra" (alignment and fit details of the scoring),
-              "cost" (what the run cost) or "training" (how training ended); the first three are
-              computed when a reconstruction is scored (`SCORED`), the last two are recorded by
-              the run itself in its run.json (`RECORDED`)
+              "cost" (what the run cost), "training" (how training ended) or "agreement"
+              (measured without ground truth across reconstructions: against the reference row
+              and between the two half-sets, `ptycho_core.agreement`); the first three are
+              computed when a reconstruction is scored (`SCORED`), the next two are recorded by
+              the run itself in its run.json (`RECORDED`), the last after every row is scored
+              (`COMPARED`)
     table     a column of the comparison's table (HTML report; the CSV and JSON have every metric)
     terminal  also a column of the terminal table
     listed    shown beside a run in `ptycho results` listings and the leaderboard
@@ -38,7 +41,8 @@ from dataclasses import dataclass
 #: Kinds computed when a reconstruction is scored, and kinds a run records in its run.json.
 SCORED = ("score", "coverage", "extra")
 RECORDED = ("cost", "training")
-KINDS = SCORED + RECORDED
+COMPARED = ("agreement",)
+KINDS = SCORED + RECORDED + COMPARED
 
 #: The headline metric: the default of every ranking (leaderboard, `ptycho results html`).
 HEADLINE = "amp_ssim"
@@ -101,8 +105,25 @@ METRICS: tuple[Metric, ...] = (
     Metric("twin_share", "twin", "", "min", "{:.2f}",
            "share of test patches nearer the twin image of their true patch than the patch itself "
            "(0: faithful; about 0.5: undecided between object and twin)", table=True, terminal=True),
-    Metric("data_error", "data err", "", "min", "{:.4f}", "||s A_hat - A|| / ||A|| at the test positions",
+    Metric("data_error", "data err", "", "min", "{:.4f}",
+           "||s A_hat - A|| / ||A|| at the test positions, with the row's own final probe and positions",
            table=True, terminal=True, listed=True),
+    Metric("ref_amp_ssim", "ref amp SSIM", "", "max", "{:.3f}",
+           "amplitude SSIM against the reference row (registered, de-ramped, scaled)", "agreement", table=True,
+           terminal=True),
+    Metric("ref_phase_ssim", "ref phase SSIM", "", "max", "{:.3f}",
+           "phase SSIM against the reference row (registered, de-ramped, scaled)", "agreement", table=True,
+           terminal=True),
+    Metric("ref_frc_amp_px", "ref FRC amp px", "px", "min", "{:.2f}",
+           "amplitude FRC resolution at 0.5 against the reference row, pixels", "agreement", table=True),
+    Metric("ref_frc_phase_px", "ref FRC phase px", "px", "min", "{:.2f}",
+           "phase FRC resolution at 0.5 against the reference row, pixels", "agreement", table=True),
+    Metric("half_frc_px", "half FRC px", "px", "min", "{:.2f}",
+           "half-set FRC resolution at the 1/2-bit threshold (two interleaved halves reconstructed apart), pixels",
+           "agreement", table=True, terminal=True),
+    Metric("half_frc_nm", "half FRC nm", "nm", "min", "{:.1f}",
+           "half-set FRC resolution at the 1/2-bit threshold, nm (when the pixel size is known)", "agreement",
+           table=True),
     Metric("parameters", "params", "", "", "{:,.0f}", "trainable parameters", "cost", table=True, terminal=True,
            listed=True),
     Metric("train_seconds", "train s", "s", "min", "{:.1f}",
@@ -111,6 +132,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("reconstruct_seconds", "recon s", "s", "min", "{:.2f}",
            "wall time reconstructing the test patterns: timed prediction, or the iterative engine's run", "cost",
            table=True, terminal=True),
+    Metric("halfset_seconds", "half s", "s", "min", "{:.2f}",
+           "wall time of the two half-set reconstructions for the half-set FRC (iterative: two engine runs on "
+           "half the patterns; learned: two predictions)", "cost", table=True),
     Metric("inference_patterns_per_s", "pat/s", "patterns/s", "max", "{:,.0f}",
            "test patterns reconstructed per second (learned: after a warm-up call, the same batch for every "
            "row; iterative: the whole reconstruction)", "cost", table=True, terminal=True),
@@ -129,6 +153,14 @@ METRICS: tuple[Metric, ...] = (
            "extra"),
     Metric("ramp_y", "ramp y", "rad/px", "", "{:.4f}", "phase ramp removed along y (0: not removed)", "extra"),
     Metric("ramp_x", "ramp x", "rad/px", "", "{:.4f}", "phase ramp removed along x (0: not removed)", "extra"),
+    Metric("ref_shift_y", "ref shift y", "px", "", "{:.2f}", "shift registering the row onto the reference, y",
+           "agreement"),
+    Metric("ref_shift_x", "ref shift x", "px", "", "{:.2f}", "shift registering the row onto the reference, x",
+           "agreement"),
+    Metric("half_frc_cpp", "half FRC cpp", "cycles/px", "max", "{:.3f}",
+           "half-set FRC resolution at the 1/2-bit threshold, cycles per pixel", "agreement"),
+    Metric("half_frc_side", "half FRC side", "px", "", "{:.0f}",
+           "side of the square both half-sets cover, on which the half-set FRC is computed", "agreement"),
     Metric("epochs_run", "epochs", "", "", "{:.0f}", "epochs trained (iterations of an iterative engine)",
            "training"),
     Metric("final_loss", "final loss", "", "min", "{:.4g}", "the training loss of the last epoch", "training"),

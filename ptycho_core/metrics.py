@@ -1,14 +1,15 @@
 """Alignment and metrics of a stitched reconstruction (docs/design.md#scoring).
 
-`score(...)` runs, per reconstruction:
+`score(...)` runs, per reconstruction (steps 1-5 are `against`, also used against another
+reconstruction by `ptycho_core.agreement`):
 
 1. Region: the rectangle spanned by the scan centres; its *covered* pixels are those with
    stitching weight >= 10% of the max. Uncovered pixels (holes of a sparse scan, the border) are
    0 in the stitched object and are never scored: no metric may see the mask itself, because a
    mask shared by reconstruction and truth is structure common to both at every frequency.
-2. Alignment, in order: optional sub-pixel registration (`phase_cross_correlation` on the complex
-   image; off by default; the shift applied is reported), optional phase-ramp removal, then one
-   global complex scalar c = sum(conj(r) g) / sum(|r|^2) over the covered pixels, r <- c r.
+2. Alignment (`aligned`): optional sub-pixel registration (`phase_cross_correlation` on the
+   complex image, off by default, the shift reported), optional phase-ramp removal (with both, a
+   first ramp before registering), then one global complex scalar c = sum(conj(r) g) / sum(|r|^2).
 3. Amplitude: MAE, RMSE, PSNR over the covered pixels (peak = ground-truth amplitude range over
    them); SSIM (data_range = that range, window 7) averaged only over the *scored* pixels: those
    whose whole 7x7 window lies inside the covered mask (the mask eroded by the window), so no
@@ -46,6 +47,7 @@ Images are (H, W) on the ground truth's pixel grid; positions (n, 2) are (y, x) 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,7 +118,9 @@ def registration_shift(recon: np.ndarray, ground_truth: np.ndarray, upsample: in
     taper = np.outer(np.hanning(recon.shape[0]), np.hanning(recon.shape[1]))
     ref = (ground_truth - ground_truth.mean()) * taper
     mov = (recon - recon.mean()) * taper
-    shift, _, _ = phase_cross_correlation(ref, mov, upsample_factor=upsample, normalization=None)
+    with warnings.catch_warnings():  # a flat image (nothing reconstructed yet): its shift means nothing anyway
+        warnings.simplefilter("ignore", UserWarning)
+        shift, _, _ = phase_cross_correlation(ref, mov, upsample_factor=upsample, normalization=None)
     return float(shift[0]), float(shift[1])
 
 
@@ -162,15 +166,8 @@ def global_scalar(recon: np.ndarray, ground_truth: np.ndarray, mask: np.ndarray)
     return complex(np.sum(np.conj(r) * g) / den) if den > 0 else complex("nan")
 
 
-def wrap(phase: np.ndarray) -> np.ndarray:
-    """Angles wrapped to (-pi, pi]."""
-    return np.angle(np.exp(1j * np.asarray(phase)))
-
-
 def _psnr(peak: float, rmse: float) -> float:
-    if not peak > 0:
-        return math.nan
-    return math.inf if rmse == 0 else 20.0 * math.log10(peak / rmse)
+    return math.nan if not peak > 0 else math.inf if rmse == 0 else 20.0 * math.log10(peak / rmse)
 
 
 def scored_mask(covered: np.ndarray) -> np.ndarray:
@@ -199,18 +196,21 @@ def ssim(reference: np.ndarray, image: np.ndarray, mask: np.ndarray, data_range:
 def _centred(image: np.ndarray, taper: np.ndarray, scale: float) -> np.ndarray:
     """image minus its taper-weighted mean, times the taper (zero DC, no shared taper term); all
     zeros when the image is flat to float32 precision relative to `scale` (the larger magnitude of
-    the pair): its rounding residue must not be read as structure by the scale-free FRC."""
-    image = np.asarray(image, dtype=np.float64)
-    if np.ptp(image) <= 1e-6 * scale:
+    the pair): its rounding residue must not be read as structure by the scale-free FRC. A complex
+    image stays complex."""
+    image = np.asarray(image)
+    image = image.astype(np.complex128 if np.iscomplexobj(image) else np.float64)
+    if np.ptp(image.real) + np.ptp(image.imag) <= 1e-6 * scale:
         return np.zeros_like(image)
     return (image - np.sum(image * taper) / np.sum(taper)) * taper
 
 
-def frc(image: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fourier ring correlation of two real (S, S) images, mean-removed and Hann-apodised.
+def frc(image: np.ndarray, reference: np.ndarray, with_counts: bool = False) -> tuple:
+    """Fourier ring correlation of two real or complex (S, S) images, mean-removed and Hann-apodised.
 
-    Returns (frequency in cycles/pixel for rings k = 0..S//2, i.e. k / S; FRC per ring). A ring
-    where either image has no power correlates 0.
+    Returns (frequency in cycles/pixel for rings k = 0..S//2, i.e. k / S; FRC per ring), and with
+    `with_counts` the number of Fourier pixels in each ring as a third item (for the n-dependent
+    thresholds, `ptycho_core.agreement`). A ring where either image has no power correlates 0.
     """
     s = image.shape[0]
     taper = np.outer(np.hanning(s), np.hanning(s))
@@ -227,20 +227,23 @@ def frc(image: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarra
     pb = np.bincount(ring, (np.abs(fb) ** 2).ravel(), minlength=n_rings)[:n_rings]
     den = np.sqrt(pa * pb)
     curve = np.hypot(num_re, num_im) / np.where(den > 0, den, 1.0)
-    return np.arange(n_rings) / s, np.where(den > 0, curve, 0.0)
+    out = np.arange(n_rings) / s, np.where(den > 0, curve, 0.0)
+    return (*out, np.bincount(ring, minlength=n_rings)[:n_rings]) if with_counts else out
 
 
-def frc_resolution(frequency: np.ndarray, curve: np.ndarray, threshold: float = FRC_THRESHOLD) -> tuple[float, float]:
-    """(resolution in pixels, cycles/pixel) at the first crossing of `threshold` from ring 1 on,
-    linearly interpolated; Nyquist (2 px, 0.5 cycles/pixel at even S) when it never crosses."""
+def frc_resolution(frequency: np.ndarray, curve: np.ndarray, threshold=FRC_THRESHOLD) -> tuple[float, float]:
+    """(resolution in pixels, cycles/pixel) at the first crossing of `threshold` (a number, or one
+    per ring) from ring 1 on, linearly interpolated; Nyquist (2 px, 0.5 cycles/pixel at even S)
+    when it never crosses."""
     if len(curve) < 2:
         return math.nan, math.nan
+    above = np.asarray(curve, dtype=np.float64) - np.broadcast_to(threshold, np.shape(curve))
     for k in range(1, len(curve)):
-        if np.isfinite(curve[k]) and curve[k] < threshold:
-            if k == 1 or not np.isfinite(curve[k - 1]):
+        if np.isfinite(above[k]) and above[k] < 0:
+            if k == 1 or not np.isfinite(above[k - 1]):
                 f = float(frequency[k])
             else:
-                t = (curve[k - 1] - threshold) / (curve[k - 1] - curve[k])
+                t = above[k - 1] / (above[k - 1] - above[k])
                 f = float(frequency[k - 1] + t * (frequency[k] - frequency[k - 1]))
             return 1.0 / f, f
     f = float(frequency[-1])
@@ -361,24 +364,41 @@ def score(
     mask (N, N) or (n, N, N) detector mask. `shift_y, shift_x` are the shift (pixels) applied
     to the reconstruction by registration; `ramp_y, ramp_x` the removed ramp (radians/pixel).
     """
-    values = {key: math.nan for key in metric_registry.keys(metric_registry.SCORED)}
-    values.update(shift_y=0.0, shift_x=0.0, ramp_y=0.0, ramp_x=0.0)
+    values = _blank()
     recon = np.asarray(recon)
     err, s = data_space_error(recon, positions, probe, diffraction, mask, return_scale=True)
     values["data_error"], values["data_scale"] = err, s
     if ground_truth is None:
         return Scores(values=values)
-    ground_truth = np.asarray(ground_truth)
-    if ground_truth.shape != recon.shape or np.shape(weights) != recon.shape:
-        raise ValueError(
-            f"recon {recon.shape}, weights {np.shape(weights)} and ground truth {ground_truth.shape} must match"
-        )
+    return against(recon, ground_truth, weights, positions, register, remove_ramp, values)
+
+
+def _blank() -> dict:
+    values = {key: math.nan for key in metric_registry.keys(metric_registry.SCORED)}
+    return {**values, "shift_y": 0.0, "shift_x": 0.0, "ramp_y": 0.0, "ramp_x": 0.0}
+
+
+def against(
+    recon: np.ndarray,
+    reference: np.ndarray,
+    weights: np.ndarray,
+    positions: np.ndarray,
+    register: bool = False,
+    remove_ramp: bool = False,
+    values: dict | None = None,
+) -> Scores:
+    """The image metrics (steps 1-5, coverage) of `recon` against `reference`: the ground truth, or
+    another reconstruction (`ptycho_core.agreement`); fills `values` (the SCORED keys; new when None)."""
+    values = _blank() if values is None else values
+    recon, reference = np.asarray(recon), np.asarray(reference)
+    if reference.shape != recon.shape or np.shape(weights) != recon.shape:
+        raise ValueError(f"recon {recon.shape}, weights {np.shape(weights)} and reference {reference.shape} must match")
     box, keep = region(weights, positions)
     scores = Scores(values=values, region=box)
     square = _coverage(values, keep)
     if not keep.any():
         return scores
-    r, g = _aligned(recon, ground_truth, box, keep, values, register, remove_ramp)
+    r, g = aligned(recon, reference, box, keep, values, register, remove_ramp)
     if not values["area_too_small"]:
         _pixel_metrics(values, r, g, keep)
     if not values["frc_too_small"]:
@@ -399,22 +419,29 @@ def _coverage(values: dict, keep: np.ndarray) -> tuple[slice, slice]:
     return slice(y, y + side), slice(x, x + side)
 
 
-def _aligned(recon, ground_truth, box, keep, values, register, remove_ramp) -> tuple[np.ndarray, np.ndarray]:
+def aligned(recon, ground_truth, box, keep, values, register, remove_ramp) -> tuple[np.ndarray, np.ndarray]:
     """(r, g) over the box: the reconstruction registered / de-ramped when asked (recorded in
-    `values`) and scaled by the global complex scalar, 0 outside `keep`; the ground truth."""
+    `values`: shift_y/x, ramp_y/x) and scaled by the global complex scalar, 0 outside `keep`; the
+    ground truth (or reference). box, keep: from `region`. With both, a first ramp estimate is
+    removed before registering (a ramp moves the complex correlation peak), the rest after."""
     y0, y1, x0, x1 = box
     r_full = recon.astype(np.complex128)
     g = ground_truth[y0:y1, x0:x1].astype(np.complex128)
+    yy, xx = np.indices(r_full.shape)
+    yy, xx = yy - y0, xx - x0
+    ramp = np.zeros(2)
     if register:
+        if remove_ramp:
+            ramp += phase_ramp(r_full[y0:y1, x0:x1], g, keep)
+            r_full = r_full * np.exp(-1j * (ramp[0] * yy + ramp[1] * xx))
         dy, dx = _iterative_registration(r_full, g, box, keep)
         values["shift_y"], values["shift_x"] = dy, dx
         r_full = fourier_shift(r_full, (dy, dx))
     r = r_full[y0:y1, x0:x1]
     if remove_ramp:
-        gy, gx = phase_ramp(r, g, keep)
-        yy, xx = np.indices(r.shape)
-        r = r * np.exp(-1j * (gy * yy + gx * xx))
-        values["ramp_y"], values["ramp_x"] = gy, gx
+        rest = phase_ramp(r, g, keep)
+        r = r * np.exp(-1j * (rest[0] * yy[y0:y1, x0:x1] + rest[1] * xx[y0:y1, x0:x1]))
+        values["ramp_y"], values["ramp_x"] = float(ramp[0] + rest[0]), float(ramp[1] + rest[1])
     c = global_scalar(r, g, keep)
     return np.where(keep, c * r, 0), g
 

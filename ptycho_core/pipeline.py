@@ -281,36 +281,68 @@ def object_grid(ds: Dataset) -> tuple[tuple[int, int], np.ndarray, tuple[float, 
     return shape, ds.positions + np.asarray(shift, dtype=np.float64), shift
 
 
+def stitch_on_grid(
+    patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None, probe=None, indices=None, **options
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    """Stitch anchor patches on `object_grid(ds)`: (object, weights, positions, shift).
+
+    probe: the row's own probe (default the dataset's); indices: the patterns the patches belong
+    to (a half-set, `ptycho_core.agreement`), stitched at their positions on the whole scan's grid.
+    """
+    shape, positions, shift = object_grid(ds)
+    positions = positions if indices is None else positions[indices]
+    probe = ds.probe if probe is None else probe
+    obj, weights = stitch.stitch(stitcher, patches, positions, shape, probe, registry=registry, **options)
+    return obj, weights, positions, shift
+
+
 def stitch_and_score(
-    patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None, **stitch_options
+    patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None, probe=None, **stitch_options
 ) -> Reconstruction:
     """Stitch anchor patches (n, N, N) at the dataset's positions and score them (docs/design.md#scoring).
 
     `stitcher` is a name, `dist:name` or a StitcherSpec; options are checked against its spec.
+    probe: the probe the row was trained with (stitching weights and data error; default the
+    dataset's).
     """
-    shape, positions, shift = object_grid(ds)
-    obj, weights = stitch.stitch(stitcher, patches, positions, shape, ds.probe, registry=registry, **stitch_options)
-    return score_object(obj, weights, positions, shift, ds, patches)
+    obj, weights, positions, shift = stitch_on_grid(patches, ds, stitcher, registry, probe, **stitch_options)
+    return score_object(obj, weights, positions, shift, ds, patches, probe=probe)
 
 
-def score_whole_object(obj: np.ndarray, ds: Dataset) -> Reconstruction:
-    """Score a whole object (an iterative generator's, on `object_grid(ds)`) exactly as a stitched
-    one: the weights are the probe-weighted stitcher's (the illumination, splat |P|^2) and the
-    patches for the twin share are cut from the object at the positions."""
-    shape, positions, shift = object_grid(ds)
+def whole_object(obj: np.ndarray, ds: Dataset, probe=None, positions=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An iterative generator's object on `object_grid(ds)` checked and masked to its illumination:
+    (object, weights, positions). probe / positions: the engine's final ones (default the
+    dataset's; positions on the object grid)."""
+    shape, grid_positions, _ = object_grid(ds)
+    positions = grid_positions if positions is None else np.asarray(positions, dtype=np.float64)
+    probe = ds.probe if probe is None else probe
     obj = np.asarray(obj)
     if obj.shape != tuple(shape):
         raise PtychoError(f"the generator returned an object of shape {obj.shape}, expected {tuple(shape)}")
     if not np.isfinite(obj).all():
         raise PtychoError("the generator returned an object with NaN or inf")
-    weights = stitch.illumination(positions, shape, np.abs(ds.probe) ** 2)
-    obj = np.where(weights > 0, obj, 0).astype(np.complex64)
-    return score_object(obj, weights, positions, shift, ds, physics.extract(obj, positions, ds.patch_size))
+    weights = stitch.illumination(positions, shape, np.abs(probe) ** 2)
+    return np.where(weights > 0, obj, 0).astype(np.complex64), weights, positions
 
 
-def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Reconstruction:
-    """The one scoring path (docs/design.md#scoring) for stitched and whole objects on the object grid."""
-    scores = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
+def score_whole_object(obj: np.ndarray, ds: Dataset, probe=None, positions=None) -> Reconstruction:
+    """Score a whole object (an iterative generator's, on `object_grid(ds)`) exactly as a stitched
+    one: the weights are the probe-weighted stitcher's (the illumination, splat |P|^2) and the
+    patches for the twin share are cut from the object at the positions. probe / positions: the
+    engine's final (refined) ones when it refined them: the data error is computed with them."""
+    _, _, shift = object_grid(ds)
+    obj, weights, positions = whole_object(obj, ds, probe, positions)
+    patches = physics.extract(obj, positions, ds.patch_size)
+    return score_object(obj, weights, positions, shift, ds, patches, probe=probe)
+
+
+def score_object(obj, weights, positions, shift, ds: Dataset, patches, probe=None) -> Reconstruction:
+    """The one scoring path (docs/design.md#scoring) for stitched and whole objects on the object grid.
+
+    probe: the row's own final probe (default the dataset's): the data error (issue 21 item 5a)
+    is computed with it and the row's `positions`."""
+    probe = ds.probe if probe is None else probe
+    scores = metrics.score(obj, weights, ds.object, positions, probe, ds.diffraction, mask=ds.mask)
     values = {k: float(v) for k, v in scores.as_dict().items() if isinstance(v, (int, float))}
     if ds.object is not None:
         values["twin_share"] = metrics.twin_share(patches, ds.gt_patches(), ds.probe)
@@ -328,10 +360,14 @@ def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Recons
 # --- iterative generators (docs/design.md#contracts) -------------------------------------------------------
 
 
-def scan_for(ds: Dataset) -> Dataset:
+def scan_for(ds: Dataset, indices=None) -> Dataset:
     """The scan an iterative generator gets: `ds` on its object grid (`object_grid`: positions
-    shifted onto it, `object_shape` set) without the ground truth (generators never see it)."""
+    shifted onto it, `object_shape` set) without the ground truth (generators never see it); with
+    `indices`, only those patterns (a half-set) on the whole scan's grid."""
     shape, positions, _ = object_grid(ds)
+    if indices is not None:
+        ds = ds.subset(indices)
+        positions = positions[indices]
     return dataclasses.replace(
         ds,
         diffraction=np.ascontiguousarray(ds.diffraction, dtype=np.float32),
@@ -353,15 +389,16 @@ def check_iterative(spec: GeneratorSpec) -> None:
 
 
 def reconstruct_scan(
-    spec: GeneratorSpec, options: dict | None, ds: Dataset, config: TrainConfig, progress=no_progress
+    spec: GeneratorSpec, options: dict | None, ds: Dataset, config: TrainConfig, progress=no_progress, indices=None
 ) -> tuple[IterativeGenerator, Reconstruction, float]:
-    """Build `factory(**options)` and run its `reconstruct` on `ds`; returns (generator, its
-    Reconstruction, seconds of `reconstruct`).
+    """Build `factory(**options)` and run its `reconstruct` on `ds` (only the patterns at
+    `indices` when given, on the whole scan's grid); returns (generator, its Reconstruction,
+    seconds of `reconstruct`).
 
     The object is checked: the grid's shape, finite values (PtychoError otherwise).
     """
     generator = build_generator(spec, spec.resolve_options(options))
-    scan = scan_for(ds)
+    scan = scan_for(ds, indices)
     start = time.perf_counter()
     estimate = generator.reconstruct(scan, config, progress)
     seconds = time.perf_counter() - start

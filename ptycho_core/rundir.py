@@ -2,8 +2,10 @@
 
     DIR/
       data/                 the split and groups, written once (`harness.prepared`)
+      data-probe/           on measured data: the same, staged with the source row's refined probe
+                            for the learned rows (`harness.probe`)
       runs/<name>/          one (generator, seed): DONE, run.json, run.log, history.json, recon.npz,
-                            model/, and after scoring metrics.json, object.npz
+                            probe.npy, positions.npy, model/, and after scoring metrics.json, object.npz
       runs/.<name>.partial  a run being written; renamed to runs/<name>/ when complete
       metrics.csv, metrics.json, comparison.png, frc.png, training.png, report.html
 
@@ -44,7 +46,13 @@ RUN_LOG = "run.log"
 MODEL_DIR = "model"
 METRICS_JSON = "metrics.json"
 OBJECT_NPZ = "object.npz"
+#: The two interleaved half-sets' reconstructions (`ptycho_core.agreement`, half-set FRC).
+HALVES_NPZ = "halves.npz"
 PREPARED_JSON = "prepared.json"
+#: Every finished run's final probe (complex64 (N, N)) and positions (float64 (n, 2), (y, x) on the
+#: object grid, the frame of object.npz's `positions`): what its result goes with (issue 21).
+PROBE_NPY = "probe.npy"
+POSITIONS_NPY = "positions.npy"
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,16 @@ def write_npz(path, digest=None, **arrays) -> Path:
     return path
 
 
+def write_npy(path, array) -> Path:
+    """Atomic np.save of one array (never pickled)."""
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
+
+    path = Path(path)
+    with atomic(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.asarray(array), allow_pickle=False)
+    return path
+
+
 def publish(partial: Path, final: Path) -> None:
     """Atomically replace `final` by `partial` (rename; an older `final` is moved aside first)."""
     partial, final = Path(partial), Path(final)
@@ -201,6 +219,9 @@ class RunRecord:
     as train_seconds, reconstruct_seconds, peak_rss_mib, and how training ended); run.json stores
     them as top-level keys. `inference_batch` is the groups per timed predict call, `stopped` why
     training ended early; `started`/`finished` are Unix times; `hash` is the resume hash of its inputs.
+    `probe_source` says which probe the result goes with (probe.npy): "data" (the data's, as
+    given), "refined" (this run refined it) or "<ROW> (refined)" (the source row's, `harness.probe`);
+    `positions_source`: "data" or "refined" (positions.npy).
     """
 
     name: str
@@ -224,6 +245,8 @@ class RunRecord:
     started: float | None = None
     finished: float | None = None
     meta: dict = field(default_factory=dict)
+    probe_source: str = "data"
+    positions_source: str = "data"
 
     def to_dict(self) -> dict:
         return _flat(self)
@@ -263,6 +286,8 @@ class Row:
     kind: str = "learned"
     inference_batch: int | None = None
     stopped: str = ""
+    probe_source: str = ""
+    positions_source: str = ""
     gpu: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -278,6 +303,7 @@ class Row:
         """Take the numbers the run recorded, its batch, stop reason and GPU from its record."""
         self.metrics.update(record.metrics)
         self.inference_batch, self.stopped = record.inference_batch, record.stopped
+        self.probe_source, self.positions_source = record.probe_source, record.positions_source
         self.gpu = (record.hardware or {}).get("gpu")
 
     def to_dict(self) -> dict:
@@ -310,6 +336,7 @@ class Summary:
     runs: int = 0
     ok_runs: int = 0
     reused: bool = False
+    probe_source: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     std: dict[str, Any] = field(default_factory=dict)
 

@@ -38,16 +38,23 @@ def _no_strict_plugins(monkeypatch):
     monkeypatch.delenv("PTYCHO_STRICT_PLUGINS", raising=False)
 
 
-@pytest.fixture(scope="session")
-def sample_npz() -> Path:
-    """The real PtychoPINN raw sample file (skipped when absent, except under CI=true)."""
-    for candidate in SAMPLE_CANDIDATES:
+def _data_file(candidates, message: str) -> Path:
+    """The first existing file among `candidates`; skipped when none, except under CI=true (failed)."""
+    for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    message = "ptychopinn_raw_sample.npz not found in ../shared/data beside the checkout (or set PTYCHO_SAMPLE_NPZ)"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def sample_npz() -> Path:
+    """The real PtychoPINN raw sample file (skipped when absent, except under CI=true)."""
+    return _data_file(
+        SAMPLE_CANDIDATES,
+        "ptychopinn_raw_sample.npz not found in ../shared/data beside the checkout (or set PTYCHO_SAMPLE_NPZ)",
+    )
 
 
 @pytest.fixture
@@ -117,3 +124,19 @@ def dummy_comparison(tmp_path_factory):
         DUMMY_COMPARED, host=host, out=base / "cmp", simulate=sim, epochs=1, jobs=2, db=str(db), gridsize=2
     )
     return base / "cmp", result, db
+
+
+#: The Siemens star (tike 0.26.0's measured test scan), made by `make star` (part of `make install`).
+STAR_CANDIDATES = (
+    os.environ.get("PTYCHO_STAR_NPZ", ""),
+    str(ROOT / "external" / "siemens-star" / "siemens-star-small.npz"),
+)
+
+
+@pytest.fixture(scope="session")
+def siemens_star() -> Path:
+    """The raw Siemens star file from tike's sdist (skipped when absent, except under CI=true)."""
+    return _data_file(
+        STAR_CANDIDATES,
+        "external/siemens-star/siemens-star-small.npz not found: run `make star` (or set PTYCHO_STAR_NPZ)",
+    )

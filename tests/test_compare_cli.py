@@ -78,6 +78,7 @@ def test_cli_compare_splits_one_file_and_writes_the_report_without_importing_fra
     payload = json.loads((out / "metrics.json").read_text())
     (row,) = payload["rows"]
     assert row["status"] == "ok" and row["amp_ssim"] is not None
+    assert row["half_frc_px"] >= 2 and (out / "runs" / "dummy_intensity" / "halves.npz").is_file()
     assert payload["provenance"]["split"]["kind"] == "spatial"
     run = json.loads((out / "runs" / "dummy_intensity" / "run.json").read_text())
     assert run["options"]["rate"] == 0.9
@@ -92,6 +93,13 @@ def test_cli_unknown_generator_exits_2_with_one_line(runner_host, tmp_path):
     assert "error: unknown generator 'nope' (installed: dummy_dying" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "c").exists()
+
+
+def test_cli_reference_naming_no_row_exits_2_before_any_work(runner_host, tmp_path):
+    args = ["compare", "-g", "dummy_intensity", "--reference", "lsqml", "--out", str(tmp_path / "c")]
+    result = CliRunner().invoke(cli, args, obj=State(host=runner_host))
+    assert result.exit_code == 2 and "--reference lsqml: not a row of this comparison" in result.output
+    assert not (tmp_path / "c" / "runs").exists()
 
 
 def test_cli_bad_option_exits_2(runner_host, tmp_path):

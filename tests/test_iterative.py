@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ptycho_core import compare, pipeline
+from ptycho_core.errors import UsageError
 from ptycho_core.generator import Reconstruction, TrainConfig
 from ptycho_core.plugins import PluginHost
 from ptycho_core.simulate import SimConfig, simulate_pair
@@ -240,3 +241,47 @@ def test_the_guide_s_iterative_solver_example_reconstructs(tiny_test):
     exec(compile(block, "writing-a-plugin.md", "exec"), namespace)
     estimate = namespace["build_mysolver"](30).reconstruct(pipeline.scan_for(tiny_test), TrainConfig(), lambda e: None)
     assert pipeline.score_whole_object(estimate.object, tiny_test).metrics["amp_ssim"] > 0.9
+
+
+def test_metrics_without_ground_truth_reach_every_output(mixed):
+    """Half-set FRC for both rows (halves.npz, its cost), agreement with the reference row (the
+    iterative one, the only iterative row) for the learned row, in the CSV, JSON and report."""
+    result, out = mixed
+    learned, iterative = _row(result, "dummy_intensity"), _row(result, "dummy_iterative")
+    for name, row in (("dummy_intensity", learned), ("dummy_iterative", iterative)):
+        assert 2.0 <= row["half_frc_px"] < 48, name
+        assert row["half_frc_side"] >= 16 and row["halfset_seconds"] > 0, name
+        with np.load(out / "runs" / name / "halves.npz", allow_pickle=False) as z:
+            assert len(z["a_index"]) + len(z["b_index"]) == 64
+            assert ("a_object" in z.files) == (name == "dummy_iterative")
+    assert 0 < learned["ref_amp_ssim"] < 1 and learned["ref_frc_amp_px"] > 2
+    assert iterative["ref_amp_ssim"] is None  # the reference is not compared with itself
+    payload = json.loads((out / "metrics.json").read_text())
+    assert payload["provenance"]["reference"]["row"] == "dummy_iterative"
+    run_metrics = json.loads((out / "runs" / "dummy_intensity" / "metrics.json").read_text())
+    assert run_metrics["agreement"]["reference"] == "dummy_iterative"
+    assert run_metrics["metrics"]["ref_phase_ssim"] == pytest.approx(learned["ref_phase_ssim"])
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"ref_amp_ssim", "ref_phase_ssim", "half_frc_px", "half_frc_nm", "halfset_seconds"} <= set(header)
+    html = (out / "report.html").read_text()
+    assert "The reference row is dummy_iterative" in html and "van Heel &amp; Schatz" in html
+
+
+def test_reference_option_names_the_row_the_others_are_compared_with(tmp_path):
+    options = {"dummy_iterative": {"iterations": "5"}}
+    result = compare.run(
+        ["dummy_intensity", "dummy_iterative"],
+        host=_host(),
+        out=tmp_path / "cmp",
+        simulate=TINY,
+        epochs=1,
+        options=options,
+        reference="dummy_intensity",
+        half_set=False,
+    )
+    learned, iterative = _row(result, "dummy_intensity"), _row(result, "dummy_iterative")
+    assert learned["ref_amp_ssim"] is None and 0 < iterative["ref_amp_ssim"] < 1
+    assert learned["half_frc_px"] is None and learned["halfset_seconds"] is None
+    assert not (tmp_path / "cmp" / "runs" / "dummy_iterative" / "halves.npz").exists()
+    with pytest.raises(UsageError, match="--reference nope: not a row"):
+        compare.run(["dummy_iterative"], host=_host(), out=tmp_path / "x", simulate=TINY, reference="nope")

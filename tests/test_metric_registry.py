@@ -17,10 +17,12 @@ from ptycho_core.testing import dummies
 #: metrics.csv's header of one seed, pinned: a change here changes every user's CSV.
 CSV_HEADER = (
     "generator,status,amp_ssim,amp_psnr,amp_mae,amp_rmse,phase_ssim,phase_psnr,phase_mae,phase_rmse,"
-    "frc_amp_px,frc_phase_px,covered_fraction,twin_share,data_error,parameters,train_seconds,"
-    "reconstruct_seconds,inference_patterns_per_s,peak_rss_mib,peak_gpu_mib,frc_amp_cpp,frc_phase_cpp,"
-    "data_scale,shift_y,shift_x,ramp_y,ramp_x,epochs_run,final_loss,best_val_loss,region_pixels,"
-    "scored_fraction,frc_side,frc_too_small,area_too_small,framework,kind,plugin,version,runs,ok_runs,reused"
+    "frc_amp_px,frc_phase_px,covered_fraction,twin_share,data_error,ref_amp_ssim,ref_phase_ssim,"
+    "ref_frc_amp_px,ref_frc_phase_px,half_frc_px,half_frc_nm,parameters,train_seconds,reconstruct_seconds,"
+    "halfset_seconds,inference_patterns_per_s,peak_rss_mib,peak_gpu_mib,frc_amp_cpp,frc_phase_cpp,"
+    "data_scale,shift_y,shift_x,ramp_y,ramp_x,ref_shift_y,ref_shift_x,half_frc_cpp,half_frc_side,epochs_run,"
+    "final_loss,best_val_loss,region_pixels,scored_fraction,frc_side,frc_too_small,area_too_small,"
+    "framework,kind,plugin,version,runs,ok_runs,reused,probe_source"
 )
 
 
@@ -28,7 +30,9 @@ def test_csv_header_is_pinned(tmp_path):
     path = report.write_csv([], tmp_path / "metrics.csv")
     assert path.read_text().strip() == CSV_HEADER
     two = report.csv_columns([], seeds=2)
-    assert two[:4] == ["generator", "status", "amp_ssim", "amp_ssim_std"] and two[-7:] == list(report.ROW_FIELDS)
+    assert two[:4] == ["generator", "status", "amp_ssim", "amp_ssim_std"] and two[-len(report.ROW_FIELDS) :] == list(
+        report.ROW_FIELDS
+    )
 
 
 def test_registry_is_consistent():

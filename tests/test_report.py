@@ -50,8 +50,8 @@ def test_a_summary_is_typed_and_reads_like_the_dict_it_is_written_as():
     assert isinstance(a, rundir.Summary) and a.ok and a.runs == a.ok_runs == 2 and a.framework == "numpy"
     assert a.metrics["amp_ssim"] == pytest.approx(0.85) and a.std["amp_ssim"] == pytest.approx(math.sqrt(0.005))
     flat = a.to_dict()
-    assert list(flat)[:10] == ["generator", *report.ROW_FIELDS, "status", "amp_ssim"]
-    assert list(flat)[10] == "amp_ssim_std" and "metrics" not in flat and "std" not in flat
+    assert list(flat)[: len(report.ROW_FIELDS) + 3] == ["generator", *report.ROW_FIELDS, "status", "amp_ssim"]
+    assert list(flat)[len(report.ROW_FIELDS) + 3] == "amp_ssim_std" and "metrics" not in flat and "std" not in flat
     assert a["amp_ssim_std"] == flat["amp_ssim_std"] and a.get("reused") is False and "amp_ssim" in a
     assert a.get("no_such_key", "x") == "x" and "no_such_key" not in a
     with pytest.raises(KeyError):
@@ -72,6 +72,20 @@ def test_terminal_table_marks_failures_below_it():
     text = buffer.getvalue()
     assert "good" in text and "0.7" in text and "failed" in text
     assert "bad: failed: boom" in text
+
+
+def test_terminal_table_leaves_out_columns_no_row_has_a_value_for():
+    """Measured data: no ground-truth scores, so the table shows the data error, the agreement
+    with the reference and the half-set FRC, not a row of dashes."""
+    runs = [
+        _run("lsqml", 0, kind="iterative", data_error=0.12, half_frc_px=8.3),
+        _run("fno", 0, data_error=0.3, ref_amp_ssim=0.5, ref_phase_ssim=0.4, half_frc_px=12.0),
+    ]
+    buffer = io.StringIO()
+    print_table(report.summarise(runs), Console(file=buffer, width=200, color_system=None))
+    header = buffer.getvalue().splitlines()[2]
+    assert "data err" in header and "ref phase SSIM" in header and "half FRC px" in header
+    assert "amp SSIM " not in header.replace("ref amp SSIM", "") and "twin" not in header
 
 
 def test_csv_has_std_columns_only_with_seeds(tmp_path):

@@ -94,7 +94,7 @@ def test_execute_publishes_the_run_folder_with_done_written_last(data_dir, tmp_p
     record = worker.execute(job)
     final = tmp_path / "dummy_intensity"
     assert seen == {
-        "partial": ["DONE", "history.json", "model", "recon.npz", "run.json"],
+        "partial": ["DONE", "history.json", "model", "positions.npy", "probe.npy", "recon.npz", "run.json"],
         "final_existed": False,
         "done_is_newest": True,
     }

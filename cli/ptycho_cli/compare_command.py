@@ -24,9 +24,7 @@ from ptycho_core.harness import DEFAULT_OUT, SIMULATIONS, compare_settings
     "--data",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Training data file. Without --test-data the scan is split along x at the median position; "
-    "patterns whose footprint comes within N/2 of the split line are dropped (guard band), "
-    "so no training pattern sees test-region pixels.",
+    help="Training data file. Without --test-data the scan is split by --split.",
 )
 @click.option("--test-data", type=click.Path(dir_okay=False), default=None, help="Separate test data file.")
 @click.option(
@@ -89,6 +87,7 @@ def compare(state, **settings):
       ptycho compare                                   every available generator, default data
       ptycho compare -g fno,stable_hybrid --epochs 10
       ptycho compare --data scan.npz -g pinn_tf --gridsize 2 -o pinn_tf.filter_scale=1
+      ptycho compare --data external/siemens-star/siemens-star-small.npz --crop 64    a measured scan
       ptycho compare -g fno,cnn --seeds 3 --executor dask --scheduler tcp://head:8786
     """
     run_comparison(state, **settings)
@@ -107,6 +106,8 @@ def run_comparison(
     force,
     loader,
     probe_file,
+    crop_to=None,
+    bin_by=None,
     db=None,
     grid=None,
     title="ptycho compare",
@@ -124,8 +125,8 @@ def run_comparison(
         simulate = sim_config(sim_settings, object=simulate)
     request = harness.CompareRequest.from_settings(
         generators,
-        data=data_file(data, loader, probe_file),
-        test_data=data_file(test_data, loader, probe_file),
+        data=data_file(data, loader, probe_file, crop_to, bin_by),
+        test_data=data_file(test_data, loader, probe_file, crop_to, bin_by),
         simulate=simulate,
         options=list(raw_options),
         grid=grid,

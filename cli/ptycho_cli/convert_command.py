@@ -30,7 +30,7 @@ from ptycho_cli.options import data_file_options
 @data_file_options
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @click.pass_obj
-def convert(state, source, target, fmt, scan_path, loader, probe_file, as_json):
+def convert(state, source, target, fmt, scan_path, loader, probe_file, crop_to, bin_by, as_json):
     """Convert a dataset between ptycho .npz, PtychoPINN .npz, CXI and Ptychodus files, or a
     reconstruction between ptycho's recon .npz and a Ptychodus product file.
 
@@ -46,6 +46,7 @@ def convert(state, source, target, fmt, scan_path, loader, probe_file, as_json):
       ptycho convert scan.npz raw.npz --to ptychopinn    PtychoPINN raw (diffraction, xcoords, ...)
       ptycho convert recon.npz recon-product.h5 --scan scan.cxi    a reconstruction for Ptychodus
       ptycho convert recon-product.h5 recon.npz          a lone Ptychodus product -> ptycho's recon .npz
+      ptycho convert siemens-star-small.npz star64.npz --crop 64   tike's pixel-unit scan, centred 64 crop
     """
     from ptycho_core import io
     from ptycho_core.errors import UsageError
@@ -53,7 +54,11 @@ def convert(state, source, target, fmt, scan_path, loader, probe_file, as_json):
 
     registry = state.registry()
     if reconstruction.is_reconstruction(source):
-        scan = None if scan_path is None else io.load_dataset(scan_path, registry, loader=loader, probe=probe_file)
+        scan = (
+            None
+            if scan_path is None
+            else io.load_dataset(scan_path, registry, loader=loader, probe=probe_file, crop=crop_to, bin=bin_by)
+        )
         rec = reconstruction.read(source)
         written = reconstruction.write(rec, target, scan)
         report = {"source": source, "target": str(written), "object_shape": list(rec.object.shape)}
@@ -68,7 +73,7 @@ def convert(state, source, target, fmt, scan_path, loader, probe_file, as_json):
         raise UsageError(f"--scan applies to a reconstruction; {source} is a dataset")
     spec = io.loader_spec(source, registry, loader)
     writer = io.writer_for(target, fmt)
-    dataset = io.load_dataset(source, registry, loader=spec.qualified_name, probe=probe_file)
+    dataset = io.load_dataset(source, registry, loader=spec.qualified_name, probe=probe_file, crop=crop_to, bin=bin_by)
     written = io.save_dataset(dataset, target, writer)
     pixel = dataset.metadata.get("pixel_size_m")
     report = {

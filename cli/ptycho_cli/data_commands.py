@@ -96,7 +96,7 @@ def simulate(ctx, out, test_out, sim_settings, as_json, **named):
 @data_file_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
-def inspect(ctx, file, loader, probe_file, as_json):
+def inspect(ctx, file, loader, probe_file, crop_to, bin_by, as_json):
     """Validate a dataset file and print its summary and the loader that read it (exit 0 valid, 2 invalid).
 
     Every conversion the loader applied (legacy keys, x/y order, units, dtype casts) and every
@@ -106,7 +106,7 @@ def inspect(ctx, file, loader, probe_file, as_json):
 
     registry = _registry(ctx)
     spec = loader_spec(file, registry, loader)
-    ds = load_dataset(file, registry=registry, loader=spec.qualified_name, probe=probe_file)
+    ds = load_dataset(file, registry=registry, loader=spec.qualified_name, probe=probe_file, crop=crop_to, bin=bin_by)
     summary = ds.summary()
     meta = ds.metadata
     if as_json:

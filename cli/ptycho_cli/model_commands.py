@@ -47,7 +47,19 @@ def generator_options(help: str):
 @db_option
 @click.pass_obj
 def train(
-    state, generator_name, data_path, out_dir, gridsize, raw_options, nproc, loader, probe_file, db, **train_kwargs
+    state,
+    generator_name,
+    data_path,
+    out_dir,
+    gridsize,
+    raw_options,
+    nproc,
+    loader,
+    probe_file,
+    crop_to,
+    bin_by,
+    db,
+    **train_kwargs,
 ):
     """Train one generator on a dataset and save a checkpoint.
 
@@ -79,7 +91,7 @@ def train(
     writer = parallel.is_writer()
     options = spec.resolve_options(parse_options(raw_options))
     config = spec.train_config(train_fields(train_kwargs, TORCH_SETTINGS))
-    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file, crop=crop_to, bin=bin_by)
     pipeline.check_usable(spec, dataset.has_ground_truth)
     prepared = pipeline.prepare(dataset, None, gridsize, config.seed, config.val_fraction, spec.supervised)
     say = click.echo if writer else (lambda *args, **kwargs: None)
@@ -202,7 +214,7 @@ def reconstruct(state, model_dir, generator_name, raw_options, device, seed, **k
 
 
 def _reconstruct_with_model(
-    state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file, db
+    state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file, crop_to, bin_by, db
 ):
     import time
 
@@ -211,7 +223,7 @@ def _reconstruct_with_model(
     registry = state.registry()
     registry.stitcher(stitcher)  # unknown stitcher: fail before any work
     generator, config = pipeline.load_generator(model_dir, registry=registry)
-    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file, crop=crop_to, bin=bin_by)
     if dataset.patch_size != config["patch_size"]:
         raise click.UsageError(
             f"{data_path}: patterns are {dataset.patch_size}x{dataset.patch_size}, the model expects "
@@ -240,26 +252,38 @@ def _reconstruct_iterative(
     as_json,
     loader,
     probe_file,
+    crop_to,
+    bin_by,
     db,
 ):
+    import dataclasses
     import time
+
+    import numpy as np
 
     from ptycho_cli.progress import training_progress
     from ptycho_core import io, pipeline
+    from ptycho_core.data import probe_is_exact
     from ptycho_core.generator import TrainConfig
 
     registry = state.registry()
     spec = registry.generator(generator_name)
     pipeline.check_iterative(spec)
-    options = spec.resolve_options(parse_options(raw_options))
-    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
+    given = parse_options(raw_options)
+    dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file, crop=crop_to, bin=bin_by)
+    refine = "refine_probe" in spec.options and "refine_probe" not in given and not probe_is_exact(dataset)
+    options = spec.resolve_options({**given, **({"refine_probe": True} if refine else {})})
     click.echo(f"reconstructing {dataset.n} patterns with {spec.name} ({spec.distribution} {spec.version})", err=True)
+    if refine:
+        click.echo("measured data (not simulated with this probe): refining the probe (refine_probe=true)", err=True)
     started = time.time()
     with training_progress() as display:
         _, estimate, seconds = pipeline.reconstruct_scan(
             spec, options, dataset, TrainConfig(seed=seed, device=device), display.callback(spec.name)
         )
-    result = pipeline.score_whole_object(estimate.object, dataset)
+    if estimate.probe is not None:  # scored (data error, weights) and written with its refined probe
+        dataset = dataclasses.replace(dataset, probe=np.asarray(estimate.probe, dtype=np.complex64))
+    result = pipeline.score_whole_object(estimate.object, dataset, positions=estimate.positions)
     run = {"spec": spec, "options": options, "seed": seed, "started": started}
     _write_and_print(result, dataset, seconds, run, data_path, out_path, as_json, db)
 

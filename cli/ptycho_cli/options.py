@@ -94,7 +94,25 @@ def parse_options(raw: tuple[str, ...] | list[str], flag: str = "--option") -> d
 
 
 def data_file_options(func):
-    """`--loader NAME` and `--probe FILE`: how every data file of the command is read."""
+    """`--loader NAME`, `--probe FILE`, `--crop N`, `--bin K`: how every data file of the command is read."""
+    func = click.option(
+        "--bin",
+        "bin_by",
+        default=None,
+        type=click.IntRange(1),
+        metavar="K",
+        help="Sum K x K detector pixels (after --crop): the object pixel stays, the field of view shrinks "
+        "by K, the probe becomes its centred N/K crop (docs/formats.md, Detector preprocessing).",
+    )(func)
+    func = click.option(
+        "--crop",
+        "crop_to",
+        default=None,
+        type=click.IntRange(2),
+        metavar="N",
+        help="Keep the centred N x N detector pixels: the object pixel grows by M/N, positions scale by "
+        "N/M, the probe is the inverse FFT of the centred crop of its FFT (recorded in the metadata).",
+    )(func)
     func = click.option(
         "--probe",
         "probe_file",
@@ -110,10 +128,10 @@ def data_file_options(func):
     )(func)
 
 
-def data_file(path, loader, probe_file):
-    """`path` as given, or a `DataFile` when `--loader` or `--probe` says how to read it."""
-    if path is None or (loader is None and probe_file is None):
+def data_file(path, loader, probe_file, crop_to=None, bin_by=None):
+    """`path` as given, or a `DataFile` when `--loader`, `--probe`, `--crop` or `--bin` says how to read it."""
+    if path is None or (loader is None and probe_file is None and not crop_to and not bin_by):
         return path
     from ptycho_core.io import DataFile
 
-    return DataFile(str(path), loader=loader, probe=probe_file)
+    return DataFile(str(path), loader=loader, probe=probe_file, crop=crop_to, bin=bin_by)

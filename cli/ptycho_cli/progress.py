@@ -174,7 +174,7 @@ class CompareDisplay:
 
     def _predicting(self, event) -> None:
         if self.progress is not None:
-            self.progress.update(self.tasks[event.run], status="predicting the test groups")
+            self.progress.update(self.tasks[event.run], status=event.status)
 
     def _finished(self, e) -> None:
         text = f"done in {e.seconds:.0f} s" if e.ok else f"FAILED: {e.reason}"
@@ -217,18 +217,22 @@ def _cell(row: dict, col, best: dict, many: bool) -> str:
 
 def print_table(rows: list[dict], console, seeds: int = 1, title: str = "ptycho compare") -> None:
     """The metrics table (the `terminal` metrics of ptycho_core.metric_registry), best values in bold;
-    failure reasons below it. metrics.csv and report.html have every column."""
+    failure reasons below it. A column no row has a value for is left out (measured data has no
+    ground-truth scores, a comparison without a reference row no agreement), unless every row
+    failed. metrics.csv and report.html have every column."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
 
     from ptycho_core import metric_registry
-    from ptycho_core.report import best_values, coverage_note
+    from ptycho_core.report import best_values, coverage_note, too_small
 
     title += f" (mean ± std over {seeds} seeds)" if seeds > 1 else ""
     table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
     table.add_column("generator", no_wrap=True)
     cols = metric_registry.select(terminal=True)
+    filled = [c for c in cols if any(metric_registry.finite(r.get(c.key)) or too_small(r, c.key) for r in rows)]
+    cols = filled or cols
     for col in cols:
         table.add_column(col.label, justify="right")
     table.add_column("status", no_wrap=True)

@@ -48,6 +48,7 @@ class RunProgress:
 @dataclass(frozen=True)
 class RunPredicting:
     run: str
+    status: str = "predicting the test groups"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ from ptycho_core.registry import GeneratorSpec, Registry
 
 @dataclass
 class RunPlan:
-    """One (generator, seed): its folder name, resolved options, TrainConfig and input hash."""
+    """One (generator, seed): its folder name, resolved options, TrainConfig and input hash;
+    data_dir: the staged data folder under the comparison's ("": `data/`), probe_source: which
+    probe that data carries (`harness.probe`)."""
 
     name: str
     label: str
@@ -32,6 +34,10 @@ class RunPlan:
     hash: str = ""
     reuse: bool = False
     reason: str = ""
+    data_dir: str = ""
+    probe_source: str = "data"
+    #: Also reconstruct the two interleaved half-sets (`ptycho_core.agreement`, half-set FRC).
+    halfset: bool = True
 
 
 @dataclass
@@ -136,9 +142,12 @@ def resolve_compare_options(options, specs, registry: Registry, stitcher_spec) -
     return resolved, stitch_options
 
 
-def drop_supervised(specs, skipped: list[dict], explicit: bool, has_ground_truth: bool) -> list[GeneratorSpec]:
-    """Without ground truth, supervised generators cannot train: an error when named explicitly,
-    otherwise skipped. Returns the specs that can run; raises UsageError when none can."""
+def drop_supervised(
+    specs, skipped: list[dict], explicit: bool, has_ground_truth: bool, why: str | None = None
+) -> list[GeneratorSpec]:
+    """Without ground truth to train on, supervised generators cannot train: an error when named
+    explicitly, otherwise skipped (`why`: the reason when the data has ground truth but the split
+    cannot use it). Returns the specs that can run."""
     if has_ground_truth:
         return list(specs)
     keep = []
@@ -147,11 +156,12 @@ def drop_supervised(specs, skipped: list[dict], explicit: bool, has_ground_truth
             keep.append(spec)
         elif explicit:
             raise UsageError(
-                f"generator {spec.name!r} is supervised and the training data has no ground-truth object; "
-                "choose unsupervised generators or give data with an object"
+                f"generator {spec.name!r} is supervised and "
+                + (why or "the training data has no ground-truth object")
+                + "; choose unsupervised generators or give data with an object"
             )
         else:
-            skipped.append({"generator": spec.name, "reason": "supervised: the data has no ground truth"})
+            skipped.append({"generator": spec.name, "reason": f"supervised: {why or 'the data has no ground truth'}"})
     return keep
 
 
@@ -201,6 +211,7 @@ def run_hash(plan: RunPlan, fingerprint: str, prepared_hash: str, split_info: di
         "options": plan.options,
         "versions": {"ptycho": __version__, "plugin": plan.spec.version},
         "train_config": _budget(plan),
+        "halfset": plan.halfset,
     }
     return sha256(json.dumps(payload, sort_keys=True, default=str))
 

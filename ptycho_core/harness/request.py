@@ -12,6 +12,7 @@ from ptycho_core.generator import train_fields, train_settings
 from ptycho_core.harness.executors import EXECUTORS
 from ptycho_core.rundir import Row, Summary
 from ptycho_core.settings import check_fields, declared, setting
+from ptycho_core.splits import MAX_DROPPED_SHARE, SPLITS
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
 DEFAULT_OUT = "ptycho-compare"
@@ -29,8 +30,16 @@ class CompareRequest:
 
     generators: names (or `dist:name`), a comma-separated string, or None for every available
         generator (the unavailable ones are listed as skipped).
-    data / test_data: dataset files (or `Dataset` objects). With `data` alone, the scan is split
-        along x at the median with an N/2 guard band (`ptycho_core.data.spatial_split`).
+    data / test_data: dataset files (or `Dataset` objects). With `data` alone, one scan is split by
+        `split` (`ptycho_core.data.split_scan`): "none" (train on the scan that is reconstructed;
+        the default without ground truth), "spatial" (along x at the median with an N/2 guard band;
+        the default with ground truth; refused when it drops more than `max_dropped` of the scan)
+        or "interleaved" (even patterns train, odd ones test).
+    split: "auto" (none without ground truth, spatial with it) or one of SPLITS; max_dropped: the
+        largest share a spatial split may drop.
+    probe_from: on measured data, the iterative row whose refined probe every learned row uses
+        ("": lsqml when it runs, else the first iterative row; `harness.probe`); "data" keeps
+        the data's probe for everyone.
     simulate: "lines", "grf" or a `SimConfig`; the default when no data is given is DEFAULT_SIM.
     train: the explicit TrainConfig values by field name ({"epochs": 3, "timeout": 60}) and
         engine settings by name ({"precision": "bf16"}, checked against each generator's engine); for
@@ -49,6 +58,9 @@ class CompareRequest:
         `jobs` workers when jobs > 1, else one per core).
     grid: a sweep's option grid {"NAME": {"key": [value, ...]}} (`harness.sweep`): one row per
         combination, named `NAME[key=value,...]`; None for a plain comparison.
+    reference: the row the agreement metrics compare every row with (`ptycho_core.agreement`);
+        "": the successful iterative row with the lowest data error.
+    half_set: also reconstruct the two interleaved half-sets of the test scan (half-set FRC).
     """
 
     generators: Sequence[str] | str | None = None
@@ -87,6 +99,31 @@ class CompareRequest:
     )
     scheduler: str | None = None
     grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None
+    split: str = setting(
+        "auto",
+        "How one scan (--data without --test-data) is split. none: every generator reconstructs the scan it "
+        "trains on (supervised generators are skipped); spatial: along x with an N/2 guard band; interleaved: "
+        "even patterns train, odd ones test; auto: none without ground truth, spatial with it.",
+        choices=("auto",) + SPLITS,
+    )
+    max_dropped: float = setting(
+        MAX_DROPPED_SHARE, "Largest share of the scan a spatial split may drop to its guard band.", min=0.0, max=1.0
+    )
+    probe_from: str = setting(
+        "",
+        "On measured data: the iterative row whose refined probe every learned row uses (default: lsqml when "
+        "compared, else the first iterative row); 'data' keeps the data's probe for every row.",
+    )
+    reference: str = setting(
+        "",
+        "The row every other row's agreement (ref amp/phase SSIM and FRC) is measured against. Default: the "
+        "successful iterative row with the lowest data error.",
+    )
+    half_set: bool = setting(
+        True,
+        "Also reconstruct the two interleaved halves of the test scan for the half-set FRC resolution "
+        "(iterative rows: two more engine runs on half the patterns; learned rows: two more predictions).",
+    )
 
     @classmethod
     def from_settings(cls, generators=None, **settings) -> CompareRequest:

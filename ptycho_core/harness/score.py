@@ -8,6 +8,7 @@ object, and score the object (docs/design.md#scoring: one region, alignment and 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ptycho_core import rundir
@@ -46,7 +47,7 @@ def score_run(
         row.fail(outcome.reason if outcome is not None else "did not run")
         return scored
     try:
-        result = _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
+        result, extras = _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
     except Exception as exc:  # a bad prediction or a stitcher plugin's error fails this row only
         row.fail(f"scoring failed: {failure_reason(exc)}")
         return scored
@@ -57,6 +58,7 @@ def score_run(
         {
             "metrics": result.metrics,
             "frc": result.frc,
+            **extras,
             "region": result.region,
             "shift": result.shift,
             "stitcher": stitcher_spec.name if plan.spec.kind == "learned" else None,  # iterative: whole object
@@ -71,12 +73,112 @@ def score_run(
 
 
 def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry):
+    """Score the run with its own final probe and positions (`own_probe`), and add its half-set
+    FRC when it left halves.npz (`ptycho_core.agreement`). Returns (Reconstruction, {"probe":
+    where its probe came from, "halfset_frc": the half-set FRC curve or {}})."""
     import numpy as np  # lazy: loaded when listing: no numpy at import time
 
     from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
 
     with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
-        if "object" in z.files:  # an iterative generator's whole object: no stitching
-            return pipeline.score_whole_object(z["object"], test_ds)
-        patches = z["patches"]
-    return pipeline.stitch_and_score(patches, test_ds, stitcher_spec, registry, **stitch_options)
+        recon = {k: z[k] for k in z.files}
+    probe, positions, source = own_probe(run_dir, recon)
+    if probe is not None and probe.shape != test_ds.probe.shape:
+        raise ValueError(f"the run's probe has shape {probe.shape}, the data's {test_ds.probe.shape}")
+    if "object" in recon:  # an iterative generator's whole object: no stitching
+        result = pipeline.score_whole_object(recon["object"], test_ds, probe, positions)
+
+        def half(tag, h):
+            idx = h[f"{tag}_index"]
+            at = h.get(f"{tag}_positions", result.positions[idx])
+            return pipeline.whole_object(h[f"{tag}_object"], test_ds, h.get(f"{tag}_probe", probe), at)[:2]
+    else:
+        result = pipeline.stitch_and_score(recon["patches"], test_ds, stitcher_spec, registry, probe, **stitch_options)
+
+        def half(tag, h):
+            idx = h[f"{tag}_index"]
+            return pipeline.stitch_on_grid(
+                h[f"{tag}_patches"], test_ds, stitcher_spec, registry, probe, idx, **stitch_options
+            )[:2]
+
+    return result, {"probe": source, "halfset_frc": _halfset(run_dir / rundir.HALVES_NPZ, half, result, test_ds)}
+
+
+def own_probe(run_dir, recon: dict) -> tuple:
+    """(probe or None, positions or None, where they came from) of a run: its probe.npy /
+    positions.npy (every row's final probe and positions on the object grid), else the engine's
+    refined `probe` / `refined_positions` in recon.npz, else None (the data's are used)."""
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
+
+    def npy(name):
+        path = run_dir / name
+        return np.load(path, allow_pickle=False) if path.is_file() else None
+
+    probe, positions = npy(rundir.PROBE_NPY), npy(rundir.POSITIONS_NPY)
+    source = "run folder (probe.npy)" if probe is not None else ""
+    if probe is None and "probe" in recon:
+        probe, source = recon["probe"], "refined by the engine"
+    if positions is None:
+        positions = recon.get("refined_positions")
+    return probe, positions, source or "the data's"
+
+
+def _halfset(path, half, result, test_ds) -> dict:
+    """The half-set FRC values (added to `result.metrics`) and curve, from halves.npz when present."""
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
+
+    from ptycho_core import agreement  # lazy: loaded when listing; the target imports numpy
+
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as z:
+        h = {k: z[k] for k in z.files}
+    (obj_a, w_a), (obj_b, w_b) = half("a", h), half("b", h)
+    weights = agreement.overlap_weights(w_a, w_b)
+    pixel = (test_ds.metadata or {}).get("pixel_size_m")
+    values, curve = agreement.halfset_frc(obj_a, obj_b, weights, result.positions, pixel)
+    result.metrics.update(_finite(values))
+    return curve
+
+
+def add_agreement(scored: list[Scored], layout: rundir.Layout, requested: str | None = None) -> dict:
+    """(b) Every successful run against the reference row (`agreement.choose_reference`): the
+    `ref_*` metrics go into its row and its metrics.json (with the curves, under "agreement").
+
+    Returns {"row", "run", "rule"} for the provenance, plus "note" (a line for the user) when the
+    requested reference failed and the default rule was used, or when there is no reference.
+    """
+    from ptycho_core import agreement  # lazy: loaded when listing; the target imports numpy
+
+    runs = [s.row.to_dict() for s in scored]
+    rule = "--reference" if requested else "the successful iterative row with the lowest data error"
+    out: dict = {}
+    try:
+        name = agreement.choose_reference(runs, requested)
+    except ValueError as exc:
+        name = agreement.choose_reference(runs)
+        rule = f"the successful iterative row with the lowest data error ({exc})"
+        out["note"] = f"{exc}: agreement measured against {name}"
+    base = next((s for s in scored if s.row.generator == name and s.row.ok and s.reconstruction is not None), None)
+    if base is None:
+        return {"row": None, "run": None, "rule": "no successful iterative row: no agreement metrics"}
+    out.update(row=name, run=base.row.run, rule=rule)
+    for s in scored:
+        rec, ref = s.reconstruction, base.reconstruction
+        if s is base or not s.row.ok or rec is None or rec.object.shape != ref.object.shape:
+            continue
+        weights = agreement.overlap_weights(rec.weights, ref.weights)
+        values, curves = agreement.agreement(rec.object, ref.object, weights, ref.positions)
+        values = _finite(values)
+        s.row.metrics.update(values)
+        path = layout.run_dir(s.row.run) / rundir.METRICS_JSON
+        record = rundir.read_json(path) or {}
+        record.setdefault("metrics", {}).update(values)
+        record["agreement"] = {"reference": base.row.run, "frc": curves}
+        rundir.write_json(path, record)
+    return out
+
+
+def _finite(values: dict) -> dict:
+    """The finite values only: a metric without a number is left out (an empty cell, no store row)."""
+    return {k: v for k, v in values.items() if math.isfinite(v)}

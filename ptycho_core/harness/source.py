@@ -33,8 +33,9 @@ class Staged:
     prepared_hash: str
 
 
-def stage(train_ds, test_ds, source: dict, selection, gridsize: int, layout) -> Staged:
-    """Group the data once for every generator and write it for the children."""
+def stage(train_ds, test_ds, source: dict, selection, gridsize: int, layout, directory=None) -> Staged:
+    """Group the data once for every generator and write it for the children (to `directory`,
+    default the layout's `data/`)."""
     from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
     from ptycho_core.harness.prepared import save_prepared  # lazy: loaded when listing; the target imports numpy
 
@@ -42,22 +43,29 @@ def stage(train_ds, test_ds, source: dict, selection, gridsize: int, layout) -> 
     supervised = any(s.supervised for s in selection.specs)
     prepared = pipeline.prepare(train_ds, test_ds, gridsize, config.seed, config.val_fraction, supervised)
     layout.runs_dir.mkdir(parents=True, exist_ok=True)
-    record = save_prepared(prepared, layout.data_dir)
+    record = save_prepared(prepared, directory or layout.data_dir)
     split_info = {**source.get("split", {}), **{k: v for k, v in prepared.info.items() if k != "grouping"}}
     fingerprint = sha256(train_ds.fingerprint(), test_ds.fingerprint())
     return Staged(train_ds, test_ds, source, prepared.info, split_info, fingerprint, record["hash"])
 
 
-def load_data(data, test_data, simulate, registry: Registry):
+def load_data(
+    data, test_data, simulate, registry: Registry, split: str | None = None, max_dropped: float | None = None
+):
     """(train Dataset, test Dataset, source record) for the compare options.
 
-    source has "description" (one line), "kind" (simulate / files / split) and, for a spatial
-    split, "split" (line, guard band, counts).
+    source has "description" (one line), "kind" (simulate / files / split) and, for one scan split
+    by `split` (`data.split_scan`: none, spatial or interleaved; None: none without ground truth,
+    spatial with it), "split" (the policy and its counts).
     """
+    from ptycho_core.data import split_scan  # lazy: loaded when listing; the target imports numpy
+
     if test_data is not None and data is None:
         raise UsageError("--test-data needs --data (the training data)")
     if data is not None and simulate is not None:
         raise UsageError("give either --data or --simulate, not both")
+    if split is not None and (data is None or test_data is not None):
+        raise UsageError("--split applies to one scan: --data without --test-data")
     if data is None:
         return simulated(simulate)
     train, train_src = read(data, "training", registry)
@@ -70,14 +78,20 @@ def load_data(data, test_data, simulate, registry: Registry):
             )
         desc = f"{train_src} ({train.n} patterns) / test {test_src} ({test.n} patterns)"
         return train, test, {"kind": "files", "description": desc, "data": train_src, "test_data": test_src}
-    from ptycho_core.data import spatial_split  # lazy: loaded when listing; the target imports numpy
-
-    train_part, test_part, split = spatial_split(train)
-    desc = (
-        f"{train_src} split along {split['axis']} at {split['line']:.1f} px with an N/2 guard band: "
-        f"{split['train']} train / {split['test']} test patterns ({split['dropped']} dropped)"
-    )
-    return train_part, test_part, {"kind": "split", "description": desc, "data": train_src, "split": split}
+    train_part, test_part, info = split_scan(train, split, max_dropped)
+    if info["policy"] == "spatial":
+        desc = (
+            f"{train_src} split along {info['axis']} at {info['line']:.1f} px with an N/2 guard band: "
+            f"{info['train']} train / {info['test']} test patterns ({info['dropped']} of {train.n} dropped)"
+        )
+    elif info["policy"] == "interleaved":
+        desc = f"{train_src} split interleaved: even patterns train ({info['train']}), odd test ({info['test']})"
+    else:
+        desc = (
+            f"{train_src}: all {train.n} patterns train and are reconstructed (split none: no ground truth; "
+            "supervised generators cannot run)"
+        )
+    return train_part, test_part, {"kind": "split", "description": desc, "data": train_src, "split": info}
 
 
 def simulated(simulate):

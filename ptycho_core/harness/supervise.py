@@ -232,7 +232,7 @@ def receive(child: Child, on_event) -> None:
             keys = ("epoch", "epochs", "step", "steps", "loss", "val_loss")
             on_event(ev.RunProgress(child.name, **{k: event.get(k) for k in keys}))
         elif kind == "predicting":
-            on_event(ev.RunPredicting(child.name))
+            on_event(ev.RunPredicting(child.name, event.get("status") or "predicting the test groups"))
 
 
 def collect(run: RunSpec, layout: rundir.Layout, exitcode, reason: str | None) -> Outcome:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho_core import pipeline, rundir
+from ptycho_core import agreement, data, pipeline, rundir
 from ptycho_core.errors import RunFailed, UsageError, failure_reason
 from ptycho_core.generator import TrainConfig
 from ptycho_core.harness.prepared import load_prepared
@@ -142,7 +142,23 @@ def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord
     record = _record(job, spec, config, generator, history, seconds, patches.shape[0])
     record.metrics["train_seconds"] = pipeline.training_numbers(history, partial / rundir.MODEL_DIR)["train_seconds"]
     record.started = started
+    _write_probe_and_positions(partial, record, prepared.test, None, None, job.get("probe_source", "data"))
+    if job.get("halfset"):
+        emit({"type": "predicting", "status": "predicting the two half-sets"})
+        record.metrics["halfset_seconds"] = _halves(
+            partial, prepared.test, lambda idx: _predict_half(generator, prepared, idx)
+        )
     return record
+
+
+def _write_probe_and_positions(partial: Path, record, test, probe, positions, given: str) -> None:
+    """probe.npy and positions.npy (object-grid frame) of a finished run, and their sources in
+    its record: the refined ones when the run refined them, else the ones it was given."""
+    record.probe_source = "refined" if probe is not None else given
+    record.positions_source = "refined" if positions is not None else "data"
+    rundir.write_npy(partial / rundir.PROBE_NPY, np.asarray(test.probe if probe is None else probe, np.complex64))
+    grid = pipeline.object_grid(test)[1] if positions is None else positions
+    rundir.write_npy(partial / rundir.POSITIONS_NPY, np.asarray(grid, np.float64))
 
 
 def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
@@ -159,7 +175,8 @@ def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
         spec, job["options"], prepared.test, config, _throttled(emit)
     )
     rundir.write_json(partial / rundir.HISTORY_JSON, estimate.history.to_dict())
-    check_history(estimate.history)
+    if estimate.history.loss:  # empty: diverged at its first iteration, the initial guess is kept
+        check_history(estimate.history)
     arrays = {"object": estimate.object}
     if estimate.probe is not None:
         arrays["probe"] = estimate.probe
@@ -168,7 +185,45 @@ def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
     rundir.write_npz(partial / rundir.RECON_NPZ, **arrays)
     record = _record(job, spec, config, generator, estimate.history, seconds, prepared.test.n)
     record.started = started
+    _write_probe_and_positions(
+        partial, record, prepared.test, estimate.probe, estimate.positions, job.get("probe_source", "data")
+    )
+    if job.get("halfset"):
+        emit({"type": "predicting", "status": "reconstructing the two half-sets"})
+
+        def half_run(idx):
+            _, est, _ = pipeline.reconstruct_scan(spec, job["options"], prepared.test, config, indices=idx)
+            arrays = {"object": est.object, "probe": est.probe, "positions": est.positions}
+            return {k: v for k, v in arrays.items() if v is not None}
+
+        record.metrics["halfset_seconds"] = _halves(partial, prepared.test, half_run)
     return record
+
+
+def _predict_half(generator, prepared, idx) -> dict:
+    """A learned generator's anchor patches of one half-set, its groups formed within the half."""
+    half = prepared.test.subset(idx)
+    groups = data.group(half.positions, prepared.gridsize, train=False)
+    return {"patches": pipeline.predict_anchors(generator, half, groups, pipeline.PREDICT_BATCH)}
+
+
+def _halves(partial: Path, test, run_half) -> float | None:
+    """Reconstruct the two interleaved half-sets of the test patterns (`agreement.interleaved_halves`)
+    with `run_half(indices) -> {name: array}` and write halves.npz (`a_index`, `b_index`, the
+    arrays prefixed "a_" / "b_"). Returns the seconds both took; None (and nothing written, the
+    reason in run.log) when a half failed: the half-set FRC is then missing, the row is not failed."""
+    arrays, start = {}, time.perf_counter()
+    try:
+        for tag, idx in zip("ab", agreement.interleaved_halves(test.n)):
+            arrays[f"{tag}_index"] = idx
+            arrays.update({f"{tag}_{k}": v for k, v in run_half(idx).items()})
+    except Exception as exc:  # the half-set FRC is an extra: its failure leaves the row standing
+        print(f"half-set reconstruction failed: {failure_reason(exc)}", flush=True)
+        traceback.print_exc()
+        return None
+    seconds = time.perf_counter() - start
+    rundir.write_npz(partial / rundir.HALVES_NPZ, **arrays)
+    return seconds
 
 
 def _record(job, spec, config, generator, history, seconds, test_patterns) -> rundir.RunRecord:

@@ -39,25 +39,34 @@ WRITERS = {
 @dataclass(frozen=True)
 class DataFile:
     """A dataset file with how to read it: `loader` forces a loader by name, `probe` names a file
-    whose probe replaces (or stands in for a missing) probe. Accepted wherever a path is."""
+    whose probe replaces (or stands in for a missing) probe; `crop` / `bin` preprocess the
+    patterns (`ptycho_core.preprocess`: centred crop to `crop` pixels, then `bin` x `bin` binning).
+    Accepted wherever a path is."""
 
     path: str
     loader: str | None = None
     probe: str | None = None
+    crop: int | None = None
+    bin: int | None = None
 
     def __str__(self) -> str:
         return str(self.path)
 
 
-def load_dataset(path, registry=None, loader: str | None = None, probe: str | None = None):
+def load_dataset(
+    path, registry=None, loader: str | None = None, probe: str | None = None, crop: int | None = None, bin=None
+):
     """Read a dataset, validated: with the loader named `loader`, else the one registered for the
-    longest extension matching `path`; `probe` is a file holding the probe (`--probe`).
+    longest extension matching `path`; `probe` is a file holding the probe (`--probe`); `crop` and
+    `bin` preprocess the patterns (`--crop`, `--bin`; `ptycho_core.preprocess`, recorded in
+    `metadata["preprocess"]`).
 
     `registry` defaults to the plugins configured by the environment. Returns a
     `ptycho_core.data.Dataset`; raises DataError on bad data, UsageError for an unknown file
     type or loader.
     """
     if isinstance(path, DataFile):
+        crop, bin = crop or path.crop, bin or path.bin
         path, loader, probe = path.path, loader or path.loader, probe or path.probe
     if registry is None:
         registry = load_registry()
@@ -69,7 +78,14 @@ def load_dataset(path, registry=None, loader: str | None = None, probe: str | No
         ds = factory(str(path), probe=_probe_for(spec, factory, probe, registry))
     if not isinstance(ds, Dataset):
         raise PluginError(f"loader {spec.qualified_name} returned {type(ds).__name__}, not a Dataset")
-    return ds.validate(source=str(path))
+    ds = ds.validate(source=str(path))
+    if probe is not None:
+        ds.metadata = {**ds.metadata, "probe_file": str(probe)}
+    if crop or bin:
+        from ptycho_core import preprocess  # lazy: this package module stays cheap (standard library only)
+
+        ds = preprocess.apply(ds, crop, bin)
+    return ds
 
 
 def loader_spec(path, registry, loader: str | None = None):

@@ -29,6 +29,7 @@ import numpy as np
 from ptycho_core import physics
 from ptycho_core.data import Dataset
 from ptycho_core.errors import DataError
+from ptycho_core.io import tike
 
 #: Relative mismatch (max |Y - extract| / max |extract|) above which file patches are flagged.
 GT_PATCH_TOLERANCE = 1e-3
@@ -190,10 +191,12 @@ def load_npz(path) -> Dataset:
             return _load_own(ar)
         if "xcoords" in ar.keys or "ycoords" in ar.keys or "diff3d" in ar.keys or "probeGuess" in ar.keys:
             return _load_ptychopinn(ar)
+        if tike.is_tike(ar.keys):
+            return tike.load_tike(ar.path)
         found = ", ".join(ar.keys) or "no entries"
         raise DataError(
-            f"{ar.source}: 'diffraction' + 'positions' (ptycho) or 'diff3d'/'diffraction' + 'xcoords' + 'ycoords' "
-            f"+ 'probeGuess' (PtychoPINN) expected, got {found}"
+            f"{ar.source}: 'diffraction' + 'positions' (ptycho), 'diff3d'/'diffraction' + 'xcoords' + 'ycoords' "
+            f"+ 'probeGuess' (PtychoPINN) or 'data' + 'scan' + 'probe' (tike, pixel units) expected, got {found}"
         )
     finally:
         ar.close()

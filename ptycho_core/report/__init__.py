@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ptycho_core.report import measured
 from ptycho_core.report.cells import (
     TOO_SMALL_TEXT,
     best_values,
@@ -81,8 +82,11 @@ def write_report(
     histories: dict,
     pixel_size_m: float | None = None,
     seeds: int = 1,
+    reference: str | None = None,
 ) -> Path:
     """Write metrics.csv, metrics.json, the four figures and report.html; returns report.html.
+    Without ground truth comparison.png and errors.png are drawn against the `reference` row
+    (`ptycho_core.report.measured`).
 
     rows: one `rundir.Summary` per generator (`summarise`); runs: one `rundir.Row` per (generator,
     seed); truth: the test `Dataset` (its `object` and `positions`) or None; panels: {label:
@@ -103,12 +107,19 @@ def write_report(
         out_dir / "metrics.json",
     )
     frc = {label: rec.frc for label, rec in panels.items() if rec.frc}
-    figures = {
-        "comparison": comparison_figure(truth, panels, out_dir / "comparison.png", pixel_size_m),
-        "errors": error_figure(truth, panels, out_dir / "errors.png"),
-        "frc": frc_figure(frc, out_dir / "frc.png"),
-        "training": training_figure(histories, out_dir / "training.png"),
-    }
+    if truth is None or truth.object is None:  # a measured scan: read against the reference row
+        kinds = {r.generator: r.kind for r in rows}
+        figures = {
+            "comparison": measured.comparison_figure(panels, out_dir / "comparison.png", reference, kinds),
+            "errors": measured.error_figure(panels, out_dir / "errors.png", reference, kinds),
+        }
+    else:
+        figures = {
+            "comparison": comparison_figure(truth, panels, out_dir / "comparison.png", pixel_size_m),
+            "errors": error_figure(truth, panels, out_dir / "errors.png"),
+        }
+    figures["frc"] = frc_figure(frc, out_dir / "frc.png")
+    figures["training"] = training_figure(histories, out_dir / "training.png")
     return write_html(
         out_dir / "report.html",
         rows=rows,

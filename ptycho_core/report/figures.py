@@ -40,6 +40,14 @@ def _image_rows(fig, axes, images: list, scales) -> None:
         axes[0][j].set_title(image[0], fontsize=10)
 
 
+def _nothing_to_show(fig, axes, path) -> Path:
+    """Save a comparison figure that has no successful reconstruction to show."""
+    axes[0][0].text(0.5, 0.5, "no successful reconstruction", ha="center", va="center")
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    return _save_figure(fig, Path(path))
+
+
 def comparison_figure(truth, panels: dict, path, pixel_size_m: float | None = None) -> Path:
     """comparison.png: columns ground truth (when known) and every model; rows amplitude and
     phase, each row on one shared colour scale (from the ground truth when known).
@@ -52,10 +60,7 @@ def comparison_figure(truth, panels: dict, path, pixel_size_m: float | None = No
     fig = Figure(figsize=(2.4 * ncol + 0.8, 5.0))
     axes = fig.subplots(2, ncol, squeeze=False)
     if not images:
-        axes[0][0].text(0.5, 0.5, "no successful reconstruction", ha="center", va="center")
-        for ax in axes.ravel():
-            ax.set_axis_off()
-        return _save_figure(fig, Path(path))
+        return _nothing_to_show(fig, axes, path)
     reference = [images[0]] if truth is not None and truth.object is not None else images
     amp_lim = limits([im[1] for im in reference])
     phase_lim = limits([im[2] for im in reference])

@@ -7,7 +7,7 @@ import base64
 import html
 from pathlib import Path
 
-from ptycho_core import rundir
+from ptycho_core import agreement, rundir
 from ptycho_core.metric_registry import finite
 from ptycho_core.report.cells import best_values, columns, coverage_note, format_value, method_note
 
@@ -70,6 +70,7 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
         f"<style>{_STYLE}</style></head><body>",
         "<h1>ptycho compare</h1>",
         f"<p>{html.escape(str(provenance.get('data', {}).get('description', '')))}</p>",
+        _probe_note(provenance, rows),
         "<h2>Metrics</h2>",
     ]
     if seeds > 1:
@@ -78,6 +79,8 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
     parts.append("<p>Amplitude and phase metrics against the ground truth after one global complex scalar.</p>")
     parts.append(column_legend(provenance.get("inference_batch_groups")))
     parts.append(f"<p>{html.escape(method_note())} {html.escape(coverage_note(rows))}</p>")
+    parts.append("<h3>Metrics without ground truth</h3>")
+    parts.extend(f"<p>{html.escape(text)}</p>" for text in agreement.method_paragraphs(provenance.get("reference")))
     failed = [r for r in runs if not r.ok]
     if failed:
         parts.append("<h2>Failed runs</h2><ul>")
@@ -106,3 +109,11 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
     parts.append(f"<pre>{html.escape(rundir.dumps(provenance))}</pre>")
     parts.append("</body></html>")
     return rundir.write_text(path, "\n".join(parts) + "\n")
+
+
+def _probe_note(provenance: dict, rows: list[dict]) -> str:
+    """One paragraph: the probe decision and the probe each row used (`harness.probe`)."""
+    decision = provenance.get("probe") or {}
+    used = ", ".join(f"{r['generator']}: {r['probe_source']}" for r in rows if r.get("probe_source"))
+    text = f"Probe: {decision.get('reason', 'the data’s')}." + (f" Used: {used}." if used else "")
+    return f"<p>{html.escape(text)}</p>"

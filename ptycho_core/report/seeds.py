@@ -10,7 +10,7 @@ from ptycho_core import rundir
 from ptycho_core.metric_registry import finite
 
 #: What a summary row says about its generator besides the metrics (metrics.csv's last columns).
-ROW_FIELDS = ("framework", "kind", "plugin", "version", "runs", "ok_runs", "reused")
+ROW_FIELDS = ("framework", "kind", "plugin", "version", "runs", "ok_runs", "reused", "probe_source")
 
 
 def _status(group: list[rundir.Row], ok: list[rundir.Row]) -> str:
@@ -46,6 +46,7 @@ def summarise(runs: list[rundir.Row], seeds: int = 1) -> list[rundir.Summary]:
             runs=len(group),
             ok_runs=len(ok),
             reused=all(r.reused for r in group),
+            probe_source=first.probe_source or None,
         )
         for key in registry.keys():
             values = [r.metrics[key] for r in ok if finite(r.metrics.get(key))]

@@ -277,12 +277,13 @@ class IterativeDummy:
     """Full-batch PIE in numpy (`kind="iterative"`): o <- o + step * splat(P* (psi' - psi)) /
     (splat(|P|^2) + 1e-3 max), psi' the exit waves with their Fourier magnitudes replaced by the
     measured amplitudes (invalid mask pixels keep the model's). Starts from a flat object of the
-    data's rms amplitude s0; the probe and positions stay fixed."""
+    data's rms amplitude s0; positions stay fixed, the probe too unless `refine_probe` (then
+    P <- P + sum o* (psi' - psi) / (sum |o|^2 + 1e-3 max), averaged over the patterns)."""
 
     name = "dummy_iterative"
 
-    def __init__(self, iterations: int = 20, step: float = 1.0, error: str = "none"):
-        self.options = {"iterations": iterations, "step": step, "error": error}
+    def __init__(self, iterations: int = 20, step: float = 1.0, error: str = "none", refine_probe: bool = False):
+        self.options = {"iterations": iterations, "step": step, "error": error, "refine_probe": refine_probe}
 
     def reconstruct(self, scan, config, progress):
         import numpy as np  # lazy: a plugin module: registering it must not import numpy
@@ -307,20 +308,29 @@ class IterativeDummy:
             loss = float(((np.abs(far) - measured)[valid] ** 2).mean() / (measured[valid] ** 2).mean())
             fixed = np.where(valid, measured * np.exp(1j * np.angle(far)), far)
             new = np.fft.ifft2(np.fft.ifftshift(fixed, axes=(-2, -1)), norm="ortho")
+            patches = physics.extract(obj, positions, n)
             obj = (
                 obj + self.options["step"] * physics.splat(np.conj(probe) * (new - psi), positions, obj.shape) / weight
             )
+            if self.options["refine_probe"]:
+                power = (np.abs(patches) ** 2).sum(axis=0)
+                probe = probe + (np.conj(patches) * (new - psi)).sum(axis=0) / (power + 1e-3 * power.max())
+                weight = physics.splat(np.broadcast_to(np.abs(probe) ** 2, measured.shape), positions, obj.shape).real
+                weight = weight + 1e-3 * weight.max()
             if self.options["error"] == "nan" and k == 2:
                 loss = math.nan
             _FlatPatchGenerator._report(progress, history, k, iterations, loss, None, self.options["step"], start)
             if not math.isfinite(loss):
                 history.stopped = f"non-finite loss at epoch {k}"
                 break
-        return Reconstruction(object=obj.astype(np.complex64), history=history)
+        refined = probe.astype(np.complex64) if self.options["refine_probe"] else None
+        return Reconstruction(object=obj.astype(np.complex64), history=history, probe=refined)
 
 
-def build_iterative(iterations: int = 20, step: float = 1.0, error: str = "none") -> IterativeDummy:
-    return IterativeDummy(iterations=iterations, step=step, error=error)
+def build_iterative(
+    iterations: int = 20, step: float = 1.0, error: str = "none", refine_probe: bool = False
+) -> IterativeDummy:
+    return IterativeDummy(iterations=iterations, step=step, error=error, refine_probe=refine_probe)
 
 
 def raising_stitcher(patches, positions, shape, probe, **options):
@@ -386,6 +396,7 @@ def specs() -> list[GeneratorSpec]:
                 "iterations": Option("int", 20, "object updates", min=1),
                 "step": Option("float", 1.0, "relaxation of each object update", min=0.0),
                 "error": Option("str", "none", "none, runtime or nan", choices=("none", "runtime", "nan")),
+                "refine_probe": Option("bool", False, "refine the probe as well (full-batch PIE probe update)"),
             },
             **common,
         ),

@@ -19,11 +19,16 @@ conversion between the two conventions, once:
   `refine_positions` (returned, minus the half pixel, on our grid).
 
 Each iteration is one pty-chi epoch (`task.run(1)`): its loss goes to `progress` and the History;
-`config.timeout` stops after the iteration that crosses it, keeping the estimate.
+`config.timeout` stops after the iteration that crosses it, keeping the estimate. The result is the
+iterate with the lowest loss (the object, and the probe and positions where refined). An engine
+that diverges (a non-finite loss, object, probe or positions) stops there and keeps that best
+finite iterate (the initial guess when the first iteration diverged): `History.stopped` says
+"diverged at iteration k (kept iteration j, loss L)", and the row is never empty.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 #: Pixels added around the object grid on each side of pty-chi's object buffer.
@@ -62,21 +67,27 @@ class PtychiEngine:
         torch, task = self._task(scan, config)
         history, start = History(), time.perf_counter()
         iterations = self.options["iterations"]
+        best, best_loss = self._snapshot(task), math.inf  # the initial guess until an iterate is finite
+        best_k = 0
         for k in range(1, iterations + 1):
             task.run(1)
             loss = float(task.reconstructor.loss_tracker.table["loss"].iloc[-1])
+            current = self._snapshot(task) if np.isfinite(loss) else None
+            if current is None or not all(np.isfinite(v).all() for v in current.values()):
+                kept = f"kept iteration {best_k}, loss {best_loss:.6g}" if best_k else "kept the initial guess"
+                history.stopped = f"diverged at iteration {k} ({kept})"
+                break
             history.loss.append(loss)
             history.val_loss.append(None)
             history.lr.append(float(self.options.get("object_step", 1.0)))
             history.seconds.append(time.perf_counter() - start)
             progress({"epoch": k, "epochs": iterations, "step": 1, "steps": 1, "loss": loss, "val_loss": None})
-            if not np.isfinite(loss):
-                history.stopped = f"non-finite loss at epoch {k}"
-                break
+            if loss <= best_loss:
+                best, best_loss, best_k = current, loss, k
             if config.timeout and time.perf_counter() - start >= config.timeout and k < iterations:
                 history.stopped = f"timeout after {k} iterations ({config.timeout:g} s)"
                 break
-        return self._estimate(task, scan, history, Reconstruction)
+        return self._estimate(best, scan, history, Reconstruction)
 
     def device_info(self) -> dict:
         """The GPU pty-chi ran on (None on CPU) and torch's peak GPU memory in MiB."""
@@ -150,22 +161,30 @@ class PtychiEngine:
         rec.allow_nondeterministic_algorithms = False
         return options
 
-    def _estimate(self, task, scan, history, estimate_type):
+    def _snapshot(self, task) -> dict:
+        """The current object, and the probe / positions where they are refined, as numpy copies."""
         import numpy as np
 
-        obj = task.get_data_to_cpu("object", as_numpy=True)[0]
-        obj = obj[MARGIN : MARGIN + scan.object_shape[0], MARGIN : MARGIN + scan.object_shape[1]]
-        probe = positions = None
+        out = {"object": np.array(task.get_data_to_cpu("object", as_numpy=True)[0], dtype=np.complex64)}
         if self.options["refine_probe"]:
-            probe = np.asarray(task.get_data_to_cpu("probe", as_numpy=True)).reshape(-1, *scan.probe.shape)[0]
+            out["probe"] = np.array(task.get_data_to_cpu("probe", as_numpy=True), dtype=np.complex64)
         if self.options["refine_positions"]:
-            pos = np.asarray(task.get_data_to_cpu("probe_positions", as_numpy=True), dtype=np.float64)
-            positions = pos - MARGIN
+            out["positions"] = np.array(task.get_data_to_cpu("probe_positions", as_numpy=True), dtype=np.float64)
+        return out
+
+    def _estimate(self, snapshot: dict, scan, history, estimate_type):
+        import numpy as np
+
+        obj = snapshot["object"][MARGIN : MARGIN + scan.object_shape[0], MARGIN : MARGIN + scan.object_shape[1]]
+        probe = snapshot.get("probe")
+        if probe is not None:
+            probe = probe.reshape(-1, *scan.probe.shape)[0]
+        positions = snapshot.get("positions")
         return estimate_type(
             object=np.ascontiguousarray(obj, dtype=np.complex64),
             history=history,
-            probe=None if probe is None else probe.astype(np.complex64),
-            positions=positions,
+            probe=probe,
+            positions=None if positions is None else positions - MARGIN,
         )
 
 

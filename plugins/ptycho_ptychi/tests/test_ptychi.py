@@ -133,3 +133,27 @@ def test_torchvision_imports_beside_the_cpu_torch_and_pty_chi_with_it():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("(1, 1, 12, 12)")
+
+
+def test_an_engine_that_diverges_keeps_its_best_finite_iterate_and_says_so(monkeypatch, tiny):
+    from ptycho_ptychi._torchvision import ensure_torchvision
+
+    ensure_torchvision()
+    from ptychi.api.task import PtychographyTask
+
+    original = PtychographyTask.get_data_to_cpu
+    calls = {"object": 0}
+
+    def poisoned(self, name, as_numpy=False):
+        out = original(self, name, as_numpy)
+        if name == "object":
+            calls["object"] += 1
+            if calls["object"] == 5:  # the initial guess and iterations 1-3 are finite, iteration 4 is not
+                out = out * np.nan
+        return out
+
+    monkeypatch.setattr(PtychographyTask, "get_data_to_cpu", poisoned)
+    estimate = build_rpie(iterations=8, refine_probe=True).reconstruct(pipeline.scan_for(tiny), CPU, lambda e: None)
+    assert estimate.history.stopped.startswith("diverged at iteration 4 (kept iteration ")
+    assert len(estimate.history.loss) == 3 and np.isfinite(estimate.history.loss).all()
+    assert np.isfinite(estimate.object).all() and np.isfinite(estimate.probe).all()

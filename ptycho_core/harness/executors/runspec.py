@@ -39,10 +39,12 @@ def run_spec(plan, layout: rundir.Layout) -> RunSpec:
         "spec": spec_as_dict(plan.spec),
         "options": plan.options,
         "train_config": plan.config.to_dict(),
-        "data_dir": str(layout.data_dir.resolve()),
+        "data_dir": str((layout.out_dir / plan.data_dir if plan.data_dir else layout.data_dir).resolve()),
+        "probe_source": plan.probe_source,
         "partial_dir": str(layout.partial_dir(plan.name).resolve()),
         "run_dir": str(layout.run_dir(plan.name).resolve()),
         "hash": plan.hash,
+        "halfset": plan.halfset,
         "meta": {"seed": plan.seed, "label": plan.label},
     }
     return RunSpec(name=plan.name, hash=plan.hash, job=job, child_env=dict(plan.spec.child_env))
