@@ -48,6 +48,18 @@ def ptycho_register_stitchers(register):
     )
     register(
         StitcherSpec(
+            name="gauge",
+            summary="each patch's complex scalar and the error common to every patch, estimated from the overlaps; then |P|^2",
+            factory="ptycho_core.gauge:gauge",
+            requires=("numpy", "scipy"),
+            options={
+                "common": Option("bool", True, "also estimate and subtract the error common to every patch"),
+                "common_iterations": Option("int", 20, "rounds of the common-error estimate", min=0),
+            },
+        )
+    )
+    register(
+        StitcherSpec(
             name="mean",
             summary="uniform weights over a central crop of each patch",
             factory="ptycho_core.stitch:mean",

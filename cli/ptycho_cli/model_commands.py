@@ -208,7 +208,7 @@ def _reconstruct_with_model(
 ):
     import time
 
-    from ptycho_core import data, io, pipeline
+    from ptycho_core import io, pipeline
 
     registry = state.registry()
     registry.stitcher(stitcher)  # unknown stitcher: fail before any work
@@ -219,10 +219,11 @@ def _reconstruct_with_model(
             f"{data_path}: patterns are {dataset.patch_size}x{dataset.patch_size}, the model expects "
             f"{config['patch_size']}x{config['patch_size']}"
         )
-    groups = data.group(dataset.positions, config["gridsize"], train=False)
+    per_pattern = bool(getattr(generator, "per_pattern", False))
+    groups = pipeline.prediction_groups(dataset, config["gridsize"], per_pattern)
     started = time.time()
     start = time.perf_counter()
-    patches = pipeline.predict_anchors(generator, dataset, groups, batch_size)
+    patches = pipeline.predict_patterns(generator, dataset, groups, per_pattern, batch_size)
     seconds = time.perf_counter() - start
     result = pipeline.stitch_and_score(patches, dataset, stitcher, registry)
     run = {**_checkpoint_fields(config), "generator": config["generator"], "started": started}
