@@ -54,7 +54,6 @@ def ptycho_register_stitchers(register):
             requires=("numpy", "scipy"),
             options={
                 "common": Option("bool", True, "also estimate and subtract the error common to every patch"),
-                "common_iterations": Option("int", 20, "rounds of the common-error estimate", min=0),
             },
         )
     )

@@ -10,34 +10,40 @@ periodises into a grid at the scan step.
 
 Model. Patch i, cut at position r_i (`physics.extract`, operator E_i), is
 
-    p_i = (E_i O + e) / c_i          (c_i complex, e the common pattern, O the object)
+    c_i p_i = E_i O + e          (c_i complex, e the common pattern, O the object)
 
 Weights w = |P|^2 (the probe-weighted stitcher's): pixels the probe does not light say little.
 
-1. Scalars (a synchronisation problem over the overlap graph). With e = 0, the weighted
-   least-squares misfit of scaled patches to the best object,
+1. Scalars and common error together (a synchronisation problem over the overlap graph). The
+   weighted least-squares misfit of the scaled patches to the best object and common pattern,
 
-       J(c) = min_O  sum_i || w^1/2 (c_i p_i - E_i O) ||^2  =  c^H M c,
-       M    = diag(sum_u w |p_i|^2) - B^H A^-1 B,   A = sum_i E_i^H w E_i,   B[:, i] = E_i^H (w p_i),
+       J(c) = min_{O, e}  sum_i || w^1/2 (c_i p_i - E_i O - e) ||^2  =  c^H M c,
+       M    = Delta - [B; F]^H H^-1 [B; F],    Delta = diag(sum_u w |p_i|^2),
+       H    = [[A, G], [G^T, n W]],  A = sum_i E_i^H W E_i,  G = sum_i E_i^H W,
+       B[:, i] = E_i^H (w p_i),  F[:, i] = w p_i,
 
-   is a Hermitian positive semi-definite form in c: entry M_ij couples patches i and j through
-   their common, probe-weighted support (the overlap graph's weighted connection Laplacian, with
-   the object eliminated exactly, so sub-pixel positions are handled without resampling). The
-   scalars minimise J(c) / c^H Delta c (Delta = M's first term: scale-free): the eigenvector of
-   the generalised problem M c = lambda Delta c with the smallest eigenvalue (`scipy.linalg.eigh`),
-   one per connected component of the overlap graph. Patches that are exact multiples of the
-   truth give J = 0 at the true c: the scalars come back exactly, to rounding.
+   is a Hermitian positive semi-definite form in c: M_ij couples patches i and j through their
+   common, probe-weighted support (the overlap graph's weighted connection Laplacian), with the
+   object and the common pattern eliminated exactly, so sub-pixel positions need no resampling.
+   The scalars minimise J(c) / c^H Delta c (scale-free): the eigenvector of M c = lambda Delta c
+   with the smallest eigenvalue, one per connected component of the overlap graph. It is found in
+   two steps: a dense eigensolver (`scipy.linalg.eigh`) on the form with A replaced by its row
+   sums D (sparse products only; exact at whole-pixel positions), then LOBPCG on the exact form,
+   preconditioned by the first. Patches that are exact multiples of the truth plus one common
+   pattern give J = 0 at the true c: scalars and pattern come back exactly, to rounding.
+   Without the common error (option `common=false`) e is left out (F and G drop).
 2. Gauge. c is fixed up to one complex scalar per component; it is chosen so that the
    Delta-weighted mean of c is 1 (the patches keep their average magnitude and phase). The
    metrics remove one global scalar anyway.
-3. Common error (option `common`, on by default). With c fixed, e and O minimise
-   sum_i || w^1/2 (c_i p_i - e - E_i O) ||^2 (block coordinate descent: O exactly given e, e is
-   then the mean residual in the patch frame, `common_iterations` rounds). A constant e cannot be
-   told from the object: e has zero w-weighted mean. The stitched object is the probe-weighted
-   stitch of c_i p_i - e.
+3. Common error. e = the e-part of H^-1 [B c; F c], estimated on the patch pixels lit above
+   `COMMON_FLOOR` of the maximum weight (0 elsewhere). A constant e cannot be told from the object,
+   nor, on a scan on an exact lattice, a pattern periodic in the scan step: a tiny ridge on e's
+   block picks the least e there (jittered scans, such as the default simulation's, determine it).
+4. The stitched object is the probe-weighted stitch of c_i p_i - e, with its weights.
 
-Cost: one sparse LU of A (canvas pixels under the probe) and one solve per patch; on the default
-test data (576 patches of 32 x 32, a 128 x 128 canvas) about a second on one CPU core.
+Cost: one sparse LU of A (the canvas pixels under the probe), one solve per pixel of e, a few tens
+of LOBPCG steps (two solves each); on the default test data (576 patches of 32 x 32 on a 128 x 128
+canvas) a few seconds on one CPU core.
 """
 
 from __future__ import annotations
@@ -50,8 +56,8 @@ from ptycho_core import physics, stitch
 #: (scalar 1): an empty patch has no phase to synchronise.
 EMPTY_PATCH_FRACTION = 1e-8
 
-#: Right-hand sides per sparse solve (bounds the dense block in memory).
-SOLVE_CHUNK = 64
+#: Residual (relative to the mean patch energy) at which the scalars' refinement stops early.
+REFINE_TOLERANCE = 1e-10
 
 
 def extract_matrix(positions: np.ndarray, n: int, shape: tuple[int, int]):
@@ -84,6 +90,20 @@ def extract_matrix(positions: np.ndarray, n: int, shape: tuple[int, int]):
 #: least-squares object (far probe tails: their rows would only make A ill-conditioned).
 LIT_FRACTION = 1e-10
 
+#: The common error is estimated on the patch pixels whose weight is at least this fraction of the
+#: maximum (on the default probe 353 of 1024 pixels holding 95 % of |P|^2); it is 0 elsewhere.
+COMMON_FLOOR = 1e-2
+
+#: Ridge (relative to the mean diagonal) on the common error's Schur complement: a constant pattern
+#: is the object's, and a scan on an exact lattice cannot tell patterns periodic in its step either.
+COMMON_RIDGE = 1e-9
+
+#: Right-hand sides per block of sparse solves (bounds the dense block in memory).
+SOLVE_CHUNK = 64
+
+#: LOBPCG steps on the exact form (it stops earlier at `REFINE_TOLERANCE`).
+REFINE_STEPS = 30
+
 
 def _real_matmul(matrix, values: np.ndarray) -> np.ndarray:
     """A real sparse matrix times a real or complex array, without a complex copy of the matrix."""
@@ -93,117 +113,193 @@ def _real_matmul(matrix, values: np.ndarray) -> np.ndarray:
 
 
 class Overlaps:
-    """The weighted least-squares geometry of patches on a canvas: E (`extract_matrix`), the patch
-    weights w, and a sparse LU of A = E^H W E over the canvas pixels the patches light."""
+    """The weighted least-squares geometry of n patches on a canvas (module docstring).
 
-    def __init__(self, positions: np.ndarray, n: int, shape: tuple[int, int], patch_weights: np.ndarray):
+    E (`extract_matrix`, restricted to the canvas pixels the patches light), the patch weights w,
+    A = E^H W E (a sparse LU, factored on first use); with `common`, the patch pixels U where the
+    common error e is estimated, G = sum_i E_i^H W restricted to U, and the Schur complement
+    S = n W_U - G^T A^-1 G of the joint (object, e) normal equations.
+    """
+
+    def __init__(self, positions, n: int, shape, patch_weights, common: bool = False):
         import scipy.sparse as sp
-        import scipy.sparse.linalg as spla
 
         self.n_patches, self.n, self.shape = len(positions), n, (int(shape[0]), int(shape[1]))
         self.w = np.asarray(patch_weights, dtype=np.float64).reshape(-1)
         E = extract_matrix(positions, n, self.shape)
-        self.illumination = np.asarray((E.T @ np.tile(self.w, self.n_patches))).ravel()  # splat(w)
+        self.illumination = np.asarray(E.T @ np.tile(self.w, self.n_patches)).ravel()  # splat(w)
         top = self.illumination.max() if self.illumination.size else 0.0
         self.lit = np.flatnonzero(self.illumination > LIT_FRACTION * top)
         self.E = E.tocsc()[:, self.lit].tocsr()  # patch pixels <- lit canvas pixels
         self.EtW = (self.E.T @ sp.diags(np.tile(self.w, self.n_patches))).tocsr()
         self.A = (self.EtW @ self.E).tocsc()
+        wmax = self.w.max() if self.w.size else 0.0
+        self.U = np.flatnonzero(self.w >= COMMON_FLOOR * wmax) if common and wmax > 0 else np.zeros(0, int)
+        m = n * n
+        tile = sp.csc_matrix(
+            (
+                np.ones(self.n_patches * len(self.U)),
+                (
+                    np.add.outer(np.arange(self.n_patches) * m, self.U).ravel(),
+                    np.tile(np.arange(len(self.U)), self.n_patches),
+                ),
+            ),
+            shape=(self.n_patches * m, len(self.U)),
+        )
+        self.G = (self.EtW @ tile).tocsc()  # (lit, U): e's splat onto the canvas
         self._lu = None
-        self._spla = spla
+        self._schur = None
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
-        """A^-1 rhs over the lit pixels (a sparse LU, factored on first use)."""
+        """A^-1 rhs over the lit pixels."""
         if self._lu is None:
-            self._lu = self._spla.splu(self.A, permc_spec="MMD_AT_PLUS_A")
+            import scipy.sparse.linalg as spla
+
+            self._lu = spla.splu(self.A, permc_spec="MMD_AT_PLUS_A")
         rhs = np.asarray(rhs)
         if np.iscomplexobj(rhs):
             return self._lu.solve(np.ascontiguousarray(rhs.real)) + 1j * self._lu.solve(np.ascontiguousarray(rhs.imag))
-        return self._lu.solve(rhs)
+        return self._lu.solve(np.ascontiguousarray(rhs))
 
-    def fit_object(self, flat_patches: np.ndarray) -> np.ndarray:
-        """The least-squares object over the lit pixels of flat patches (n N^2,):
-        argmin_O sum_i ||w^1/2 (p_i - E_i O)||^2 = A^-1 E^H W p."""
-        return self.solve(_real_matmul(self.EtW, flat_patches))
+    def _schur_factor(self):
+        import scipy.linalg as sla
 
-    def cut(self, lit_object: np.ndarray) -> np.ndarray:
-        """E O: the patches (n N^2,) cut from an object given over the lit pixels."""
-        return _real_matmul(self.E, lit_object)
+        if self._schur is None:
+            k = len(self.U)
+            schur = np.diag(self.n_patches * self.w[self.U])
+            for start in range(0, k, SOLVE_CHUNK):
+                block = self.G[:, start : start + SOLVE_CHUNK].toarray()
+                schur[:, start : start + SOLVE_CHUNK] -= self.G.T @ self.solve(block)
+            schur = 0.5 * (schur + schur.T)
+            ridge = COMMON_RIDGE * np.trace(schur) / max(k, 1)
+            self._schur = sla.cho_factor(schur + ridge * np.eye(k))
+        return self._schur
+
+    def fit(self, rhs_object: np.ndarray, rhs_common: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(O over the lit pixels, e over U) solving the joint normal equations
+        [[A, G], [G^T, n W_U]] [O; e] = [rhs_object; rhs_common] by block elimination (e = 0 and
+        O = A^-1 rhs_object without a common error). Columns of 2-D right-hand sides are solved at once."""
+        import scipy.linalg as sla
+
+        t = self.solve(rhs_object)
+        if not len(self.U):
+            return t, np.zeros((0,) + np.shape(rhs_object)[1:], dtype=t.dtype)
+        e = sla.cho_solve(self._schur_factor(), rhs_common - _real_matmul(self.G.T, t))
+        return t - self.solve(_real_matmul(self.G, e)), e
 
 
-def patch_scalars(patches: np.ndarray, overlaps: Overlaps, refine: int = 20) -> np.ndarray:
-    """Per-patch complex scalars c (n,) complex128 such that c_i p_i agree on their overlaps
-    (module docstring, steps 1-2), one gauge per connected component of the overlap graph.
-
-    The eigenproblem is first solved with A replaced by its row sums D (the stitcher's own
-    normalisation: sparse products only, exact at whole-pixel positions), then refined on the exact
-    form by at most `refine` steps of preconditioned inverse iteration (LOBPCG, the first solution's
-    matrix as preconditioner), which makes sub-pixel positions exact too.
-    """
-    import scipy.linalg as sla
+def _components(coupling: np.ndarray, live: np.ndarray) -> list[np.ndarray]:
+    """Indices of the live patches in each connected component of the overlap graph."""
     import scipy.sparse as sp
     from scipy.sparse.csgraph import connected_components
 
-    count, m = overlaps.n_patches, overlaps.n * overlaps.n
-    flat = np.asarray(patches, dtype=np.complex128).reshape(count, m)
-    energy = (overlaps.w * np.abs(flat) ** 2).sum(axis=1)
-    # B[:, i] = E_i^H (w p_i): patch i's weighted splat, one sparse column per patch
-    rows, cols = np.arange(count * m), np.repeat(np.arange(count), m)
-    b = sp.csc_matrix((flat.ravel(), (rows, cols)), shape=(count * m, count))
-    b = (overlaps.EtW.astype(np.complex128) @ b).tocsc()
-    d_inv = sp.diags(1.0 / overlaps.illumination[overlaps.lit])
-    coupling = (b.conj().T @ d_inv @ b).toarray()
-    approx = np.diag(energy) - 0.5 * (coupling + coupling.conj().T)
-    c = np.ones(count, dtype=np.complex128)
-    live = energy > EMPTY_PATCH_FRACTION * (np.median(energy) if count else 0.0)
     _, labels = connected_components(sp.csr_matrix(np.abs(coupling) > 0), directed=False)
-    for label in np.unique(labels[live]):
-        idx = np.flatnonzero((labels == label) & live)
-        if len(idx) == 1:
+    return [np.flatnonzero((labels == label) & live) for label in np.unique(labels[live])]
+
+
+def estimate(patches, positions, shape, patch_weights, common: bool = True, refine: int = REFINE_STEPS):
+    """(c (n,) complex128, e (N, N) complex128): each patch's complex scalar and the error common to
+    every scaled patch (zeros without `common`), from the overlaps alone (module docstring).
+
+    Each connected component of the overlap graph is solved on its own, with its own gauge (the
+    Delta-weighted mean of its c is 1) and its own e (the e returned: the largest component's).
+    """
+    patches = np.asarray(patches, dtype=np.complex128)
+    positions = np.asarray(positions, dtype=np.float64)
+    count, n = len(patches), patches.shape[-1]
+    c = np.ones(count, dtype=np.complex128)
+    e = np.zeros((n, n), dtype=np.complex128)
+    if count == 0:
+        return c, e
+    overlaps = Overlaps(positions, n, shape, patch_weights, common=common)
+    energy = (overlaps.w * np.abs(patches.reshape(count, -1)) ** 2).sum(axis=1)
+    live = energy > EMPTY_PATCH_FRACTION * np.median(energy)
+    splats = _weighted_splats(patches.reshape(count, -1), overlaps)
+    parts = sorted(_components((splats.conj().T @ splats).toarray(), live), key=len)
+    for idx in parts:
+        if len(idx) < 2:
             continue
-        _, vec = sla.eigh(approx[np.ix_(idx, idx)], np.diag(energy[idx]), subset_by_index=[0, 0])
-        vec = vec[:, 0]
-        if refine > 0:
-            vec = _refine(vec, idx, b, energy, approx, overlaps, refine)
-        c[idx] = vec / ((energy[idx] * vec).sum() / energy[idx].sum())
-    return c
+        whole = len(idx) == count
+        sub = overlaps if whole else Overlaps(positions[idx], n, shape, patch_weights, common=common)
+        c[idx], part_e = _solve_component(patches[idx], sub, energy[idx], refine)
+        if idx is parts[-1]:
+            e.ravel()[sub.U] = part_e
+    return c, e
 
 
-def _refine(vec, idx, b, energy, approx, overlaps: Overlaps, steps: int) -> np.ndarray:
-    """Preconditioned inverse iteration on the exact form M = Delta - B^H A^-1 B, restricted to the
-    patches `idx`, from `vec`; the first solution's matrix (shifted) preconditions."""
+def _weighted_splats(flat: np.ndarray, overlaps: Overlaps):
+    """B (lit, n) sparse: column i is E_i^H (w p_i), patch i's weighted splat."""
+    import scipy.sparse as sp
+
+    count, m = flat.shape
+    cols = sp.csc_matrix(
+        (flat.ravel(), (np.arange(count * m), np.repeat(np.arange(count), m))), shape=(count * m, count)
+    )
+    return (overlaps.EtW.astype(np.complex128) @ cols).tocsc()
+
+
+def _solve_component(patches: np.ndarray, overlaps: Overlaps, energy: np.ndarray, refine: int):
+    """Steps 1-3 of the module docstring for one connected set of patches: (c, e over overlaps.U)."""
     import scipy.linalg as sla
+    import scipy.sparse as sp
 
-    sub = b[:, idx]
-    delta = energy[idx]
-    shift = 1e-6 * delta.mean()
-    factor = sla.cho_factor(approx[np.ix_(idx, idx)] + shift * np.diag(delta / delta.mean()))
-    for _ in range(steps):
-        m_vec = delta * vec - sub.conj().T @ overlaps.solve(sub @ vec)
-        rho = np.vdot(vec, m_vec).real / np.vdot(vec, delta * vec).real
-        residual = m_vec - rho * delta * vec
-        if np.linalg.norm(residual) <= 1e-13 * np.linalg.norm(delta * vec):
-            break
-        vec = vec - sla.cho_solve(factor, residual)
-        vec = vec / np.sqrt(np.vdot(vec, delta * vec).real)
-    return vec
+    count = len(patches)
+    flat = patches.reshape(count, -1)
+    b = _weighted_splats(flat, overlaps)
+    f = overlaps.w[overlaps.U, None] * flat[:, overlaps.U].T  # (U, n): T^T W p_i
+    # the approximate form (A replaced by its row sums D = splat(w)): sparse products only
+    d_inv = sp.diags(1.0 / overlaps.illumination[overlaps.lit])
+    approx = (b.conj().T @ d_inv @ b).toarray()
+    if len(overlaps.U):
+        g_d = overlaps.G.T @ d_inv
+        q = f - (g_d @ b).toarray()
+        schur = np.diag(count * overlaps.w[overlaps.U]) - (g_d @ overlaps.G).toarray()
+        schur += COMMON_RIDGE * np.trace(schur) / len(overlaps.U) * np.eye(len(overlaps.U))
+        approx = approx + q.conj().T @ np.linalg.solve(schur, q)
+    approx = np.diag(energy) - 0.5 * (approx + approx.conj().T)
+    scale = 1.0 / np.sqrt(energy)
+    _, vec = sla.eigh(approx * scale[:, None] * scale[None, :], subset_by_index=[0, 0], driver="evx")
+    vec = vec[:, 0] * scale
+    if refine > 0:
+        vec = _refine(vec, b, f, energy, approx, overlaps, refine)
+    c = vec / ((energy * vec).sum() / energy.sum())
+    _, e = overlaps.fit(b @ c, f @ c)
+    return c, e
 
 
-def common_error(scaled: np.ndarray, overlaps: Overlaps, iterations: int) -> np.ndarray:
-    """The pattern e (N, N) common to every scaled patch (module docstring, step 3): `iterations`
-    rounds of O <- least-squares object of (p - e), e <- mean residual p_i - E_i O, each e with
-    zero w-weighted mean."""
-    count, m = overlaps.n_patches, overlaps.n * overlaps.n
-    flat = np.asarray(scaled, dtype=np.complex128).reshape(count, m)
-    e = np.zeros(m, dtype=np.complex128)
-    wsum = overlaps.w.sum()
-    for _ in range(int(iterations)):
-        obj = overlaps.fit_object((flat - e).ravel())
-        residual = flat - overlaps.cut(obj).reshape(count, m)
-        e = residual.mean(axis=0)
-        if wsum > 0:
-            e = e - (overlaps.w * e).sum() / wsum
-    return e.reshape(overlaps.n, overlaps.n)
+def _refine(vec, b, f, energy, approx, overlaps: Overlaps, steps: int) -> np.ndarray:
+    """LOBPCG on the exact form M = Delta - [B; F]^H H^-1 [B; F] from `vec`; the approximate form
+    (slightly shifted) preconditions. Both are divided by mean(Delta): the tolerance is relative."""
+    import warnings
+
+    import scipy.linalg as sla
+    import scipy.sparse.linalg as spla
+
+    size = len(vec)
+    unit = energy.mean()
+    delta = energy / unit
+    factor = sla.cho_factor(approx / unit + 1e-9 * np.diag(delta))
+
+    def m_apply(x):
+        x = np.asarray(x).reshape(size, -1)
+        obj, common = overlaps.fit(b @ x, f @ x)
+        return delta[:, None] * x - (b.conj().T @ obj + f.conj().T @ common) / unit
+
+    def operator(apply):
+        return spla.LinearOperator((size, size), matvec=apply, matmat=apply, dtype=np.complex128)
+
+    with warnings.catch_warnings():  # stopping at `steps` short of the tolerance is expected on real data
+        warnings.simplefilter("ignore", UserWarning)
+        _, vecs = spla.lobpcg(
+            operator(m_apply),
+            vec[:, None],
+            B=operator(lambda x: delta.reshape((-1,) + (1,) * (np.ndim(x) - 1)) * x),
+            M=operator(lambda x: sla.cho_solve(factor, x)),
+            largest=False,
+            tol=REFINE_TOLERANCE,
+            maxiter=steps,
+        )
+    return vecs[:, 0]
 
 
 def gauge(
@@ -212,7 +308,6 @@ def gauge(
     shape: tuple[int, int],
     probe: np.ndarray,
     common: bool = True,
-    common_iterations: int = 20,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gauge-aware stitcher: estimate each patch's complex scalar (and, with `common`, the error
     common to every patch) from the overlaps, correct the patches, stitch with weights |P|^2.
@@ -220,25 +315,12 @@ def gauge(
     patches (n, N, N) complex, positions (n, 2) (y, x) pixels, shape (H, W), probe (N, N).
     Returns (object (H, W) complex64, weights (H, W) float32). Method: this module's docstring.
     """
-    corrected = correct(patches, positions, shape, probe, common, common_iterations)
-    return stitch.probe_weighted(corrected, positions, shape, probe)
+    return stitch.probe_weighted(correct(patches, positions, shape, probe, common), positions, shape, probe)
 
 
-def correct(
-    patches: np.ndarray,
-    positions: np.ndarray,
-    shape: tuple[int, int],
-    probe: np.ndarray,
-    common: bool = True,
-    common_iterations: int = 20,
-) -> np.ndarray:
+def correct(patches, positions, shape, probe, common: bool = True) -> np.ndarray:
     """The patches (n, N, N) complex64 with their scalars and (with `common`) the common error
     removed: c_i p_i - e."""
     patches, positions, shape = stitch.check_inputs(patches, positions, shape)
-    if len(patches) == 0:
-        return patches.astype(np.complex64)
-    overlaps = Overlaps(positions, patches.shape[-1], shape, np.abs(np.asarray(probe)) ** 2)
-    scaled = patches.astype(np.complex128) * patch_scalars(patches, overlaps)[:, None, None]
-    if common and common_iterations > 0:
-        scaled = scaled - common_error(scaled, overlaps, common_iterations)
-    return scaled.astype(np.complex64)
+    c, e = estimate(patches, positions, shape, np.abs(np.asarray(probe)) ** 2, common)
+    return (patches.astype(np.complex128) * c[:, None, None] - e).astype(np.complex64)
