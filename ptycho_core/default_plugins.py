@@ -41,7 +41,7 @@ def ptycho_register_stitchers(register):
     register(
         StitcherSpec(
             name="probe_weighted",
-            summary="least-squares stitching, weights |P|^2 (default)",
+            summary="least-squares stitching, weights |P|^2",
             factory="ptycho_core.stitch:probe_weighted",
             requires=("numpy",),
         )
@@ -49,7 +49,7 @@ def ptycho_register_stitchers(register):
     register(
         StitcherSpec(
             name="gauge",
-            summary="each patch's complex scalar and the error common to every patch, estimated from the overlaps; then |P|^2",
+            summary="(default) each patch's complex scalar and the common error, estimated from the overlaps; then |P|^2",
             factory="ptycho_core.gauge:gauge",
             requires=("numpy", "scipy"),
             options={

@@ -136,6 +136,8 @@ def stitch(name_or_spec, patches, positions, shape, probe, registry=None, **opti
         value = options.get(key, opt.default)
         if isinstance(value, str) and opt.type != "str":
             value = opt.parse(value, f"{spec.name}.{key}")
+        else:
+            opt.check(value, f"{spec.name}.{key}")
         values[key] = value
     obj, weights = spec.load_factory()(patches, positions, shape, probe, **values)
     h, w = (int(v) for v in shape)

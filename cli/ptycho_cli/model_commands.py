@@ -10,6 +10,7 @@ import click
 from ptycho_cli.options import data_file_options, parse_options, train_config_options
 from ptycho_cli.results_command import db_option
 from ptycho_core.errors import UsageError
+from ptycho_core.harness.request import DEFAULT_STITCHER
 
 NPROC_HELP = (
     "Data-parallel processes on this machine (torch generators): runs this command under "
@@ -169,7 +170,7 @@ def _print_training_summary(name, history, out_dir):
     type=click.Path(dir_okay=False),
     help="Output: .npz, or a Ptychodus product file (*product.h5) that the Ptychodus GUI opens.",
 )
-@click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
+@click.option("--stitcher", default=DEFAULT_STITCHER, show_default=True, help="Stitcher name (ptycho list-stitchers).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Prediction batch (groups).")
 @generator_options("Option of the iterative generator (see `ptycho describe NAME`); repeatable.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
