@@ -48,7 +48,13 @@ canvas) a few seconds on one CPU core.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.sparse.csgraph import connected_components
 
 from ptycho_core import physics, stitch
 
@@ -63,8 +69,6 @@ REFINE_TOLERANCE = 1e-10
 def extract_matrix(positions: np.ndarray, n: int, shape: tuple[int, int]):
     """`physics.extract` as a scipy.sparse CSR matrix (n_patterns * n * n, H * W): row i*n*n + u*n + v
     holds the bilinear weights of patch i's pixel (u, v) on the canvas (zero outside it)."""
-    import scipy.sparse as sp
-
     positions = np.asarray(positions, dtype=np.float64)
     h, w = (int(v) for v in shape)
     y0, x0, wy, wx = physics.bilinear_corners(positions, n)
@@ -122,8 +126,6 @@ class Overlaps:
     """
 
     def __init__(self, positions, n: int, shape, patch_weights, common: bool = False):
-        import scipy.sparse as sp
-
         self.n_patches, self.n, self.shape = len(positions), n, (int(shape[0]), int(shape[1]))
         self.w = np.asarray(patch_weights, dtype=np.float64).reshape(-1)
         E = extract_matrix(positions, n, self.shape)
@@ -153,8 +155,6 @@ class Overlaps:
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """A^-1 rhs over the lit pixels."""
         if self._lu is None:
-            import scipy.sparse.linalg as spla
-
             self._lu = spla.splu(self.A, permc_spec="MMD_AT_PLUS_A")
         rhs = np.asarray(rhs)
         if np.iscomplexobj(rhs):
@@ -162,8 +162,6 @@ class Overlaps:
         return self._lu.solve(np.ascontiguousarray(rhs))
 
     def _schur_factor(self):
-        import scipy.linalg as sla
-
         if self._schur is None:
             k = len(self.U)
             schur = np.diag(self.n_patches * self.w[self.U])
@@ -179,8 +177,6 @@ class Overlaps:
         """(O over the lit pixels, e over U) solving the joint normal equations
         [[A, G], [G^T, n W_U]] [O; e] = [rhs_object; rhs_common] by block elimination (e = 0 and
         O = A^-1 rhs_object without a common error). Columns of 2-D right-hand sides are solved at once."""
-        import scipy.linalg as sla
-
         t = self.solve(rhs_object)
         if not len(self.U):
             return t, np.zeros((0,) + np.shape(rhs_object)[1:], dtype=t.dtype)
@@ -190,9 +186,6 @@ class Overlaps:
 
 def _components(coupling: np.ndarray, live: np.ndarray) -> list[np.ndarray]:
     """Indices of the live patches in each connected component of the overlap graph."""
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
-
     _, labels = connected_components(sp.csr_matrix(np.abs(coupling) > 0), directed=False)
     return [np.flatnonzero((labels == label) & live) for label in np.unique(labels[live])]
 
@@ -229,8 +222,6 @@ def estimate(patches, positions, shape, patch_weights, common: bool = True, refi
 
 def _weighted_splats(flat: np.ndarray, overlaps: Overlaps):
     """B (lit, n) sparse: column i is E_i^H (w p_i), patch i's weighted splat."""
-    import scipy.sparse as sp
-
     count, m = flat.shape
     cols = sp.csc_matrix(
         (flat.ravel(), (np.arange(count * m), np.repeat(np.arange(count), m))), shape=(count * m, count)
@@ -240,9 +231,6 @@ def _weighted_splats(flat: np.ndarray, overlaps: Overlaps):
 
 def _solve_component(patches: np.ndarray, overlaps: Overlaps, energy: np.ndarray, refine: int):
     """Steps 1-3 of the module docstring for one connected set of patches: (c, e over overlaps.U)."""
-    import scipy.linalg as sla
-    import scipy.sparse as sp
-
     count = len(patches)
     flat = patches.reshape(count, -1)
     b = _weighted_splats(flat, overlaps)
@@ -270,11 +258,6 @@ def _solve_component(patches: np.ndarray, overlaps: Overlaps, energy: np.ndarray
 def _refine(vec, b, f, energy, approx, overlaps: Overlaps, steps: int) -> np.ndarray:
     """LOBPCG on the exact form M = Delta - [B; F]^H H^-1 [B; F] from `vec`; the approximate form
     (slightly shifted) preconditions. Both are divided by mean(Delta): the tolerance is relative."""
-    import warnings
-
-    import scipy.linalg as sla
-    import scipy.sparse.linalg as spla
-
     size = len(vec)
     unit = energy.mean()
     delta = energy / unit
