@@ -1,4 +1,4 @@
-"""Alignment and metrics of a stitched reconstruction (DESIGN section 8).
+"""Alignment and metrics of a stitched reconstruction (docs/design.md#scoring).
 
 `score(...)` runs, per reconstruction:
 
@@ -27,6 +27,10 @@
    test patches whose exit wave is nearer the twin conj(psi(-r)) of the true exit wave psi = P o
    than psi itself (both after the best complex scalar), the failure no single pattern can reveal.
 
+Every key is declared in `ptycho_core.metric_registry` (the kinds it calls `SCORED`); `score`
+sets them all, NaN where not computable (`twin_share` is set by `pipeline.score_object`, which has
+the predicted patches).
+
 Coverage, reported with the metrics: `covered_fraction` and `scored_fraction` (covered and
 SSIM-scored pixels over the rectangle's pixels), `frc_side` (side of the FRC square, pixels).
 Too small to mean anything, and then NaN with a flag set to 1.0 instead of a number:
@@ -46,7 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ptycho_core import physics
+from ptycho_core import metric_registry, physics
 
 #: Region pixels must have at least this fraction of the maximum stitching weight.
 REGION_WEIGHT_FRACTION = 0.1
@@ -56,33 +60,6 @@ FRC_THRESHOLD = 0.5
 FRC_MIN_SIDE = 16
 #: Fewest SSIM-scored pixels for the pixel metrics; fewer gives NaN and `area_too_small`.
 MIN_SCORED_PIXELS = FRC_MIN_SIDE**2
-
-METRIC_KEYS = (
-    "amp_ssim",
-    "amp_psnr",
-    "amp_mae",
-    "amp_rmse",
-    "phase_ssim",
-    "phase_psnr",
-    "phase_mae",
-    "phase_rmse",
-    "frc_amp_px",
-    "frc_amp_cpp",
-    "frc_phase_px",
-    "frc_phase_cpp",
-    "data_error",
-    "data_scale",
-    "shift_y",
-    "shift_x",
-    "ramp_y",
-    "ramp_x",
-    "region_pixels",
-    "covered_fraction",
-    "scored_fraction",
-    "frc_side",
-    "frc_too_small",
-    "area_too_small",
-)
 
 
 @dataclass
@@ -133,6 +110,7 @@ def region(weights: np.ndarray, positions: np.ndarray) -> tuple[tuple[int, int, 
 def registration_shift(recon: np.ndarray, ground_truth: np.ndarray, upsample: int = 20) -> tuple[float, float]:
     """Sub-pixel shift (dy, dx) that registers `recon` onto `ground_truth` (same-shape complex
     crops): applying it to `recon` aligns the two. Mean-removed, Hann-tapered phase correlation."""
+    # lazy: import time (scikit-image), only this function needs it
     from skimage.registration import phase_cross_correlation
 
     taper = np.outer(np.hanning(recon.shape[0]), np.hanning(recon.shape[1]))
@@ -162,7 +140,7 @@ def _iterative_registration(recon_full, truth_box, box, keep, rounds=6, tol=0.01
 
 def fourier_shift(image: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
     """`image` (H, W) complex translated by `shift` (dy, dx) pixels (periodic, sub-pixel)."""
-    from scipy import ndimage
+    from scipy import ndimage  # lazy: import time (scipy), only this function needs it
 
     return np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(image), shift))
 
@@ -198,7 +176,7 @@ def _psnr(peak: float, rmse: float) -> float:
 def scored_mask(covered: np.ndarray) -> np.ndarray:
     """The pixels whose whole SSIM window (7 x 7, centred) lies inside `covered` (and the box):
     the covered mask eroded by the window, pixels within 3 of the box edge dropped."""
-    from scipy.ndimage import binary_erosion
+    from scipy.ndimage import binary_erosion  # lazy: import time (scipy), only this function needs it
 
     window = np.ones((SSIM_WINDOW, SSIM_WINDOW), dtype=bool)
     return binary_erosion(np.asarray(covered, dtype=bool), structure=window, border_value=0)
@@ -207,7 +185,7 @@ def scored_mask(covered: np.ndarray) -> np.ndarray:
 def ssim(reference: np.ndarray, image: np.ndarray, mask: np.ndarray, data_range: float) -> float:
     """Mean SSIM (window 7) over the pixels whose whole window lies inside `mask` (the covered
     pixels): values outside the mask never enter a window that is averaged. NaN if none."""
-    from skimage.metrics import structural_similarity
+    from skimage.metrics import structural_similarity  # lazy: import time (scikit-image), only this function needs it
 
     scored = scored_mask(mask)
     if not data_range > 0 or min(reference.shape) < SSIM_WINDOW or not scored.any():
@@ -383,7 +361,7 @@ def score(
     mask (N, N) or (n, N, N) detector mask. `shift_y, shift_x` are the shift (pixels) applied
     to the reconstruction by registration; `ramp_y, ramp_x` the removed ramp (radians/pixel).
     """
-    values = {key: math.nan for key in METRIC_KEYS}
+    values = {key: math.nan for key in metric_registry.keys(metric_registry.SCORED)}
     values.update(shift_y=0.0, shift_x=0.0, ramp_y=0.0, ramp_x=0.0)
     recon = np.asarray(recon)
     err, s = data_space_error(recon, positions, probe, diffraction, mask, return_scale=True)

@@ -1,4 +1,4 @@
-"""Built-in stitchers (DESIGN section 8), registered through the same hooks as any plugin.
+"""Built-in stitchers (docs/design.md#scoring), registered through the same hooks as any plugin.
 
 A stitcher takes patches (n, N, N) complex, positions (n, 2) as (y, x) object pixels of each
 patch's centre pixel (N//2, N//2), the canvas shape (H, W) and the probe (N, N), splats with the
@@ -13,6 +13,7 @@ import numpy as np
 
 from ptycho_core import physics
 from ptycho_core.errors import UsageError
+from ptycho_core.plugins import load_registry
 
 #: Canvas pixels whose weight is below this fraction of the maximum are set to 0.
 WEIGHT_FLOOR = 1e-3
@@ -123,22 +124,9 @@ def stitch(name_or_spec, patches, positions, shape, probe, registry=None, **opti
     spec = name_or_spec
     if isinstance(name_or_spec, str):
         if registry is None:
-            from ptycho_core.plugins import load_registry
-
             registry = load_registry()
         spec = registry.stitcher(name_or_spec)
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        known = ", ".join(sorted(spec.options)) or "none"
-        raise UsageError(f"stitcher {spec.name}: unknown option(s) {', '.join(unknown)} (known: {known})")
-    values = {}
-    for key, opt in spec.options.items():
-        value = options.get(key, opt.default)
-        if isinstance(value, str) and opt.type != "str":
-            value = opt.parse(value, f"{spec.name}.{key}")
-        else:
-            opt.check(value, f"{spec.name}.{key}")
-        values[key] = value
+    values = spec.resolve_options(options)
     obj, weights = spec.load_factory()(patches, positions, shape, probe, **values)
     h, w = (int(v) for v in shape)
     obj = np.asarray(obj)

@@ -79,7 +79,7 @@ def test_the_compare_child_times_one_patch_per_test_pattern(pair, per_pattern, f
     prepared = pipeline.prepare(train, test, gridsize=2)
     gen = Counting(per_pattern)
     patches, seconds = worker.predict_timed(gen, prepared)
-    warm = min(worker.INFERENCE_BATCH, -(-test.n // 4) if per_pattern else test.n) * 4
+    warm = min(pipeline.PREDICT_BATCH, -(-test.n // 4) if per_pattern else test.n) * 4
     assert gen.predicted - warm < factor * test.n + 4
     assert gen.predicted - warm >= factor * test.n
     assert patches.shape == (test.n, 16, 16) and seconds > 0

@@ -1,6 +1,6 @@
 """Listing commands: list-generators, list-loaders, list-stitchers, plugins, describe.
 
-Standard library, click and ptycho_core's light modules only (DESIGN section 2): listing never
+Standard library, click and ptycho_core's light modules only (docs/design.md#layers): listing never
 imports numpy or a framework; availability is checked with `importlib.util.find_spec`.
 """
 
@@ -298,5 +298,8 @@ def _training_lines(spec: GeneratorSpec) -> list[str]:
     for s in train_settings():
         source = "plugin" if s.field in spec.train_defaults else "ptycho"
         rows.append([s.flag, json.dumps(getattr(config, s.field)), source])
+    for s in spec.engine_settings:
+        source = "plugin" if s.name in spec.train_defaults else f"{spec.framework} engine"
+        rows.append([s.flag, json.dumps(config.engine[s.name]), source + f" ({s.limits()})"])
     head = "training (train and compare; an explicit flag wins over these defaults):"
     return [head, _table(["flag", "default", "from"], rows)]

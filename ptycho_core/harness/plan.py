@@ -1,5 +1,5 @@
 """Planning a comparison: which generators run, with which options and budget, into which
-folders, and which finished runs can be reused (DESIGN section 9, resume).
+folders, and which finished runs can be reused (docs/design.md#compare, resume).
 
 Nothing here imports numpy or a framework.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ptycho_core import __version__, rundir
 from ptycho_core.errors import UsageError
-from ptycho_core.generator import TrainConfig
+from ptycho_core.generator import TrainConfig, train_settings
 from ptycho_core.registry import GeneratorSpec, Registry
 
 
@@ -39,7 +39,7 @@ class Selection:
     """What a request selects, checked against the registry before any data is touched.
 
     specs: generators to run; skipped: [{generator, reason}]; explicit: generators were named;
-    option_values: typed options by id(spec); stitcher / stitch_options: the stitcher and its
+    option_values: typed options by `spec.qualified_name`; stitcher / stitch_options: the stitcher and its
     typed options; train: explicit TrainConfig values; base_config: TrainConfig from `train` alone
     (the split's seed and val_fraction, provenance).
     """
@@ -57,14 +57,15 @@ class Selection:
 def select(request, registry: Registry) -> Selection:
     """Check a CompareRequest's usage against the registry; raise UsageError before any work."""
     request.check()
-    base_config = TrainConfig(**request.train)
+    fields = {s.field for s in train_settings()}
+    base_config = TrainConfig(**{k: v for k, v in request.train.items() if k in fields})
     specs, skipped, explicit = select_generators(registry, request.generators)
     stitcher = registry.stitcher(request.stitcher)
     if not stitcher.available:
         raise UsageError(f"stitcher {request.stitcher!r} is {stitcher.status()}")
     option_values, stitch_options = resolve_compare_options(request.options, specs, registry, stitcher)
     for spec in specs:
-        spec.train_config(request.train)  # a bad value fails here, before any work
+        spec.train_config(request.train)  # a bad value, or an engine setting it lacks, fails here: before any work
     return Selection(
         specs, skipped, explicit, option_values, stitcher, stitch_options, dict(request.train), base_config
     )
@@ -125,21 +126,13 @@ def resolve_compare_options(options, specs, registry: Registry, stitcher_spec) -
     for name, values in given.items():
         target = next((s for s in specs if name in (s.name, s.qualified_name)), None)
         if target is None and name in (stitcher_spec.name, stitcher_spec.qualified_name):
-            unknown = sorted(set(values) - set(stitcher_spec.options))
-            if unknown:
-                known = ", ".join(sorted(stitcher_spec.options)) or "none"
-                raise UsageError(
-                    f"stitcher {stitcher_spec.name}: unknown option(s) {', '.join(unknown)} (known: {known})"
-                )
-            for key, value in values.items():
-                opt = stitcher_spec.options[key]
-                stitch_options[key] = opt.parse(value, f"{name}.{key}") if isinstance(value, str) else value
+            stitch_options.update({k: v for k, v in stitcher_spec.resolve_options(values).items() if k in values})
             continue
         if target is None:
             compared = ", ".join(s.name for s in specs)
             raise UsageError(f"--option {name}.*: {name!r} is not a generator being compared ({compared})")
-        per_spec.setdefault(id(target), {}).update(values)
-    resolved = {id(spec): spec.resolve_options(per_spec.get(id(spec), {})) for spec in specs}
+        per_spec.setdefault(target.qualified_name, {}).update(values)
+    resolved = {spec.qualified_name: spec.resolve_options(per_spec.get(spec.qualified_name, {})) for spec in specs}
     return resolved, stitch_options
 
 
@@ -185,13 +178,15 @@ def make_plans(specs, option_values: dict, train: dict, seeds: int) -> list[RunP
             name = label if seeds == 1 else f"{label}-seed{s}"
             config = dataclasses.replace(base, seed=s)
             plans.append(
-                RunPlan(name=name, label=label, spec=spec, options=option_values[id(spec)], seed=s, config=config)
+                RunPlan(
+                    name=name, label=label, spec=spec, options=option_values[spec.qualified_name], seed=s, config=config
+                )
             )
     return plans
 
 
 def run_hash(plan: RunPlan, fingerprint: str, prepared_hash: str, split_info: dict) -> str:
-    """sha256 over everything a run's result depends on (DESIGN section 9, resume)."""
+    """sha256 over everything a run's result depends on (docs/design.md#compare, resume)."""
     payload = {
         "data": fingerprint,
         "prepared": prepared_hash,

@@ -1,4 +1,4 @@
-"""The child process of a comparison (DESIGN section 9): one (generator, seed) per process.
+"""The child process of a comparison (docs/design.md#compare): one (generator, seed) per process.
 
 The parent (`harness.supervise`) starts `main(job, events)` with
 `multiprocessing.get_context("spawn")`, passing only plain data: the job dict (factory string,
@@ -10,7 +10,7 @@ events (JSON). The child
 3. builds `factory(**options)`, fits it (`pipeline.fit_generator`, which writes `model/`);
 4. predicts one patch per test pattern (`predict_timed`: each pattern once for a per-pattern
    generator, every channel of every test group for a joint-channel one; one warm-up batch, then
-   timed, `INFERENCE_BATCH` groups per call to `predict`); an iterative generator (`kind="iterative"`)
+   timed, `pipeline.PREDICT_BATCH` groups per call to `predict`); an iterative generator (`kind="iterative"`)
    instead reconstructs the test data's whole object (`pipeline.reconstruct_scan`), timed;
 5. writes `history.json`, `recon.npz`, `run.json` and, last, `DONE` into a temporary folder
    `runs/.<name>.partial/`, then renames it to `runs/<name>/` (atomic publication).
@@ -28,18 +28,24 @@ from __future__ import annotations
 import math
 import os
 import platform
+import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from ptycho_core import rundir
+import numpy as np
+
+from ptycho_core import pipeline, rundir
+from ptycho_core.errors import RunFailed, UsageError, failure_reason
+from ptycho_core.generator import TrainConfig
+from ptycho_core.harness.prepared import load_prepared
+from ptycho_core.host import peak_rss_mib
+from ptycho_core.metric_registry import finite
+from ptycho_core.registry import GeneratorSpec, Option, resolve_factory
 
 #: Progress events are forwarded at most this often (seconds), except epoch ends.
 PROGRESS_INTERVAL = 0.5
-
-#: Test groups per `predict` call when timing inference: the same for every generator.
-INFERENCE_BATCH = 64
 
 
 #: Exit code of a child whose parent comparison has gone away.
@@ -47,10 +53,6 @@ PARENT_GONE = 75
 
 #: Exit code of a child whose job is bad usage (a factory refusing an option value): not a row.
 BAD_USAGE = 64
-
-
-class RunFailed(Exception):
-    """A run that ended without a usable result (the message is the row's reason)."""
 
 
 # --- entry point ---------------------------------------------------------------------------------
@@ -79,29 +81,9 @@ def main(job: dict, events=None) -> None:
         _flush()
         if isinstance(exc, KeyboardInterrupt):
             os._exit(130)
-        sys.exit(BAD_USAGE if _is_usage_error(exc) else 1)
+        sys.exit(BAD_USAGE if isinstance(exc, UsageError) else 1)
     emit({"type": "finished", "status": summary.status})
     _flush()
-
-
-def _is_usage_error(exc: BaseException) -> bool:
-    from ptycho_core.errors import UsageError
-
-    return isinstance(exc, UsageError)
-
-
-def failure_reason(exc: BaseException) -> str:
-    """One line saying why a run failed (a usage error: its message alone)."""
-    if _is_usage_error(exc):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return f"out of memory (MemoryError{': ' + str(exc) if str(exc) else ''})"
-    if isinstance(exc, RunFailed):
-        return str(exc)
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def exit_reason(exitcode: int | None) -> str:
@@ -109,8 +91,6 @@ def exit_reason(exitcode: int | None) -> str:
     if exitcode is None:
         return "did not finish"
     if exitcode < 0:
-        import signal
-
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
@@ -131,8 +111,6 @@ def execute(job: dict, emit=None) -> rundir.RunRecord:
     Returns the run's record (written to run.json). Raises on failure (the partial folder is left
     for the caller, holding whatever was written).
     """
-    from ptycho_core.generator import TrainConfig
-
     emit = emit or (lambda event: None)
     partial = Path(job["partial_dir"])
     partial.mkdir(parents=True, exist_ok=True)
@@ -148,21 +126,12 @@ def execute(job: dict, emit=None) -> rundir.RunRecord:
 
 def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
     """A learned generator: fit (writing model/ and history.json), predict the test groups (recon.npz)."""
-    import numpy as np
-
-    from ptycho_core import pipeline
-    from ptycho_core.harness.prepared import load_prepared
-    from ptycho_core.registry import resolve_factory
-
     prepared = load_prepared(job["data_dir"], supervised=spec.supervised)
     resolve_factory(spec.factory)  # import the framework first: training time excludes imports
     started = time.time()
-    t0 = time.perf_counter()
     generator, history = pipeline.fit_generator(
         spec, job["options"], prepared, config, partial / rundir.MODEL_DIR, _throttled(emit)
     )
-    checkpoint = rundir.read_json(partial / rundir.MODEL_DIR / pipeline.CONFIG_NAME)
-    train_seconds = checkpoint.get("training_seconds") or time.perf_counter() - t0
     rundir.write_json(partial / rundir.HISTORY_JSON, history.to_dict())
     check_history(history)
 
@@ -172,21 +141,18 @@ def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord
         partial / rundir.RECON_NPZ, patches=patches, positions=np.asarray(prepared.test.positions, np.float64)
     )
     record = _record(job, spec, config, generator, history, seconds, patches.shape[0])
-    record.train_seconds, record.started = train_seconds, started
+    record.metrics["train_seconds"] = pipeline.training_numbers(history, partial / rundir.MODEL_DIR)["train_seconds"]
+    record.started = started
     return record
 
 
 def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
-    """An iterative generator (DESIGN section 10): reconstruct the test data's whole object.
+    """An iterative generator (docs/design.md#contracts): reconstruct the test data's whole object.
 
     recon.npz holds `object` (H, W) on the object grid, and `probe` / `refined_positions` when the
     engine refined them. The reconstruction time is the wall time of `reconstruct` (imports
     excluded); patterns per second count the test patterns reconstructed in it.
     """
-    from ptycho_core import pipeline
-    from ptycho_core.harness.prepared import load_prepared
-    from ptycho_core.registry import resolve_factory
-
     prepared = load_prepared(job["data_dir"])
     resolve_factory(spec.factory)  # import the framework first: reconstruction time excludes imports
     started = time.time()
@@ -220,16 +186,17 @@ def _record(job, spec, config, generator, history, seconds, test_patterns) -> ru
         kind=spec.kind,
         options=job["options"],
         train_config=config.to_dict(),
-        parameters=parameter_count(generator),
-        epochs_run=len(history.loss),
         stopped=history.stopped,
-        final_loss=history.loss[-1],
-        reconstruct_seconds=seconds,
-        inference_patterns_per_s=test_patterns / seconds if seconds > 0 else None,
-        inference_batch=INFERENCE_BATCH if spec.kind == "learned" else None,
+        inference_batch=pipeline.PREDICT_BATCH if spec.kind == "learned" else None,
         test_patterns=int(test_patterns),
-        peak_rss_mib=peak_rss_mib(),
-        peak_gpu_mib=device.get("peak_gpu_mib"),
+        metrics={
+            "parameters": parameter_count(generator),
+            "reconstruct_seconds": seconds,
+            "inference_patterns_per_s": test_patterns / seconds if seconds > 0 else None,
+            "peak_rss_mib": peak_rss_mib(),
+            "peak_gpu_mib": device.get("peak_gpu_mib"),
+            **pipeline.training_numbers(history),
+        },
         hardware=hardware(int(job.get("threads") or 0), device.get("gpu")),
         finished=time.time(),
         meta=job.get("meta", {}),
@@ -238,13 +205,11 @@ def _record(job, spec, config, generator, history, seconds, test_patterns) -> ru
 
 def spec_from_dict(data: dict):
     """A GeneratorSpec back from `spec_as_dict` (the job's plain-data copy)."""
-    from ptycho_core.registry import GeneratorSpec, Option
-
     data = dict(data)
-    data["options"] = {
-        k: Option(**{**v, "choices": tuple(v.get("choices") or ())}) for k, v in data.get("options", {}).items()
-    }
+    data["options"] = {k: Option(**v) for k, v in data.get("options", {}).items()}
     data["requires"] = tuple(data.get("requires", ()))
+    if data.get("engine_settings") is not None:
+        data["engine_settings"] = tuple(Option(**s) for s in data["engine_settings"])
     return GeneratorSpec(**data)
 
 
@@ -252,7 +217,7 @@ def check_history(history) -> None:
     """Raise RunFailed for a run whose training ended on a non-finite loss."""
     if str(history.stopped).startswith("non-finite"):
         raise RunFailed(history.stopped)
-    if not history.loss or not all(_finite(v) for v in history.loss):
+    if not history.loss or not all(finite(v) for v in history.loss):
         raise RunFailed("non-finite loss in the training history")
 
 
@@ -261,20 +226,18 @@ def predict_timed(generator, prepared) -> tuple:
 
     A per-pattern generator (the contract's `per_pattern`) predicts each test pattern once, packed
     C to a group; a joint-channel one predicts every test group and uses all its channels
-    (`pipeline.predict_patterns`). One warm-up call on the first INFERENCE_BATCH groups, then
-    every group timed, in calls of INFERENCE_BATCH groups: the same measurement for every generator.
+    (`pipeline.predict_patterns`). One warm-up call on the first PREDICT_BATCH groups, then every
+    group timed, in calls of PREDICT_BATCH groups (`pipeline.PREDICT_BATCH`): the same measurement
+    for every generator.
     """
-    import numpy as np
-
-    from ptycho_core import pipeline
-
     test = prepared.test
+    batch = pipeline.PREDICT_BATCH
     per_pattern = bool(getattr(generator, "per_pattern", False))
     groups = pipeline.prediction_groups(test, prepared.gridsize, per_pattern)
-    warm = slice(0, min(INFERENCE_BATCH, groups.n_groups))
-    pipeline.predict_groups(generator, test.diffraction[groups.indices[warm]], groups.offsets[warm], INFERENCE_BATCH)
+    warm = slice(0, min(batch, groups.n_groups))
+    pipeline.predict_groups(generator, test.diffraction[groups.indices[warm]], groups.offsets[warm], batch)
     t0 = time.perf_counter()
-    patches = pipeline.predict_patterns(generator, test, groups, per_pattern, INFERENCE_BATCH)
+    patches = pipeline.predict_patterns(generator, test, groups, per_pattern, batch)
     seconds = time.perf_counter() - t0
     if not np.isfinite(patches).all():
         raise RunFailed("non-finite values in the predicted patches")
@@ -305,16 +268,6 @@ def device_info(generator) -> dict:
     except Exception:  # an optional measurement never fails a run
         return {}
     return dict(info) if isinstance(info, dict) else {}
-
-
-def peak_rss_mib() -> float | None:
-    """This process's peak resident memory in MiB (resource.getrusage)."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024**2 if sys.platform == "darwin" else peak / 1024
 
 
 def hardware(threads: int = 0, gpu: str | None = None) -> dict:
@@ -374,10 +327,3 @@ def _flush() -> None:
             stream.flush()
         except Exception:
             pass
-
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
