@@ -41,7 +41,7 @@ def ptycho_register_stitchers(register):
     register(
         StitcherSpec(
             name="probe_weighted",
-            summary="least-squares stitching, weights |P|^2",
+            summary="least-squares stitching, weights |P|^2 (default)",
             factory="ptycho_core.stitch:probe_weighted",
             requires=("numpy",),
         )
@@ -49,11 +49,17 @@ def ptycho_register_stitchers(register):
     register(
         StitcherSpec(
             name="gauge",
-            summary="(default) each patch's complex scalar and the common error, estimated from the overlaps; then |P|^2",
+            summary="each patch's complex scalar and the common error, estimated from the overlaps; then |P|^2",
             factory="ptycho_core.gauge:gauge",
             requires=("numpy", "scipy"),
             options={
                 "common": Option("bool", True, "also estimate and subtract the error common to every patch"),
+                "prior": Option(
+                    "float",
+                    0.0,
+                    "weight pulling each scalar towards 1 against a slow drift across the scan (0: pure synchronisation)",
+                    min=0.0,
+                ),
             },
         )
     )

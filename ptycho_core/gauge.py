@@ -105,8 +105,14 @@ COMMON_RIDGE = 1e-9
 #: Right-hand sides per block of sparse solves (bounds the dense block in memory).
 SOLVE_CHUNK = 64
 
-#: LOBPCG steps on the exact form (it stops earlier at `REFINE_TOLERANCE`).
+#: LOBPCG (or conjugate-gradient) steps on the exact form (it stops earlier at `REFINE_TOLERANCE`).
 REFINE_STEPS = 30
+
+#: Default weight of the prior that pulls each scalar towards 1 (relative to the patch energies
+#: Delta). 0: the pure synchronisation (exact on exact data). Overlaps fix the scalars'
+#: patch-to-patch differences well and a slow drift of phase or magnitude across a large scan
+#: poorly; a prior > 0 keeps the network's own scalars for the latter.
+PRIOR = 0.0
 
 
 def _real_matmul(matrix, values: np.ndarray) -> np.ndarray:
@@ -190,7 +196,9 @@ def _components(coupling: np.ndarray, live: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero((labels == label) & live) for label in np.unique(labels[live])]
 
 
-def estimate(patches, positions, shape, patch_weights, common: bool = True, refine: int = REFINE_STEPS):
+def estimate(
+    patches, positions, shape, patch_weights, common: bool = True, prior: float = PRIOR, refine: int = REFINE_STEPS
+):
     """(c (n,) complex128, e (N, N) complex128): each patch's complex scalar and the error common to
     every scaled patch (zeros without `common`), from the overlaps alone (module docstring).
 
@@ -214,7 +222,7 @@ def estimate(patches, positions, shape, patch_weights, common: bool = True, refi
             continue
         whole = len(idx) == count
         sub = overlaps if whole else Overlaps(positions[idx], n, shape, patch_weights, common=common)
-        c[idx], part_e = _solve_component(patches[idx], sub, energy[idx], refine)
+        c[idx], part_e = _solve_component(patches[idx], sub, energy[idx], prior, refine)
         if idx is parts[-1]:
             e.ravel()[sub.U] = part_e
     return c, e
@@ -229,7 +237,7 @@ def _weighted_splats(flat: np.ndarray, overlaps: Overlaps):
     return (overlaps.EtW.astype(np.complex128) @ cols).tocsc()
 
 
-def _solve_component(patches: np.ndarray, overlaps: Overlaps, energy: np.ndarray, refine: int):
+def _solve_component(patches: np.ndarray, overlaps: Overlaps, energy: np.ndarray, prior: float, refine: int):
     """Steps 1-3 of the module docstring for one connected set of patches: (c, e over overlaps.U)."""
     count = len(patches)
     flat = patches.reshape(count, -1)
@@ -245,14 +253,56 @@ def _solve_component(patches: np.ndarray, overlaps: Overlaps, energy: np.ndarray
         schur += COMMON_RIDGE * np.trace(schur) / len(overlaps.U) * np.eye(len(overlaps.U))
         approx = approx + q.conj().T @ np.linalg.solve(schur, q)
     approx = np.diag(energy) - 0.5 * (approx + approx.conj().T)
-    scale = 1.0 / np.sqrt(energy)
-    _, vec = sla.eigh(approx * scale[:, None] * scale[None, :], subset_by_index=[0, 0], driver="evx")
-    vec = vec[:, 0] * scale
-    if refine > 0:
-        vec = _refine(vec, b, f, energy, approx, overlaps, refine)
+    if prior > 0:
+        vec = _with_prior(b, f, energy, approx, overlaps, prior, refine)
+    else:
+        scale = 1.0 / np.sqrt(energy)
+        _, vec = sla.eigh(approx * scale[:, None] * scale[None, :], subset_by_index=[0, 0], driver="evx")
+        vec = vec[:, 0] * scale
+        if refine > 0:
+            vec = _refine(vec, b, f, energy, approx, overlaps, refine)
     c = vec / ((energy * vec).sum() / energy.sum())
     _, e = overlaps.fit(b @ c, f @ c)
     return c, e
+
+
+def _exact_form(b, f, overlaps: Overlaps, delta: np.ndarray, unit: float):
+    """x -> M x / unit, M = Delta - [B; F]^H H^-1 [B; F] (delta = Delta / unit), for (n,) or (n, k) x."""
+
+    def m_apply(x):
+        x = np.asarray(x).reshape(len(delta), -1)
+        obj, common = overlaps.fit(b @ x, f @ x)
+        return delta[:, None] * x - (b.conj().T @ obj + f.conj().T @ common) / unit
+
+    return m_apply
+
+
+def _operator(size: int, apply):
+    return spla.LinearOperator((size, size), matvec=apply, matmat=apply, dtype=np.complex128)
+
+
+def _with_prior(b, f, energy, approx, overlaps: Overlaps, prior: float, steps: int) -> np.ndarray:
+    """argmin_c c^H M c + prior (c - 1)^H Delta (c - 1): (M + prior Delta) c = prior Delta 1, by
+    conjugate gradients on the exact form from the approximate form's solution, which preconditions."""
+    size = len(energy)
+    unit = energy.mean()
+    delta = energy / unit
+    factor = sla.cho_factor(approx / unit + prior * np.diag(delta))
+    rhs = prior * delta.astype(np.complex128)
+    start = sla.cho_solve(factor, rhs)
+    if steps <= 0:
+        return start
+    exact = _exact_form(b, f, overlaps, delta, unit)
+    system = _operator(size, lambda x: exact(x) + prior * delta[:, None] * np.asarray(x).reshape(size, -1))
+    solution, _ = spla.cg(
+        system,
+        rhs,
+        x0=start,
+        rtol=REFINE_TOLERANCE,
+        maxiter=steps,
+        M=_operator(size, lambda x: sla.cho_solve(factor, x)),
+    )
+    return solution
 
 
 def _refine(vec, b, f, energy, approx, overlaps: Overlaps, steps: int) -> np.ndarray:
@@ -262,14 +312,10 @@ def _refine(vec, b, f, energy, approx, overlaps: Overlaps, steps: int) -> np.nda
     unit = energy.mean()
     delta = energy / unit
     factor = sla.cho_factor(approx / unit + 1e-9 * np.diag(delta))
-
-    def m_apply(x):
-        x = np.asarray(x).reshape(size, -1)
-        obj, common = overlaps.fit(b @ x, f @ x)
-        return delta[:, None] * x - (b.conj().T @ obj + f.conj().T @ common) / unit
+    m_apply = _exact_form(b, f, overlaps, delta, unit)
 
     def operator(apply):
-        return spla.LinearOperator((size, size), matvec=apply, matmat=apply, dtype=np.complex128)
+        return _operator(size, apply)
 
     with warnings.catch_warnings():  # stopping at `steps` short of the tolerance is expected on real data
         warnings.simplefilter("ignore", UserWarning)
@@ -291,6 +337,7 @@ def gauge(
     shape: tuple[int, int],
     probe: np.ndarray,
     common: bool = True,
+    prior: float = PRIOR,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gauge-aware stitcher: estimate each patch's complex scalar (and, with `common`, the error
     common to every patch) from the overlaps, correct the patches, stitch with weights |P|^2.
@@ -298,12 +345,12 @@ def gauge(
     patches (n, N, N) complex, positions (n, 2) (y, x) pixels, shape (H, W), probe (N, N).
     Returns (object (H, W) complex64, weights (H, W) float32). Method: this module's docstring.
     """
-    return stitch.probe_weighted(correct(patches, positions, shape, probe, common), positions, shape, probe)
+    return stitch.probe_weighted(correct(patches, positions, shape, probe, common, prior), positions, shape, probe)
 
 
-def correct(patches, positions, shape, probe, common: bool = True) -> np.ndarray:
+def correct(patches, positions, shape, probe, common: bool = True, prior: float = PRIOR) -> np.ndarray:
     """The patches (n, N, N) complex64 with their scalars and (with `common`) the common error
     removed: c_i p_i - e."""
     patches, positions, shape = stitch.check_inputs(patches, positions, shape)
-    c, e = estimate(patches, positions, shape, np.abs(np.asarray(probe)) ** 2, common)
+    c, e = estimate(patches, positions, shape, np.abs(np.asarray(probe)) ** 2, common, prior)
     return (patches.astype(np.complex128) * c[:, None, None] - e).astype(np.complex64)
