@@ -333,6 +333,21 @@ def group(positions: np.ndarray, gridsize: int, *, train: bool, seed: int = 0) -
     return _make_groups(positions, out)
 
 
+def pack(positions: np.ndarray, gridsize: int) -> Groups:
+    """Every pattern exactly once, in groups of C = gridsize**2 consecutive patterns (the last group
+    padded by repeating its last pattern): how a per-pattern generator's test patterns are predicted
+    (`GeneratorSpec.per_pattern`, `pipeline.predict_patterns`). offsets are from each group's
+    centroid, as in `group`."""
+    c = gridsize * gridsize
+    n = len(positions)
+    if gridsize < 1:
+        raise DataError(f"gridsize must be at least 1, got {gridsize}")
+    if n == 0:
+        raise DataError("nothing to group: no patterns")
+    order = np.arange(-(-n // c) * c)
+    return _make_groups(np.asarray(positions), np.minimum(order, n - 1).reshape(-1, c))
+
+
 def validation_split(n_groups: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (train, val) group indices; the same for every generator given the same seed."""
     if fraction <= 0 or n_groups < 2:

@@ -48,6 +48,23 @@ def ptycho_register_stitchers(register):
     )
     register(
         StitcherSpec(
+            name="gauge",
+            summary="each patch's complex scalar and the common error, estimated from the overlaps; then |P|^2",
+            factory="ptycho_core.gauge:gauge",
+            requires=("numpy", "scipy"),
+            options={
+                "common": Option("bool", True, "also estimate and subtract the error common to every patch"),
+                "prior": Option(
+                    "float",
+                    0.0,
+                    "weight pulling each scalar towards 1 against a slow drift across the scan (0: pure synchronisation)",
+                    min=0.0,
+                ),
+            },
+        )
+    )
+    register(
+        StitcherSpec(
             name="mean",
             summary="uniform weights over a central crop of each patch",
             factory="ptycho_core.stitch:mean",

@@ -5,6 +5,11 @@
     gen.predict(diffraction (B, C, N, N) float32, offsets (B, C, 2)) -> (B, C, N, N) complex64
     gen.save(directory)   writes weights (+ optional JSON-able `extra`) only
     gen.load(directory)   on a freshly built instance
+    gen.per_pattern       optional bool (default False): True when the network maps each pattern
+                          alone (output channel c depends on input channel c only, whatever the
+                          group), so the core predicts each test pattern once at any gridsize
+                          (`pipeline.predict_patterns`); a joint-channel network's every channel is
+                          used instead (a pattern's patch: the mean of its predictions in its groups)
 
 Inputs are raw amplitudes in contract units; the generator applies `TrainingSet.input_scale`
 itself. `predict` returns per-channel patches before any overlap averaging, in contract units.

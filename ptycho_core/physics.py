@@ -19,7 +19,7 @@ import numpy as np
 OVERLAP_WEIGHT_EPS = 1e-6
 
 
-def _corners(positions: np.ndarray, n: int):
+def bilinear_corners(positions: np.ndarray, n: int):
     """Integer top-left indices and bilinear weights for each patch row/column.
 
     positions (..., 2) -> y0, x0 (..., n) int64 and wy, wx (..., n) float64 fractional parts.
@@ -37,7 +37,7 @@ def extract_batch(objects: np.ndarray, positions: np.ndarray, n: int) -> np.ndar
     objects = np.asarray(objects)
     positions = np.asarray(positions, dtype=np.float64)
     bsz, h, w = objects.shape
-    y0, x0, wy, wx = _corners(positions, n)
+    y0, x0, wy, wx = bilinear_corners(positions, n)
     out_dtype = np.result_type(objects.dtype, np.float32)
     out = np.zeros(positions.shape[:2] + (n, n), dtype=np.complex128 if np.iscomplexobj(objects) else np.float64)
     b = np.arange(bsz)[:, None, None, None]
@@ -64,7 +64,7 @@ def splat_batch(patches: np.ndarray, positions: np.ndarray, shape: tuple[int, in
     positions = np.asarray(positions, dtype=np.float64)
     bsz, _, n, _ = patches.shape
     h, w = shape
-    y0, x0, wy, wx = _corners(positions, n)
+    y0, x0, wy, wx = bilinear_corners(positions, n)
     size = bsz * h * w
     base = (np.arange(bsz) * h * w)[:, None, None, None]
     complex_in = np.iscomplexobj(patches)

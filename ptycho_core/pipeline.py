@@ -273,6 +273,39 @@ def predict_anchors(generator, ds: Dataset, groups: Groups, batch_size: int = PR
     return predict_groups(generator, ds.diffraction[groups.indices], groups.offsets, batch_size, slice(0, 1))[:, 0]
 
 
+def prediction_groups(ds: Dataset, gridsize: int, per_pattern: bool) -> Groups:
+    """The groups `predict_patterns` feeds the generator: each pattern once (`data.pack`) for a
+    per-pattern generator, else the test groups (`data.group`, one per anchor)."""
+    if per_pattern:
+        return data.pack(ds.positions, gridsize)
+    return data.group(ds.positions, gridsize, train=False)
+
+
+def predict_patterns(
+    generator, ds: Dataset, groups: Groups, per_pattern: bool, batch_size: int = PREDICT_BATCH
+) -> np.ndarray:
+    """One patch (n, N, N) complex64 per pattern of `ds`, from `groups` (`prediction_groups`).
+
+    per_pattern (the generator contract's `per_pattern`: the network maps each pattern alone): `groups` hold
+    each pattern once, and its one prediction is its patch. Otherwise (a joint-channel network) every
+    channel of every group is used: a pattern's patch is the mean of its predictions in all the
+    groups it belongs to (as anchor and as neighbour).
+    """
+    out = predict_groups(generator, ds.diffraction[groups.indices], groups.offsets, batch_size)
+    flat = out.reshape((-1,) + out.shape[2:])
+    index = groups.indices.reshape(-1)
+    if per_pattern:
+        patches = np.empty((ds.n,) + out.shape[2:], dtype=np.complex64)
+        patches[index] = flat  # padding repeats a pattern with the same prediction
+        return patches
+    total = np.zeros((ds.n,) + out.shape[2:], dtype=np.complex128)
+    np.add.at(total, index, flat)
+    counts = np.bincount(index, minlength=ds.n)
+    if (counts == 0).any():
+        raise PtychoError(f"{int((counts == 0).sum())} pattern(s) belong to no prediction group")
+    return (total / counts[:, None, None]).astype(np.complex64)
+
+
 def object_grid(ds: Dataset) -> tuple[tuple[int, int], np.ndarray, tuple[float, float]]:
     """The object grid a dataset is reconstructed and scored on: (shape (H, W), positions on it,
     shift). The ground truth's grid when the data has one, else the smallest canvas covering every

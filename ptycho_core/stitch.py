@@ -19,7 +19,9 @@ from ptycho_core.plugins import load_registry
 WEIGHT_FLOOR = 1e-3
 
 
-def _check(patches: np.ndarray, positions: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+def check_inputs(patches: np.ndarray, positions: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """A stitcher's inputs as arrays: patches (n, N, N), positions (n, 2) float64, shape (H, W);
+    ValueError on a shape mismatch."""
     patches = np.asarray(patches)
     positions = np.asarray(positions, dtype=np.float64)
     if patches.ndim != 3 or patches.shape[1] != patches.shape[2]:
@@ -40,7 +42,7 @@ def weighted(
     Returns (object (H, W) complex64, weights (H, W) float32); pixels with weight below
     `WEIGHT_FLOOR * max` are 0 in both.
     """
-    patches, positions, (h, w) = _check(patches, positions, shape)
+    patches, positions, (h, w) = check_inputs(patches, positions, shape)
     wts = np.asarray(patch_weights, dtype=np.float64)
     num = physics.splat(patches.astype(np.complex128) * wts, positions, (h, w))
     den = illumination(positions, (h, w), wts)

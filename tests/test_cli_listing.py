@@ -92,11 +92,11 @@ def test_list_loaders_and_stitchers_show_the_built_ins(invoke):
         ("ptychodus", "ptycho", ["product.h5", "diffraction.h5"]),
     ]
     stitchers = json.loads(invoke("list-stitchers", "--json").stdout)
-    assert [r["name"] for r in stitchers] == ["mean", "probe_weighted"]
-    assert stitchers[0]["options"]["crop"] == {
+    assert [r["name"] for r in stitchers] == ["gauge", "mean", "probe_weighted"]
+    assert stitchers[1]["options"]["crop"] == {
         "type": "int",
         "default": 0,
-        "help": stitchers[0]["options"]["crop"]["help"],
+        "help": stitchers[1]["options"]["crop"]["help"],
         "min": 0,
         "max": 65536,
     }

@@ -74,6 +74,14 @@ class DropsChannels(Wrapped):
         return self.inner.predict(diffraction, offsets)[:, :1]
 
 
+class MixesChannels(Wrapped):
+    per_pattern = True  # but each patch also takes in the group's mean pattern
+
+    def predict(self, diffraction, offsets):
+        mixed = 0.5 * (diffraction + diffraction.mean(axis=1, keepdims=True))
+        return self.inner.predict(mixed.astype(diffraction.dtype), offsets)
+
+
 class Pickles(Wrapped):
     def save(self, directory):
         Path(directory, "model.pkl").write_bytes(pickle.dumps(self.inner.params))
@@ -154,6 +162,7 @@ BROKEN = {
     "object_npz": "ObjectNpz",
     "wrong_dtype": "WrongDtype",
     "drops_channels": "DropsChannels",
+    "mixes_channels": "MixesChannels",
     "pickles": "Pickles",
     "forgets_on_load": "ForgetsOnLoad",
     "unseeded": "Unseeded",
@@ -300,7 +309,7 @@ def test_check_generator_raises_listing_every_check(dummy_registry):
     with pytest.raises(ConformanceError) as info:
         check_generator("dummy_raising", registry=dummy_registry, plugin_module=DUMMIES)
     message = str(info.value)
-    assert "5 of 8 checks failed" in message
+    assert "6 of 9 checks failed" in message
     assert "passed  spec_is_complete" in message and "failed  fit_lowers_loss" in message
 
 
@@ -314,6 +323,7 @@ def test_unknown_generator_names_what_is_installed(dummy_registry):
     [
         ("wrong_dtype", "predict_returns_patches_for_one_channel", "expected complex64"),
         ("drops_channels", "predict_returns_patches_for_four_channels", "expected (11, 4, 16, 16)"),
+        ("mixes_channels", "per_pattern_is_declared_truthfully", "per_pattern is True but a pattern's patch changes"),
         ("pickles", "save_then_load_reproduces_predictions", "save wrote pickles (model.pkl)"),
         ("forgets_on_load", "save_then_load_reproduces_predictions", "after save/load differ"),
         ("unseeded", "same_seed_gives_same_result", "two fits with seed 0 differ"),

@@ -189,6 +189,7 @@ LAYERS = (
         "ptycho_core.training",
         "ptycho_core.io",
         "ptycho_core.stitch",
+        "ptycho_core.gauge",
         "ptycho_core.metrics",
         "ptycho_core.agreement",
         "ptycho_core.simulate",

@@ -12,7 +12,7 @@ import pytest
 from ptycho_core import metrics, stitch
 from ptycho_core.simulate import SimConfig, simulate_pair
 
-STITCHERS = ["probe_weighted", "mean"]
+STITCHERS = ["probe_weighted", "mean", "gauge"]
 
 
 def _oracle_scores(cfg: SimConfig, stitcher: str, registry):
@@ -47,7 +47,7 @@ def test_true_patches_of_the_default_lines_object_at_subpixel_positions_score_ab
     # The data-space error of the oracle is the Poisson noise level, a few percent at 1e5 photons.
     # The `mean` stitcher covers only central crops, so the aberrated probe's halo also meets
     # uncovered object pixels at the scan's border: a few percent more there.
-    assert s["data_error"] < (0.06 if stitcher == "probe_weighted" else 0.12)
+    assert s["data_error"] < (0.12 if stitcher == "mean" else 0.06)
 
 
 def test_the_oracle_recovers_the_known_amplitude_scale_and_phase(core_host):

@@ -11,7 +11,7 @@ from ptycho_cli.options import data_file_options, parse_options, setting_option,
 from ptycho_cli.results_command import db_option
 from ptycho_core.errors import UsageError, failure_reason
 from ptycho_core.generator import train_settings
-from ptycho_core.harness import compare_settings
+from ptycho_core.harness import DEFAULT_STITCHER, compare_settings
 from ptycho_core.settings import Setting
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
@@ -181,7 +181,7 @@ def _print_training_summary(name, history, out_dir):
     type=click.Path(dir_okay=False),
     help="Output: .npz, or a Ptychodus product file (*product.h5) that the Ptychodus GUI opens.",
 )
-@click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
+@click.option("--stitcher", default=DEFAULT_STITCHER, show_default=True, help="Stitcher name (ptycho list-stitchers).")
 @setting_option(BATCH_SETTING)
 @generator_options("Option of the iterative generator (see `ptycho describe NAME`); repeatable.")
 @setting_option(_declared(train_settings(), "device"))
@@ -218,7 +218,7 @@ def _reconstruct_with_model(
 ):
     import time
 
-    from ptycho_core import data, io, pipeline
+    from ptycho_core import io, pipeline
 
     registry = state.registry()
     registry.stitcher(stitcher)  # unknown stitcher: fail before any work
@@ -229,10 +229,11 @@ def _reconstruct_with_model(
             f"{data_path}: patterns are {dataset.patch_size}x{dataset.patch_size}, the model expects "
             f"{config['patch_size']}x{config['patch_size']}"
         )
-    groups = data.group(dataset.positions, config["gridsize"], train=False)
+    per_pattern = bool(getattr(generator, "per_pattern", False))
+    groups = pipeline.prediction_groups(dataset, config["gridsize"], per_pattern)
     started = time.time()
     start = time.perf_counter()
-    patches = pipeline.predict_anchors(generator, dataset, groups, batch_size)
+    patches = pipeline.predict_patterns(generator, dataset, groups, per_pattern, batch_size)
     seconds = time.perf_counter() - start
     result = pipeline.stitch_and_score(patches, dataset, stitcher, registry)
     run = {**_checkpoint_fields(config), "generator": config["generator"], "started": started}

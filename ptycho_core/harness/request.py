@@ -20,6 +20,8 @@ DEFAULT_OUT = "ptycho-compare"
 #: with the overlap constraint (at the same cost per epoch as gridsize 1: an epoch draws
 #: ceil(groups / 4) groups); measured to beat gridsize 1 at equal wall-clock time (README).
 DEFAULT_GRIDSIZE = 2
+#: Stitcher of the learned rows by default. `gauge` (docs/stitching.md) is not the default: it
+#: could not be measured against this one on the default comparison yet (issue 22).
 DEFAULT_STITCHER = "probe_weighted"
 SIMULATIONS = ("lines", "grf")
 

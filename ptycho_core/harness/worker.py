@@ -8,8 +8,9 @@ events (JSON). The child
 1. sends `{"type": "started"}`, redirects its file descriptors 1 and 2 to `run.log`;
 2. loads the split and groups the parent wrote to `DIR/data/` (`harness.prepared`);
 3. builds `factory(**options)`, fits it (`pipeline.fit_generator`, which writes `model/`);
-4. predicts the test groups (one warm-up batch, then timed, `pipeline.PREDICT_BATCH` groups per call to
-   `predict`) and keeps channel 0 (the anchors); an iterative generator (`kind="iterative"`)
+4. predicts one patch per test pattern (`predict_timed`: each pattern once for a per-pattern
+   generator, every channel of every test group for a joint-channel one; one warm-up batch, then
+   timed, `pipeline.PREDICT_BATCH` groups per call to `predict`); an iterative generator (`kind="iterative"`)
    instead reconstructs the test data's whole object (`pipeline.reconstruct_scan`), timed;
 5. writes `history.json`, `recon.npz`, `run.json` and, last, `DONE` into a temporary folder
    `runs/.<name>.partial/`, then renames it to `runs/<name>/` (atomic publication).
@@ -276,17 +277,22 @@ def check_history(history) -> None:
 
 
 def predict_timed(generator, prepared) -> tuple:
-    """Anchor patches (n, N, N) complex64 of the test groups and the seconds predicting them took.
+    """One patch (n, N, N) complex64 per test pattern and the seconds predicting them took.
 
-    One warm-up call on the first PREDICT_BATCH groups, then every test group timed, in calls of
-    PREDICT_BATCH groups (`pipeline.PREDICT_BATCH`): the same measurement for every generator.
+    A per-pattern generator (the contract's `per_pattern`) predicts each test pattern once, packed
+    C to a group; a joint-channel one predicts every test group and uses all its channels
+    (`pipeline.predict_patterns`). One warm-up call on the first PREDICT_BATCH groups, then every
+    group timed, in calls of PREDICT_BATCH groups (`pipeline.PREDICT_BATCH`): the same measurement
+    for every generator.
     """
-    test, groups = prepared.test, prepared.test_groups
+    test = prepared.test
     batch = pipeline.PREDICT_BATCH
+    per_pattern = bool(getattr(generator, "per_pattern", False))
+    groups = pipeline.prediction_groups(test, prepared.gridsize, per_pattern)
     warm = slice(0, min(batch, groups.n_groups))
     pipeline.predict_groups(generator, test.diffraction[groups.indices[warm]], groups.offsets[warm], batch)
     t0 = time.perf_counter()
-    patches = pipeline.predict_anchors(generator, test, groups, batch)
+    patches = pipeline.predict_patterns(generator, test, groups, per_pattern, batch)
     seconds = time.perf_counter() - t0
     if not np.isfinite(patches).all():
         raise RunFailed("non-finite values in the predicted patches")

@@ -63,6 +63,8 @@ class _FlatPatchGenerator:
     """Base: flat patches from per-pattern features; subclasses learn the coefficients."""
 
     name = "flat"
+    #: The generator contract's `per_pattern`: each patch depends on its own pattern only.
+    per_pattern = True
 
     def __init__(self, **options):
         self.options = dict(options)

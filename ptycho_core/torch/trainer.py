@@ -152,13 +152,15 @@ class TorchGenerator:
     """A generator (docs/design.md#contracts) around a torch network built by `build(C, N)`.
 
     `name` is the generator's registered name (checked on load); `supervised` selects the
-    supervised loss (ground-truth patches) instead of the physics loss.
+    supervised loss (ground-truth patches) instead of the physics loss; `per_pattern` declares that
+    the network built maps each pattern alone (the generator contract's `per_pattern`).
     """
 
-    def __init__(self, build: NetworkBuilder, *, name: str, supervised: bool = False):
+    def __init__(self, build: NetworkBuilder, *, name: str, supervised: bool = False, per_pattern: bool = False):
         self.build = build
         self.name = name
         self.supervised = supervised
+        self.per_pattern = bool(per_pattern)
         self.model: ScaledNetwork | None = None
         self.meta: dict = {}
         self.device = torch.device("cpu")

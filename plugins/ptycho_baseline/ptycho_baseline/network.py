@@ -75,4 +75,6 @@ def build_baseline(scale: float = 1.0) -> TorchGenerator:
     """The `baseline` generator: BaselineNet trained with the supervised loss of the torch engine."""
     if not (scale > 0 and math.isfinite(scale)):
         raise UsageError(f"baseline.scale must be a positive number, not {scale}")
-    return TorchGenerator(functools.partial(_build, scale=float(scale)), name="baseline", supervised=True)
+    return TorchGenerator(
+        functools.partial(_build, scale=float(scale)), name="baseline", supervised=True, per_pattern=True
+    )

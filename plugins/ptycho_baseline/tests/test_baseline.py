@@ -137,3 +137,9 @@ def test_fit_without_ground_truth_is_refused(prepared):
     train = dataclasses.replace(prepared.train, gt_patches=None)
     with pytest.raises(PtychoError, match="ground-truth"):
         build_baseline(scale=SMALL).fit(train, prepared.val, TrainConfig(epochs=1, device="cpu"), lambda e: None)
+
+
+def test_baseline_maps_each_pattern_alone():
+    from ptycho_baseline.network import build_baseline
+
+    assert build_baseline().per_pattern is True

@@ -35,7 +35,7 @@ def build_fno(
 
         return _per_pattern(make, channels, joint_channels)
 
-    return TorchGenerator(build, name="fno")
+    return TorchGenerator(build, name="fno", per_pattern=not joint_channels)
 
 
 def build_hybrid(
@@ -50,7 +50,7 @@ def build_hybrid(
 
         return _per_pattern(make, channels, joint_channels)
 
-    return TorchGenerator(build, name="hybrid")
+    return TorchGenerator(build, name="hybrid", per_pattern=not joint_channels)
 
 
 def build_stable_hybrid(
@@ -78,4 +78,4 @@ def build_stable_hybrid(
 
         return _per_pattern(make, channels, joint_channels)
 
-    return TorchGenerator(build, name="stable_hybrid")
+    return TorchGenerator(build, name="stable_hybrid", per_pattern=not joint_channels)

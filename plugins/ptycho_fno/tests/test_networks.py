@@ -203,3 +203,11 @@ def test_bf16_training_reaches_the_fp32_loss_and_infers_close_to_fp32(monkeypatc
     exact = gen.predict(x)
     assert fast.dtype == exact.dtype == np.complex64
     assert np.abs(fast - exact).max() < 0.05 * np.abs(exact).max()
+
+
+def test_the_networks_declare_whether_they_map_each_pattern_alone():
+    from ptycho_fno.models import build_fno, build_hybrid, build_stable_hybrid
+
+    for build in (build_fno, build_hybrid, build_stable_hybrid):
+        assert build().per_pattern is True  # one shared per-pattern network: each test pattern once
+        assert build(joint_channels=True).per_pattern is False

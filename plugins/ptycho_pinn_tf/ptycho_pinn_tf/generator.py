@@ -62,6 +62,8 @@ class PinnTF:
             "overlap": bool(overlap),
             "joint_channels": bool(joint_channels),
         }
+        #: The generator contract's `per_pattern`: one shared network applied to each pattern alone.
+        self.per_pattern = not self.options["joint_channels"]
         self.model: keras.Model | None = None
         #: C, N, input_scale, s0, canvas_size of the built model (what `generator.json` stores).
         self.meta: dict = {}

@@ -92,11 +92,11 @@ def test_per_pattern_patches_depend_only_on_their_own_pattern_and_joint_ones_mix
     changed[:, 2] = np.random.default_rng(1).uniform(0, 20, size=changed[:, 2].shape)
     offsets = prepared_g2.val.offsets[:2]
     joint, _, _ = trained_g2  # the default: the C patterns are the network's C channels
-    assert joint.model.input_shape[-1] == 4
+    assert joint.model.input_shape[-1] == 4 and joint.per_pattern is False
     assert not np.array_equal(joint.predict(x, offsets)[:, 0], joint.predict(changed, offsets)[:, 0])
     alone = pinn_tf.build_pinn_tf(filter_scale=1, joint_channels=False)
     alone.fit(prepared_g2.train, prepared_g2.val, TrainConfig(epochs=1, batch_size=8, seed=0), lambda e: None)
-    assert alone.model.input_shape[-1] == 1
+    assert alone.model.input_shape[-1] == 1 and alone.per_pattern is True
     a, b = alone.predict(x, offsets), alone.predict(changed, offsets)
     np.testing.assert_array_equal(a[:, [0, 1, 3]], b[:, [0, 1, 3]])
     assert not np.array_equal(a[:, 2], b[:, 2])

@@ -35,6 +35,7 @@ GENERATOR_CHECKS = (
     "fit_lowers_loss",
     "predict_returns_patches_for_one_channel",
     "predict_returns_patches_for_four_channels",
+    "per_pattern_is_declared_truthfully",
     "save_then_load_reproduces_predictions",
     "same_seed_gives_same_result",
 )
@@ -305,6 +306,35 @@ class GeneratorChecks(Checker):
     def predict_returns_patches_for_four_channels(self) -> None:
         gen, _, _ = self.fit(2, epochs=1)
         self._check_patches(*self.predict(gen, 2))
+
+    def per_pattern_is_declared_truthfully(self) -> None:
+        """A generator declaring `per_pattern = True` gives each pattern the same patch whatever group
+        and channel it sits in (the core then predicts each test pattern once)."""
+        import numpy as np  # lazy: loaded when listing: no numpy at import time
+
+        gen, _, _ = self.fit(2, epochs=1)
+        declared = getattr(gen, "per_pattern", False)
+        if not isinstance(declared, (bool, np.bool_)):
+            raise fail(f"per_pattern must be a bool, got {type(declared).__name__} {declared!r}")
+        if not declared:
+            return
+        out, shape = self.predict(gen, 2)
+        diffraction, offsets = sample_inputs(self.data(2))
+        flat = diffraction.reshape((-1,) + shape[2:])
+        order = np.random.default_rng(0).permutation(len(flat))
+        try:
+            with _one_torch_thread(self.spec):
+                moved = np.asarray(gen.predict(np.ascontiguousarray(flat[order].reshape(shape)), offsets))
+        except Exception as exc:
+            raise fail(f"predict raised {type(exc).__name__}: {exc}") from exc
+        back = np.empty_like(moved.reshape((-1,) + shape[2:]))
+        back[order] = moved.reshape((-1,) + shape[2:])
+        diff = _max_rel_diff(out.reshape(back.shape), back)
+        if diff > self.tolerance:
+            raise fail(
+                f"per_pattern is True but a pattern's patch changes by {diff:.3g} of max |prediction| when it "
+                "moves to another group or channel: declare per_pattern = False (the default)"
+            )
 
     def save_then_load_reproduces_predictions(self) -> None:
         gen, _, _ = self.fit(1)
