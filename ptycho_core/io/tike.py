@@ -9,7 +9,7 @@ The contract (docs/formats.md, "Pixel-unit scans"), as tike writes it (tike 0.26
     probe  complex (..., N, N) the probe guess, on any scale
 
 Leading axes of length 1 (tike's views and probe modes) are dropped; more than one view or probe
-mode is refused. The conversion to ptycho's contract (DESIGN section 3), each step recorded in
+mode is refused. The conversion to ptycho's contract (docs/design.md#dataset), each step recorded in
 `metadata["conversions"]`:
 
 - amplitude = sqrt(counts), fftshifted so that the zero frequency sits at (N/2, N/2);
