@@ -14,6 +14,12 @@ Iterative generators (`kind="iterative"`, DESIGN section 10) have no fit: the co
 
     gen = factory(**options)
     gen.reconstruct(scan: Scan, config: TrainConfig, progress) -> ObjectEstimate
+
+A generator registered with `warm_start=True` starts from `scan.initial_object` and
+`scan.initial_probe` when they are given (refined rows: an engine started from a learned row's
+object). Any iterative generator may keep copies of its object after `scan.snapshot_iterations`
+in `ObjectEstimate.snapshots`: the core scores them afterwards, off the clock, for the row's
+quality against seconds.
 """
 
 from __future__ import annotations
@@ -268,6 +274,13 @@ class Scan:
     diffraction (n, N, N) float32 amplitudes; positions (n, 2) float64 (y, x) object pixels of
     each pattern's centre pixel (N//2, N//2) on a grid of `object_shape` (H, W), every N x N patch
     inside it; probe (N, N) complex64; mask (N, N) or (n, N, N) bool or None; metadata as loaded.
+
+    The start (only for generators registered with `warm_start=True`; None: the engine's own):
+    initial_object (H, W) complex64 on the object grid, in contract units; initial_probe (N, N)
+    complex64, the probe to start from (and to use, when the engine does not refine the probe).
+    snapshot_iterations: iterations after which the engine keeps a copy of its object in
+    `ObjectEstimate.snapshots` (optional for any iterative generator; copies are taken off its
+    clock: `History.seconds` excludes them).
     """
 
     diffraction: np.ndarray
@@ -276,6 +289,14 @@ class Scan:
     object_shape: tuple
     mask: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
+    initial_object: np.ndarray | None = None
+    initial_probe: np.ndarray | None = None
+    snapshot_iterations: tuple = ()
+
+    @property
+    def start_probe(self) -> np.ndarray:
+        """The probe an engine starts from: `initial_probe` when given, else `probe`."""
+        return self.probe if self.initial_probe is None else self.initial_probe
 
     @property
     def n(self) -> int:
@@ -290,12 +311,16 @@ class Scan:
 class ObjectEstimate:
     """What `reconstruct` returns: the object (H, W) complex64 on the scan's object grid, the refined
     probe (N, N) and positions (n, 2) when the engine refined them (else None), and a History with
-    one entry per iteration (`loss`: the engine's data error; `val_loss` entries None)."""
+    one entry per iteration (`loss`: the engine's data error; `val_loss` entries None;
+    `seconds[k - 1]`: seconds since `reconstruct` was called, after iteration k). snapshots:
+    {iteration k: the object (H, W) after iteration k} for the scan's `snapshot_iterations` that
+    ran (empty when the engine keeps none)."""
 
     object: np.ndarray
     history: History
     probe: np.ndarray | None = None
     positions: np.ndarray | None = None
+    snapshots: dict = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -333,16 +333,31 @@ def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Recons
 OBJECT_SHAPE_KEY = "object_shape"
 
 
-def scan_for(ds: Dataset) -> Scan:
-    """The `Scan` an iterative generator gets: the dataset on its object grid (`object_grid`)."""
+def scan_for(ds: Dataset, start: tuple | None = None, snapshot_iterations=()) -> Scan:
+    """The `Scan` an iterative generator gets: the dataset on its object grid (`object_grid`);
+    `start`: (initial object (H, W) on that grid, initial probe (N, N) or None), for a generator
+    registered with `warm_start`; `snapshot_iterations`: iterations whose object it keeps."""
     shape, positions, _ = object_grid(ds)
+    shape = tuple(int(v) for v in shape)
+    initial_object = initial_probe = None
+    if start is not None:
+        initial_object = np.asarray(start[0], dtype=np.complex64)
+        if initial_object.shape != shape:
+            raise PtychoError(f"the initial object has shape {initial_object.shape}, expected the grid's {shape}")
+        if start[1] is not None:
+            initial_probe = np.asarray(start[1], dtype=np.complex64)
+            if initial_probe.shape != np.shape(ds.probe):
+                raise PtychoError(f"the initial probe has shape {initial_probe.shape}, expected {np.shape(ds.probe)}")
     return Scan(
         diffraction=np.ascontiguousarray(ds.diffraction, dtype=np.float32),
         positions=positions,
         probe=np.asarray(ds.probe, dtype=np.complex64),
-        object_shape=tuple(int(v) for v in shape),
+        object_shape=shape,
         mask=ds.mask,
         metadata=dict(ds.metadata or {}),
+        initial_object=initial_object,
+        initial_probe=initial_probe,
+        snapshot_iterations=tuple(int(k) for k in snapshot_iterations),
     )
 
 
@@ -355,16 +370,34 @@ def check_iterative(spec: GeneratorSpec) -> None:
         )
 
 
+def check_warm_start(spec: GeneratorSpec) -> None:
+    """Refuse, in one line, an engine that cannot start from a given object and probe."""
+    if not spec.warm_start:
+        raise UsageError(
+            f"generator {spec.name!r} cannot refine: it does not start from a given object and probe "
+            "(its plugin does not declare warm_start)"
+        )
+
+
 def reconstruct_scan(
-    spec: GeneratorSpec, options: dict | None, ds: Dataset, config: TrainConfig, progress=no_progress
+    spec: GeneratorSpec,
+    options: dict | None,
+    ds: Dataset,
+    config: TrainConfig,
+    progress=no_progress,
+    start: tuple | None = None,
+    snapshot_iterations=(),
 ) -> tuple[object, ObjectEstimate, float]:
     """Build `factory(**options)` and run its `reconstruct` on `ds`; returns (generator, estimate,
-    seconds of `reconstruct`).
+    seconds of `reconstruct`). `start` = (initial object, initial probe or None) on the object grid
+    (only for a `warm_start` generator; UsageError otherwise); `snapshot_iterations`: `scan_for`.
 
     The object is checked: the grid's shape, finite values (PtychoError otherwise).
     """
+    if start is not None:
+        check_warm_start(spec)
     generator = build_generator(spec, spec.resolve_options(options))
-    scan = scan_for(ds)
+    scan = scan_for(ds, start, snapshot_iterations)
     start = time.perf_counter()
     estimate = generator.reconstruct(scan, config, progress)
     seconds = time.perf_counter() - start
@@ -376,4 +409,9 @@ def reconstruct_scan(
     if not np.isfinite(obj).all():
         raise PtychoError(f"{spec.name}: reconstruct returned an object with NaN or inf")
     estimate.object = obj.astype(np.complex64, copy=False)
+    estimate.snapshots = {
+        int(k): np.asarray(v, dtype=np.complex64)
+        for k, v in (getattr(estimate, "snapshots", None) or {}).items()
+        if np.shape(v) == scan.object_shape and np.isfinite(v).all()
+    }
     return generator, estimate, seconds

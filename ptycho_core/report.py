@@ -2,11 +2,12 @@
 
 Written into the comparison folder, each file atomically (temporary file, then rename):
     metrics.csv      one row per generator (with --seeds K: <metric> is the mean, <metric>_std the std)
-    metrics.json     {"columns", "rows", "runs", "skipped", "provenance"}
+    metrics.json     {"columns", "rows", "runs", "skipped", "provenance", "quality_against_seconds"}
     comparison.png   ground truth and every model, amplitude and phase, shared colour scales per row
                      type, scale bar when metadata pixel_size_m is known
     frc.png          Fourier ring correlation curves against the ground truth (amplitude, phase)
     errors.png       per model, amplitude and wrapped phase error maps against the ground truth
+    quality.png      amplitude and phase SSIM against seconds, training excluded (`quality_time`)
     training.png     training and validation loss per epoch, one panel per run (own y scale)
     report.html      self-contained: the table, the figures (base64 PNG), skipped runs, provenance
 
@@ -71,6 +72,17 @@ COLUMNS = (
         help="wall time reconstructing the test patterns: timed prediction, or the iterative engine's run",
     ),
     Column(
+        "seconds_to_quality",
+        "s to quality",
+        "min",
+        "{:.2f}",
+        help="seconds until amplitude SSIM >= 0.95 and phase SSIM >= 0.90, training excluded: the first "
+        "checkpoint reaching both (learned: its inference time; refined: from the learned inference on), "
+        "or 'not reached'",
+    ),
+    Column("start_seconds", "start s", "", "{:.2f}", False, "refined rows: learned inference + stitching + start"),
+    Column("refine_seconds", "refine s", "", "{:.2f}", False, "refined rows: the iterative engine's run"),
+    Column(
         "inference_patterns_per_s",
         "pat/s",
         "max",
@@ -83,7 +95,16 @@ COLUMNS = (
 )
 
 #: Further per-run numbers kept in the CSV/JSON (not in the terminal table).
-EXTRA_KEYS = ("frc_amp_cpp", "frc_phase_cpp", "data_scale", "shift_y", "shift_x", "epochs_run", "final_loss")
+EXTRA_KEYS = (
+    "frc_amp_cpp",
+    "frc_phase_cpp",
+    "data_scale",
+    "shift_y",
+    "shift_x",
+    "epochs_run",
+    "final_loss",
+    "quality_reached",
+)
 #: Coverage of the scored area (ptycho_core.metrics): SSIM-scored share, FRC square side, flags.
 COVERAGE_KEYS = ("scored_fraction", "frc_side", "frc_too_small", "area_too_small")
 #: Metrics left without a number, per flag, when the scored area is too small to mean anything.
@@ -188,6 +209,10 @@ def format_value(row: dict, col: Column) -> str:
     """A cell: the value (or mean ± std when the row has a std), '-' when missing."""
     value = row.get(col.key)
     if not _finite(value):
+        if col.key == "seconds_to_quality" and row.get("quality_reached") == 0:
+            from ptycho_core.quality_time import NOT_REACHED
+
+            return NOT_REACHED
         return TOO_SMALL_TEXT if too_small(row, col.key) else "-"
     text = col.fmt.format(value)
     std = row.get(f"{col.key}_std")
@@ -582,6 +607,7 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
         "comparison": "Reconstructions",
         "errors": "Error maps",
         "frc": "Fourier ring correlation",
+        "quality": "Quality against seconds",
         "training": "Training",
     }
     for key, fig_path in figures.items():
@@ -609,25 +635,28 @@ def write_report(
     histories: dict,
     pixel_size_m: float | None = None,
     seeds: int = 1,
+    curves: dict | None = None,
 ) -> Path:
-    """Write metrics.csv, metrics.json, the four figures and report.html; returns report.html.
+    """Write metrics.csv, metrics.json, the five figures and report.html; returns report.html.
 
     truth: {"object": (H, W) complex, "positions": (n, 2)} or None; panels: {label: {"object",
     "weights", "positions"}} (stitched, same canvas as the truth); frc: {label: {"amp"|"phase":
-    {"frequency", "frc"}}}; histories: {run name: History dict}.
+    {"frequency", "frc"}}}; histories: {run name: History dict}; curves: {row: quality against
+    seconds} (`ptycho_core.quality_time`), drawn in quality.png and kept in metrics.json.
     """
+    from ptycho_core.quality_time import quality_figure
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out_dir / "metrics.csv", seeds)
     columns = [{"key": c.key, "label": c.label, "better": c.better, "help": c.help} for c in COLUMNS]
-    write_json(
-        {"columns": columns, "rows": rows, "runs": runs, "skipped": skipped, "provenance": provenance},
-        out_dir / "metrics.json",
-    )
+    payload = {"columns": columns, "rows": rows, "runs": runs, "skipped": skipped, "provenance": provenance}
+    write_json({**payload, "quality_against_seconds": curves or {}}, out_dir / "metrics.json")
     figures = {
         "comparison": comparison_figure(truth, panels, out_dir / "comparison.png", pixel_size_m),
         "errors": error_figure(truth, panels, out_dir / "errors.png"),
         "frc": frc_figure(frc, out_dir / "frc.png"),
+        "quality": quality_figure(curves or {}, out_dir / "quality.png", _save_figure),
         "training": training_figure(histories, out_dir / "training.png"),
     }
     return write_html(

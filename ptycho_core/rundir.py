@@ -181,8 +181,11 @@ class RunRecord:
     """A run's `run.json`: what ran, with which inputs, how it ended and what it cost.
 
     status "ok" (then DONE exists) or "failed" with a one-line `reason`. `kind` is the generator's
-    ("learned" or "iterative": no training, so no train_seconds). `reconstruct_seconds`: the timed
-    reconstruction of the test patterns (prediction, or the iterative engine's run). Times in seconds,
+    ("learned" or "iterative": no training, so no train_seconds), or "refined" (an iterative engine
+    started from a learned run: its train_seconds are the learned run's). `reconstruct_seconds`: the
+    timed reconstruction of the test patterns (prediction, or the iterative engine's run; refined:
+    `start_seconds`, the learned inference plus stitching and start, + `refine_seconds`, the
+    engine's run). Times in seconds,
     memory in MiB, `started`/`finished` as Unix times; `hash` is the resume hash of its inputs.
     """
 
@@ -202,6 +205,8 @@ class RunRecord:
     parameters: int | None = None
     train_seconds: float | None = None
     reconstruct_seconds: float | None = None
+    start_seconds: float | None = None
+    refine_seconds: float | None = None
     epochs_run: int | None = None
     stopped: str = ""
     final_loss: float | None = None
@@ -234,6 +239,8 @@ COST_FIELDS = (
     "parameters",
     "train_seconds",
     "reconstruct_seconds",
+    "start_seconds",
+    "refine_seconds",
     "inference_patterns_per_s",
     "inference_batch",
     "peak_rss_mib",
@@ -266,6 +273,8 @@ class Row:
     parameters: int | None = None
     train_seconds: float | None = None
     reconstruct_seconds: float | None = None
+    start_seconds: float | None = None
+    refine_seconds: float | None = None
     inference_patterns_per_s: float | None = None
     inference_batch: int | None = None
     peak_rss_mib: float | None = None

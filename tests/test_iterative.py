@@ -232,5 +232,16 @@ def test_the_guide_s_iterative_solver_example_reconstructs(tiny_test):
     block = next(b for b in re.findall(r"```python\n(.*?)```", guide, re.S) if "class MySolver" in b)
     namespace: dict = {}
     exec(compile(block, "writing-a-plugin.md", "exec"), namespace)
-    estimate = namespace["build_mysolver"](30).reconstruct(pipeline.scan_for(tiny_test), TrainConfig(), lambda e: None)
+    solver = namespace["build_mysolver"](30)
+    estimate = solver.reconstruct(
+        pipeline.scan_for(tiny_test, snapshot_iterations=(1, 30)), TrainConfig(), lambda e: None
+    )
     assert pipeline.score_whole_object(estimate.object, tiny_test).metrics["amp_ssim"] > 0.9
+    assert sorted(estimate.snapshots) == [1, 30]
+    np.testing.assert_array_equal(estimate.snapshots[30], estimate.object)
+    # warm start: started at the truth it stays there (the conformance check's bar)
+    truth = pipeline.scan_for(tiny_test, start=(tiny_test.object, tiny_test.probe))
+    kept = pipeline.score_whole_object(
+        solver.reconstruct(truth, TrainConfig(), lambda e: None).object, tiny_test
+    ).metrics
+    assert kept["amp_ssim"] >= 0.95 and kept["phase_ssim"] >= 0.95

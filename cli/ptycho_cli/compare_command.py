@@ -10,6 +10,7 @@ from ptycho_cli.options import data_file, data_file_options, train_config_option
 from ptycho_cli.results_command import db_option
 from ptycho_core.harness.executors import EXECUTORS
 from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
+from ptycho_core.refine import RECOMMENDED
 
 
 @click.command()
@@ -107,6 +108,14 @@ from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_S
     help="A generator's (or the stitcher's) option, e.g. fno.width=16; repeatable.",
 )
 @click.option("--force", is_flag=True, help="Redo every run, even finished ones with the same inputs.")
+@click.option(
+    "--refine",
+    default=None,
+    metavar="ENGINE[:ITERATIONS]",
+    help=f"Also refine every learned row: a row <row>+ENGINE, the iterative engine started from that row's "
+    f"stitched object and probe (recommended: {RECOMMENDED}; the engine's options via -o ENGINE.KEY=VALUE). "
+    "Its time is the learned inference plus the refinement; training is shown apart.",
+)
 @data_file_options
 @db_option
 @click.pass_obj
@@ -124,6 +133,7 @@ def compare(state, **settings):
     Examples:
       ptycho compare                                   every available generator, default data
       ptycho compare -g fno,stable_hybrid --epochs 10
+      ptycho compare --refine rpie:20                  every generator, and each learned row + rPIE
       ptycho compare --data scan.npz -g pinn_tf --gridsize 2 -o pinn_tf.filter_scale=1
       ptycho compare -g fno,cnn --seeds 3 --executor dask --scheduler tcp://head:8786
     """
@@ -152,6 +162,7 @@ def run_comparison(
     probe_file,
     db=None,
     grid=None,
+    refine=None,
     title="ptycho compare",
     **train_kwargs,
 ):
@@ -178,6 +189,7 @@ def run_comparison(
         executor=executor,
         scheduler=scheduler,
         grid=grid,
+        refine=refine,
         timeout=timeout,
         out=out_dir,
         force=force,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ptycho_core import rundir
 from ptycho_core.harness import events as ev
-from ptycho_core.harness import executors, plan, score, source, sweep
+from ptycho_core.harness import executors, plan, score, source, supervise, sweep
+from ptycho_core.harness import refined as refined_runs
 from ptycho_core.harness.request import INTERRUPTED_EXIT, CompareRequest, CompareResult
 
 
@@ -49,6 +50,15 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     with executor:
         runs = [executors.run_spec(p, layout) for p in plans if not p.reuse]
         outcomes = executor.run(runs, layout, timeout=request.timeout, on_event=on_event)
+        interrupted = any(o.interrupted for o in outcomes.values())
+        refined = refined_runs.plans(plans, outcomes, selection, layout, staged.prepared_hash, request.force)
+        if refined and not interrupted:
+            _announce_refined(selection, refined, on_event)
+            todo = [executors.run_spec(p, layout) for p in refined if not p.reuse and not p.start.get("failed")]
+            outcomes.update(executor.run(todo, layout, timeout=request.timeout, on_event=on_event))
+        elif refined:
+            outcomes.update({p.name: supervise.Outcome(ok=False, reason=supervise.INTERRUPTED) for p in refined})
+    plans = refined_runs.interleave(plans, refined)
     scored = [
         score.score_run(
             p, layout, outcomes.get(p.name), test_ds, selection.stitcher, selection.stitch_options, registry
@@ -89,6 +99,17 @@ def _announce(request, selection, staged, plans, on_event) -> None:
             on_event(ev.Note(f"{p.name}: redoing ({p.reason})"))
 
 
+def _announce_refined(selection, refined, on_event) -> None:
+    on_event(ev.Note(f"refining every learned row with {selection.refine} ({len(refined)} run(s))"))
+    for p in refined:
+        if p.start.get("failed"):
+            on_event(ev.Note(f"{p.name}: not run ({p.start['failed']})"))
+        elif p.reuse:
+            on_event(ev.Note(f"{p.name}: reusing {rundir.RUNS_DIR}/{p.name} ({p.reason})"))
+        elif p.reason != "new":
+            on_event(ev.Note(f"{p.name}: redoing ({p.reason})"))
+
+
 def _epochs(plans) -> str:
     epochs = sorted({p.config.epochs for p in plans if p.spec.kind == "learned"})
     iterative = sum(p.spec.kind == "iterative" for p in plans)
@@ -112,12 +133,14 @@ def _report(request, selection, staged, registry, scored, threads, started) -> C
     rows = report.summarise([r.to_dict() for r in runs], request.seeds)
     gpus = sorted({r.gpu for r in runs if r.gpu})
     provenance = build_provenance(request, selection, staged, registry, gpus=gpus, threads=threads, started=started)
-    panels, frc = {}, {}
+    panels, frc, curves = {}, {}, {}
     for s in scored:
         if s.panel is not None:
             panels.setdefault(s.row.generator, s.panel)
         if s.frc:
             frc.setdefault(s.row.generator, s.frc)
+        if s.curve is not None and s.curve["points"]:
+            curves.setdefault(s.row.generator, s.curve)
     test = staged.test
     report_path = report.write_report(
         Path(request.out),
@@ -131,6 +154,7 @@ def _report(request, selection, staged, registry, scored, threads, started) -> C
         histories={s.row.run: s.history for s in scored if s.history is not None},
         pixel_size_m=(test.metadata or {}).get("pixel_size_m"),
         seeds=request.seeds,
+        curves=curves,
     )
     exit_code = 0 if all(r.ok for r in runs) else 1
     return CompareResult(

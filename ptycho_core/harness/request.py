@@ -45,6 +45,9 @@ class CompareRequest:
         `jobs` workers when jobs > 1, else one per core).
     grid: a sweep's option grid {"NAME": {"key": [value, ...]}} (`harness.sweep`): one row per
         combination, named `NAME[key=value,...]`; None for a plain comparison.
+    refine: "ENGINE[:ITERATIONS]" (e.g. "rpie:20"): every learned row also gets a refined row
+        `<row>+ENGINE`, the engine started from that row's stitched object (`ptycho_core.refine`);
+        the engine's options are those given for it in `options`. None: no refined rows.
     """
 
     generators: Sequence[str] | str | None = None
@@ -65,6 +68,7 @@ class CompareRequest:
     executor: str = "local"
     scheduler: str | None = None
     grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None
+    refine: str | None = None
 
     @classmethod
     def from_settings(cls, generators=None, **settings) -> CompareRequest:

@@ -3,7 +3,11 @@ object, and score the object (DESIGN section 8: one region, alignment and metric
 `pipeline.score_object`); write `metrics.json` and `object.npz` into its folder.
 
 `score_run` returns a `Scored`: the run's typed `Row` plus what the figures need (the object
-panel, the FRC curves, the training or iteration history).
+panel, the FRC curves, the training or iteration history, the quality against seconds).
+
+An iterative or refined run's snapshots (recon.npz `snapshot_objects`) are scored here, after the
+run, into its curve of quality against seconds (`ptycho_core.quality_time`); a learned row's curve
+is one point at its inference time. The row gets `seconds_to_quality` and `quality_reached`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class Scored:
     panel: dict | None = None
     frc: dict | None = None
     history: dict | None = None
+    curve: dict | None = None
 
 
 def score_run(
@@ -35,12 +40,15 @@ def score_run(
         seed=plan.seed,
         reused=plan.reuse,
         framework=plan.spec.framework,
-        kind=plan.spec.kind,
+        kind=plan.kind,
         plugin=plan.spec.distribution,
         version=plan.spec.version,
         run_dir=f"{rundir.RUNS_DIR}/{plan.name}",
     )
     scored = Scored(row=row, history=rundir.read_json(run_dir / rundir.HISTORY_JSON) or None)
+    if plan.start is not None and plan.start.get("failed"):
+        row.fail(plan.start["failed"])
+        return scored
     if not plan.reuse and not (outcome is not None and outcome.ok):
         row.fail(outcome.reason if outcome is not None else "did not run")
         return scored
@@ -51,8 +59,11 @@ def score_run(
 
         row.fail(f"scoring failed: {failure_reason(exc)}")
         return scored
-    row.add_costs(rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash=""))
+    record = rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash="")
+    row.add_costs(record)
     row.metrics = dict(result.metrics)
+    scored.curve = _curve(plan, run_dir, test_ds, row, record, scored.history)
+    row.metrics.update(_time_to_quality(scored.curve))
     rundir.write_json(
         run_dir / rundir.METRICS_JSON,
         {
@@ -60,8 +71,9 @@ def score_run(
             "frc": result.frc,
             "region": result.region,
             "shift": result.shift,
-            "stitcher": stitcher_spec.name if plan.spec.kind == "learned" else None,  # iterative: whole object
-            "stitch_options": stitch_options if plan.spec.kind == "learned" else {},
+            "stitcher": stitcher_spec.name if plan.kind != "iterative" else None,  # iterative: whole object
+            "stitch_options": stitch_options if plan.kind != "iterative" else {},
+            "quality_against_seconds": scored.curve,
         },
     )
     rundir.write_npz(
@@ -82,3 +94,36 @@ def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
             return pipeline.score_whole_object(z["object"], test_ds)
         patches = z["patches"]
     return pipeline.stitch_and_score(patches, test_ds, stitcher_spec, registry, **stitch_options)
+
+
+def _curve(plan: RunPlan, run_dir, test_ds, row: rundir.Row, record: rundir.RunRecord, history) -> dict:
+    """The row's quality against seconds: {"kind", "points", "train_seconds"} (`quality_time`)."""
+    import numpy as np
+
+    from ptycho_core import quality_time
+
+    curve = {"kind": plan.kind, "points": [], "train_seconds": record.train_seconds}
+    if plan.kind == "learned":
+        curve["points"] = quality_time.learned_point(row.to_dict())
+        return curve
+    with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
+        keys = z["snapshot_iterations"].tolist() if "snapshot_iterations" in z.files else []
+        snapshots = dict(zip(keys, z["snapshot_objects"])) if keys else {}
+        start = z["start"] if "start" in z.files else None
+    offset = (record.start_seconds or 0.0) if plan.kind == "refined" else 0.0
+    curve["points"] = quality_time.curve(snapshots, history, test_ds, offset=offset, start=start)
+    if not curve["points"] or curve["points"][-1].get("iteration") != (record.epochs_run or 0):
+        final = (
+            {**quality_time.learned_point(row.to_dict())[0], "iteration": record.epochs_run} if row.metrics else None
+        )
+        if final is not None:
+            curve["points"].append(final)  # the final object at the run's whole time
+    return curve
+
+
+def _time_to_quality(curve: dict | None) -> dict:
+    """{"seconds_to_quality", "quality_reached"} of a curve (None: no quality to judge by)."""
+    from ptycho_core import quality_time
+
+    seconds, reached = quality_time.seconds_to_quality((curve or {}).get("points") or [])
+    return {"seconds_to_quality": seconds, "quality_reached": None if reached is None else float(reached)}

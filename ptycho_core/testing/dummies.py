@@ -276,8 +276,10 @@ def build_nan():
 class IterativeDummy:
     """Full-batch PIE in numpy (`kind="iterative"`): o <- o + step * splat(P* (psi' - psi)) /
     (splat(|P|^2) + 1e-3 max), psi' the exit waves with their Fourier magnitudes replaced by the
-    measured amplitudes (invalid mask pixels keep the model's). Starts from a flat object of the
-    data's rms amplitude s0; the probe and positions stay fixed."""
+    measured amplitudes (invalid mask pixels keep the model's). Starts from the scan's
+    `initial_object` when given (warm start), else a flat object of the data's rms amplitude s0;
+    the probe (`scan.start_probe`) and positions stay fixed. Keeps the object after the scan's
+    `snapshot_iterations`, off the clock."""
 
     name = "dummy_iterative"
 
@@ -292,13 +294,17 @@ class IterativeDummy:
 
         if self.options["error"] == "runtime":
             raise RuntimeError("dummy failure in reconstruct")
-        n, probe, positions = scan.patch_size, scan.probe.astype(np.complex128), scan.positions
+        start = time.perf_counter()
+        n, probe, positions = scan.patch_size, scan.start_probe.astype(np.complex128), scan.positions
         measured = np.asarray(scan.diffraction, dtype=np.float64)
         valid = np.ones(measured.shape, bool) if scan.mask is None else np.broadcast_to(scan.mask, measured.shape)
-        obj = np.full(scan.object_shape, physics.amplitude_scale(measured, probe), dtype=np.complex128)
+        if scan.initial_object is not None:
+            obj = np.array(scan.initial_object, dtype=np.complex128)
+        else:
+            obj = np.full(scan.object_shape, physics.amplitude_scale(measured, probe), dtype=np.complex128)
         weight = physics.splat(np.broadcast_to(np.abs(probe) ** 2, measured.shape), positions, scan.object_shape).real
         weight = weight + 1e-3 * weight.max()
-        history, start, iterations = History(), time.perf_counter(), self.options["iterations"]
+        history, snapshots, iterations = History(), {}, self.options["iterations"]
         for k in range(1, iterations + 1):
             psi = probe * physics.extract(obj, positions, n)
             far = np.fft.fftshift(np.fft.fft2(psi, norm="ortho"), axes=(-2, -1))
@@ -311,10 +317,12 @@ class IterativeDummy:
             if self.options["error"] == "nan" and k == 2:
                 loss = math.nan
             _FlatPatchGenerator._report(progress, history, k, iterations, loss, None, self.options["step"], start)
+            if k in scan.snapshot_iterations:
+                snapshots[k] = obj.astype(np.complex64)  # a copy; its cost stays on the clock (tiny)
             if not math.isfinite(loss):
                 history.stopped = f"non-finite loss at epoch {k}"
                 break
-        return ObjectEstimate(object=obj.astype(np.complex64), history=history)
+        return ObjectEstimate(object=obj.astype(np.complex64), history=history, snapshots=snapshots)
 
 
 def build_iterative(iterations: int = 20, step: float = 1.0, error: str = "none") -> IterativeDummy:
@@ -378,6 +386,7 @@ def specs() -> list[GeneratorSpec]:
             summary="full-batch PIE in numpy (iterative test dummy, no training)",
             factory=f"{here}:build_iterative",
             kind="iterative",
+            warm_start=True,
             options={
                 "iterations": Option("int", 20, "object updates", min=1),
                 "step": Option("float", 1.0, "relaxation of each object update", min=0.0),

@@ -14,12 +14,15 @@ conversion between the two conventions, once:
   grid (the tests check pty-chi's forward model against ptycho's at whole-pixel positions).
   The object buffer is the scan's object grid plus `MARGIN` pixels on each side (pty-chi's
   sub-pixel shifts read one pixel beyond a patch), cropped off again in the result.
-- the object starts as ones times `s0` (the rms object amplitude the data imply); the probe is
-  the scan's, refined only with `refine_probe`; positions are refined only with
-  `refine_positions` (returned, minus the half pixel, on our grid).
+- the object starts as ones times `s0` (the rms object amplitude the data imply), or as the scan's
+  `initial_object` when given (a refined row: the margin repeats its edge); the probe is the
+  scan's `initial_probe` when given, else its `probe`, refined only with `refine_probe`; positions
+  are refined only with `refine_positions` (returned, minus the half pixel, on our grid).
 
-Each iteration is one pty-chi epoch (`task.run(1)`): its loss goes to `progress` and the History;
-`config.timeout` stops after the iteration that crosses it, keeping the estimate.
+Each iteration is one pty-chi epoch (`task.run(1)`): its loss goes to `progress` and the History
+(seconds since `reconstruct` was called, building the task included); `config.timeout` stops
+after the iteration that crosses it, keeping the estimate. After the scan's `snapshot_iterations`
+the object is copied into the estimate's `snapshots`, off the clock.
 """
 
 from __future__ import annotations
@@ -59,8 +62,10 @@ class PtychiEngine:
 
         from ptycho_core.generator import History, ObjectEstimate
 
+        start = time.perf_counter()
         torch, task = self._task(scan, config)
-        history, start = History(), time.perf_counter()
+        history, snapshots = History(), {}
+        wanted = {int(k) for k in getattr(scan, "snapshot_iterations", ()) or ()}
         iterations = self.options["iterations"]
         for k in range(1, iterations + 1):
             task.run(1)
@@ -69,6 +74,10 @@ class PtychiEngine:
             history.val_loss.append(None)
             history.lr.append(float(self.options.get("object_step", 1.0)))
             history.seconds.append(time.perf_counter() - start)
+            if k in wanted:
+                paused = time.perf_counter()
+                snapshots[k] = self._object(task, scan)
+                start += time.perf_counter() - paused  # the copy is off the clock
             progress({"epoch": k, "epochs": iterations, "step": 1, "steps": 1, "loss": loss, "val_loss": None})
             if not np.isfinite(loss):
                 history.stopped = f"non-finite loss at epoch {k}"
@@ -76,7 +85,9 @@ class PtychiEngine:
             if config.timeout and time.perf_counter() - start >= config.timeout and k < iterations:
                 history.stopped = f"timeout after {k} iterations ({config.timeout:g} s)"
                 break
-        return self._estimate(task, scan, history, ObjectEstimate)
+        estimate = self._estimate(task, scan, history, ObjectEstimate)
+        estimate.snapshots = snapshots
+        return estimate
 
     def device_info(self) -> dict:
         """The GPU pty-chi ran on (None on CPU) and torch's peak GPU memory in MiB."""
@@ -106,14 +117,20 @@ class PtychiEngine:
         options = self._options(api, config, scan)
         n = scan.patch_size
         shape = (scan.object_shape[0] + 2 * MARGIN, scan.object_shape[1] + 2 * MARGIN)
-        s0 = physics.amplitude_scale(scan.diffraction, scan.probe)
+        probe = getattr(scan, "initial_probe", None)
+        probe = np.asarray(scan.probe if probe is None else probe, dtype=np.complex64)
+        start = getattr(scan, "initial_object", None)
+        if start is None:
+            obj = np.full(shape, physics.amplitude_scale(scan.diffraction, probe), dtype=np.complex64)
+        else:
+            obj = np.pad(np.asarray(start, dtype=np.complex64), MARGIN, mode="edge")
         positions = np.asarray(scan.positions, dtype=np.float64) + MARGIN
         intensities = (n * np.asarray(scan.diffraction, dtype=np.float32)) ** 2
         task = PtychographyTask(
             options,
             diffraction_data=intensities,
-            object_data=np.full((1, *shape), s0, dtype=np.complex64),
-            probe_data=np.asarray(scan.probe, dtype=np.complex64)[None, None],
+            object_data=obj[None],
+            probe_data=probe[None, None],
             probe_position_x_px=positions[:, 1],
             probe_position_y_px=positions[:, 0],
             valid_pixel_mask=None if scan.mask is None else _one_mask(scan.mask),
@@ -150,11 +167,19 @@ class PtychiEngine:
         rec.allow_nondeterministic_algorithms = False
         return options
 
-    def _estimate(self, task, scan, history, estimate_type):
+    @staticmethod
+    def _object(task, scan):
+        """A copy of the task's object (H, W) complex64 on the scan's object grid."""
         import numpy as np
 
         obj = task.get_data_to_cpu("object", as_numpy=True)[0]
         obj = obj[MARGIN : MARGIN + scan.object_shape[0], MARGIN : MARGIN + scan.object_shape[1]]
+        return np.array(obj, dtype=np.complex64, order="C")
+
+    def _estimate(self, task, scan, history, estimate_type):
+        import numpy as np
+
+        obj = self._object(task, scan)
         probe = positions = None
         if self.options["refine_probe"]:
             probe = np.asarray(task.get_data_to_cpu("probe", as_numpy=True)).reshape(-1, *scan.probe.shape)[0]

@@ -1,0 +1,146 @@
+"""Quality against seconds: when each row gets good, training excluded.
+
+Every iterative and refined row keeps its object after a few iterations (`checkpoints`: about
+ten per decade, and the last); the parent scores those snapshots after the run, off the clock,
+exactly as the row's final object is scored (`pipeline.score_whole_object`). A curve is a list of
+points {seconds, iteration, amp_ssim, phase_ssim}: seconds since the row's reconstruction began
+(for a refined row: since its learned inference began, so the learned inference, the stitching
+and the start count; iteration 0 is the start). A learned row is one point at its inference time;
+its training time is kept apart (`train_seconds`) and shown apart in the figure.
+
+The table's `s to quality` column is the first point at which amplitude SSIM >= 0.95 and phase
+SSIM >= 0.90 (`THRESHOLDS`), or "not reached". SSIM needs ground truth; without it the points
+carry the data-space error only, and `QUALITY_WITHOUT_TRUTH` is the hook for a score against a
+reference (agreement with the reference row, the measured-data issue).
+"""
+
+from __future__ import annotations
+
+import math
+
+#: The quality the `s to quality` column waits for: amplitude and phase SSIM.
+THRESHOLDS = {"amp_ssim": 0.95, "phase_ssim": 0.90}
+
+#: Mantissas of the checkpoint iterations in every decade (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, ...).
+MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
+
+#: Set by the measured-data work: `fn(object, dataset) -> {"amp_ssim": .., "phase_ssim": ..}` (or
+#: None) scoring an object without ground truth (e.g. its agreement with the reference row).
+QUALITY_WITHOUT_TRUTH = None
+
+#: Text of the column when a row never reached the thresholds.
+NOT_REACHED = "not reached"
+
+
+def checkpoints(iterations: int) -> tuple[int, ...]:
+    """Iterations after which an engine's object is kept: 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25,
+    30, 40, ... up to `iterations`, and `iterations` itself."""
+    marks = set()
+    decade = 1
+    while decade <= iterations:
+        marks.update(int(round(m * decade)) for m in MANTISSAS)
+        decade *= 10
+    return tuple(sorted(k for k in marks | {int(iterations)} if 1 <= k <= iterations))
+
+
+def score_point(obj, ds, seconds: float, iteration: int) -> dict:
+    """One point of a curve: `obj` scored like a row's final object (SSIMs, data error)."""
+    from ptycho_core import pipeline
+
+    metrics = pipeline.score_whole_object(obj, ds).metrics
+    point = {"seconds": float(seconds), "iteration": int(iteration), "data_error": _number(metrics.get("data_error"))}
+    if ds.object is not None:
+        point.update({key: _number(metrics.get(key)) for key in THRESHOLDS})
+    elif QUALITY_WITHOUT_TRUTH is not None:
+        point.update(QUALITY_WITHOUT_TRUTH(obj, ds) or {})
+    return point
+
+
+def curve(snapshots: dict, history: dict, ds, offset: float = 0.0, start=None) -> list[dict]:
+    """Points from an engine's snapshots {iteration: object}: at `offset` + the History's seconds
+    after that iteration; `start` (a refined row's initial object) is iteration 0 at `offset`."""
+    seconds = list((history or {}).get("seconds") or [])
+    points = [] if start is None else [score_point(start, ds, offset, 0)]
+    for k in sorted(snapshots):
+        if 1 <= k <= len(seconds) and _number(seconds[k - 1]) is not None:
+            points.append(score_point(snapshots[k], ds, offset + seconds[k - 1], k))
+    return points
+
+
+def learned_point(row: dict) -> list[dict]:
+    """A learned row's curve: one point at its inference time (its training is not counted)."""
+    seconds = _number(row.get("reconstruct_seconds"))
+    if seconds is None:
+        return []
+    point = {"seconds": seconds, "iteration": None, "data_error": _number(row.get("data_error"))}
+    point.update({key: _number(row.get(key)) for key in THRESHOLDS})
+    return [point]
+
+
+def seconds_to_quality(points: list[dict]) -> tuple[float | None, bool | None]:
+    """(seconds of the first point meeting every THRESHOLD, reached?); (None, None) when the points
+    carry no quality (no ground truth and no reference score), (None, False) when never reached."""
+    scored = [p for p in points if all(_number(p.get(key)) is not None for key in THRESHOLDS)]
+    if not scored:
+        return None, None
+    for point in sorted(scored, key=lambda p: p["seconds"]):
+        if all(point[key] >= limit for key, limit in THRESHOLDS.items()):
+            return point["seconds"], True
+    return None, False
+
+
+def _number(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+# --- the figure ---------------------------------------------------------------------------------
+
+
+def quality_figure(curves: dict, path, save) -> object:
+    """quality.png: amplitude and phase SSIM against seconds (log scale), one line per iterative or
+    refined row (markers at the checkpoints), one marker per learned row at its inference time
+    with its training time in the legend; the THRESHOLDS dashed. `curves`: {row: {"kind",
+    "points", "train_seconds"}}; `save(fig, path)` writes it (the report's atomic writer)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    drawn = False
+    for i, (name, c) in enumerate(curves.items()):
+        points = [p for p in c.get("points") or [] if _number(p.get("seconds")) is not None]
+        label = name
+        if c.get("kind") in ("learned", "refined") and _number(c.get("train_seconds")) is not None:
+            label += f" (+ {c['train_seconds']:.0f} s training)"
+        for ax, key in zip(axes, THRESHOLDS):
+            xy = [(p["seconds"], p[key]) for p in points if _number(p.get(key)) is not None]
+            if not xy:
+                continue
+            drawn = True
+            xs, ys = zip(*xy)
+            style = {"color": f"C{i % 10}", "label": label}
+            if c.get("kind") == "learned":
+                ax.plot(xs, ys, marker="*", markersize=12, linestyle="none", **style)
+            else:
+                ax.plot(
+                    xs, ys, marker="o", markersize=3, linestyle="--" if c.get("kind") == "iterative" else "-", **style
+                )
+    for ax, (key, limit) in zip(axes, THRESHOLDS.items()):
+        ax.axhline(limit, color="gray", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("seconds (training excluded)")
+        ax.set_ylabel("amplitude SSIM" if key == "amp_ssim" else "phase SSIM")
+        ax.grid(alpha=0.3, which="both")
+    if drawn:
+        axes[1].legend(fontsize=7, loc="lower right")
+    else:
+        axes[0].text(0.05, 0.5, "no quality against seconds: no ground truth", transform=axes[0].transAxes)
+    fig.suptitle(
+        "quality against seconds: iterative rows dashed, refined rows solid (from the learned inference), "
+        "learned rows a star at their inference time",
+        fontsize=9,
+    )
+    return save(fig, path)
