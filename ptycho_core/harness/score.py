@@ -126,4 +126,5 @@ def _time_to_quality(curve: dict | None) -> dict:
     from ptycho_core import quality_time
 
     seconds, reached = quality_time.seconds_to_quality((curve or {}).get("points") or [])
-    return {"seconds_to_quality": seconds, "quality_reached": None if reached is None else float(reached)}
+    values = {"seconds_to_quality": seconds, "quality_reached": None if reached is None else float(reached)}
+    return {k: v for k, v in values.items() if v is not None}  # metrics hold numbers only

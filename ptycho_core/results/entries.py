@@ -17,7 +17,16 @@ from ptycho_core import __version__, rundir
 from ptycho_core.errors import PtychoError
 
 #: Numbers of a run kept beside its scores in the metrics table (so they sort like any metric).
-COST_METRICS = ("parameters", "train_seconds", "inference_patterns_per_s", "peak_rss_mib", "peak_gpu_mib", "epochs_run")
+COST_METRICS = (
+    "parameters",
+    "train_seconds",
+    "inference_patterns_per_s",
+    "peak_rss_mib",
+    "peak_gpu_mib",
+    "epochs_run",
+    "start_seconds",
+    "refine_seconds",
+)
 
 
 @dataclass
