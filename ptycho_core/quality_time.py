@@ -110,11 +110,14 @@ def quality_figure(curves: dict, path, save) -> object:
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     drawn = False
-    for i, (name, c) in enumerate(curves.items()):
+    colours: dict = {}  # a refined row takes its learned row's colour
+    for name, c in curves.items():
         points = [p for p in c.get("points") or [] if _number(p.get("seconds")) is not None]
+        base = name.split("+")[0] if c.get("kind") == "refined" else name
+        i = colours.setdefault(base, len(colours))
         label = name
         if c.get("kind") in ("learned", "refined") and _number(c.get("train_seconds")) is not None:
-            label += f" (+ {c['train_seconds']:.0f} s training)"
+            label += f" (+ {c['train_seconds']:.3g} s training)"
         for ax, key in zip(axes, THRESHOLDS):
             xy = [(p["seconds"], p[key]) for p in points if _number(p.get(key)) is not None]
             if not xy:
