@@ -43,27 +43,43 @@ def checkpoints(iterations: int) -> tuple[int, ...]:
     return tuple(sorted(k for k in marks | {int(iterations)} if 1 <= k <= iterations))
 
 
-def score_point(obj, ds, seconds: float, iteration: int) -> dict:
-    """One point of a curve: `obj` scored like a row's final object (SSIMs, data error)."""
-    from ptycho_core import pipeline
+def score_point(obj, ds, seconds: float, iteration: int, grid=None) -> dict:
+    """One point of a curve: `obj` (on `pipeline.object_grid(ds)`) scored like a row's final object
+    (the same region, alignment and SSIMs; the data error); `grid`: `_grid(ds)`, computed once."""
+    import numpy as np
 
-    metrics = pipeline.score_whole_object(obj, ds).metrics
-    point = {"seconds": float(seconds), "iteration": int(iteration), "data_error": _number(metrics.get("data_error"))}
+    from ptycho_core import metrics
+
+    positions, weights = grid or _grid(ds)
+    obj = np.where(weights > 0, np.asarray(obj), 0)
+    values = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask).values
+    point = {"seconds": float(seconds), "iteration": int(iteration), "data_error": _number(values.get("data_error"))}
     if ds.object is not None:
-        point.update({key: _number(metrics.get(key)) for key in THRESHOLDS})
+        point.update({key: _number(values.get(key)) for key in THRESHOLDS})
     elif QUALITY_WITHOUT_TRUTH is not None:
         point.update(QUALITY_WITHOUT_TRUTH(obj, ds) or {})
     return point
+
+
+def _grid(ds) -> tuple:
+    """(positions on the object grid, the illumination weights): what whole objects are scored on."""
+    import numpy as np
+
+    from ptycho_core import pipeline, stitch
+
+    shape, positions, _ = pipeline.object_grid(ds)
+    return positions, stitch.illumination(positions, shape, np.abs(ds.probe) ** 2)
 
 
 def curve(snapshots: dict, history: dict, ds, offset: float = 0.0, start=None) -> list[dict]:
     """Points from an engine's snapshots {iteration: object}: at `offset` + the History's seconds
     after that iteration; `start` (a refined row's initial object) is iteration 0 at `offset`."""
     seconds = list((history or {}).get("seconds") or [])
-    points = [] if start is None else [score_point(start, ds, offset, 0)]
+    grid = _grid(ds)
+    points = [] if start is None else [score_point(start, ds, offset, 0, grid)]
     for k in sorted(snapshots):
         if 1 <= k <= len(seconds) and _number(seconds[k - 1]) is not None:
-            points.append(score_point(snapshots[k], ds, offset + seconds[k - 1], k))
+            points.append(score_point(snapshots[k], ds, offset + seconds[k - 1], k, grid))
     return points
 
 
