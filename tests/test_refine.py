@@ -298,6 +298,6 @@ def test_the_quality_figure_draws_without_ground_truth(tmp_path):
     from ptycho_core import report
 
     curves = {"rpie": {"kind": "iterative", "points": [{"seconds": 1.0, "iteration": 1, "data_error": 0.1}]}}
-    path = quality_time.quality_figure(curves, tmp_path / "quality.png", report._save_figure)
+    path = report.quality_figure(curves, tmp_path / "quality.png")
     assert path.stat().st_size > 0
     assert quality_time.seconds_to_quality(curves["rpie"]["points"]) == (None, None)

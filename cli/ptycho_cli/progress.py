@@ -9,7 +9,6 @@ returns data and emits events; only this module prints them.
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 
@@ -201,11 +200,8 @@ def _short(value: float) -> str:
     return f"{value:.3g}"
 
 
-def finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _cell(row: dict, col, best: dict, many: bool) -> str:
+    from ptycho_core.metric_registry import finite
     from ptycho_core.report import TOO_SMALL_TEXT, too_small
 
     value = row.get(col.key)
@@ -220,18 +216,19 @@ def _cell(row: dict, col, best: dict, many: bool) -> str:
 
 
 def print_table(rows: list[dict], console, seeds: int = 1, title: str = "ptycho compare") -> None:
-    """The metrics table (ptycho_core.report.COLUMNS marked `terminal`), best values in bold;
+    """The metrics table (the `terminal` metrics of ptycho_core.metric_registry), best values in bold;
     failure reasons below it. metrics.csv and report.html have every column."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
 
-    from ptycho_core.report import COLUMNS, best_values, coverage_note
+    from ptycho_core import metric_registry
+    from ptycho_core.report import best_values, coverage_note
 
     title += f" (mean ± std over {seeds} seeds)" if seeds > 1 else ""
     table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
     table.add_column("generator", no_wrap=True)
-    cols = [c for c in COLUMNS if c.terminal]
+    cols = metric_registry.select(terminal=True)
     for col in cols:
         table.add_column(col.label, justify="right")
     table.add_column("status", no_wrap=True)

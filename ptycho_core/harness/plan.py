@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ptycho_core import __version__, rundir
 from ptycho_core.errors import UsageError
-from ptycho_core.generator import TrainConfig
+from ptycho_core.generator import TrainConfig, train_settings
 from ptycho_core.registry import GeneratorSpec, Registry
 
 
@@ -70,7 +70,8 @@ def select(request, registry: Registry) -> Selection:
     from ptycho_core import refine as refining
 
     request.check()
-    base_config = TrainConfig(**request.train)
+    fields = {s.field for s in train_settings()}
+    base_config = TrainConfig(**{k: v for k, v in request.train.items() if k in fields})
     specs, skipped, explicit = select_generators(registry, request.generators)
     stitcher = registry.stitcher(request.stitcher)
     if not stitcher.available:
@@ -80,7 +81,7 @@ def select(request, registry: Registry) -> Selection:
     known = specs + ([refiner] if refiner is not None and not any(s is refiner for s in specs) else [])
     option_values, stitch_options = resolve_compare_options(request.options, known, registry, stitcher)
     for spec in specs:
-        spec.train_config(request.train)  # a bad value fails here, before any work
+        spec.train_config(request.train)  # a bad value, or an engine setting it lacks, fails here: before any work
     refine_options = refining.engine_options(refiner, refine, option_values[id(refiner)]) if refiner else None
     return Selection(
         specs,
@@ -152,15 +153,7 @@ def resolve_compare_options(options, specs, registry: Registry, stitcher_spec) -
     for name, values in given.items():
         target = next((s for s in specs if name in (s.name, s.qualified_name)), None)
         if target is None and name in (stitcher_spec.name, stitcher_spec.qualified_name):
-            unknown = sorted(set(values) - set(stitcher_spec.options))
-            if unknown:
-                known = ", ".join(sorted(stitcher_spec.options)) or "none"
-                raise UsageError(
-                    f"stitcher {stitcher_spec.name}: unknown option(s) {', '.join(unknown)} (known: {known})"
-                )
-            for key, value in values.items():
-                opt = stitcher_spec.options[key]
-                stitch_options[key] = opt.parse(value, f"{name}.{key}") if isinstance(value, str) else value
+            stitch_options.update({k: v for k, v in stitcher_spec.resolve_options(values).items() if k in values})
             continue
         if target is None:
             compared = ", ".join(s.name for s in specs)

@@ -60,8 +60,8 @@ def score_run(
         row.fail(f"scoring failed: {failure_reason(exc)}")
         return scored
     record = rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash="")
-    row.add_costs(record)
     row.metrics = dict(result.metrics)
+    row.add_costs(record)
     scored.curve = _curve(plan, run_dir, test_ds, row, record, scored.history)
     row.metrics.update(_time_to_quality(scored.curve))
     rundir.write_json(
@@ -102,7 +102,7 @@ def _curve(plan: RunPlan, run_dir, test_ds, row: rundir.Row, record: rundir.RunR
 
     from ptycho_core import quality_time
 
-    curve = {"kind": plan.kind, "points": [], "train_seconds": record.train_seconds}
+    curve = {"kind": plan.kind, "points": [], "train_seconds": record.metrics.get("train_seconds")}
     if plan.kind == "learned":
         curve["points"] = quality_time.learned_point(row.to_dict())
         return curve
@@ -110,14 +110,13 @@ def _curve(plan: RunPlan, run_dir, test_ds, row: rundir.Row, record: rundir.RunR
         keys = z["snapshot_iterations"].tolist() if "snapshot_iterations" in z.files else []
         snapshots = dict(zip(keys, z["snapshot_objects"])) if keys else {}
         start = z["start"] if "start" in z.files else None
-    offset = (record.start_seconds or 0.0) if plan.kind == "refined" else 0.0
+    offset = (record.metrics.get("start_seconds") or 0.0) if plan.kind == "refined" else 0.0
     curve["points"] = quality_time.curve(snapshots, history, test_ds, offset=offset, start=start)
-    if not curve["points"] or curve["points"][-1].get("iteration") != (record.epochs_run or 0):
-        final = (
-            {**quality_time.learned_point(row.to_dict())[0], "iteration": record.epochs_run} if row.metrics else None
-        )
-        if final is not None:
-            curve["points"].append(final)  # the final object at the run's whole time
+    iterations = record.metrics.get("epochs_run")
+    if not curve["points"] or curve["points"][-1].get("iteration") != (iterations or 0):
+        final = quality_time.learned_point(row.to_dict())
+        if final:
+            curve["points"].append({**final[0], "iteration": iterations})  # the final object at the run's whole time
     return curve
 
 
