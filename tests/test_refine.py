@@ -196,9 +196,10 @@ def test_the_time_to_quality_column_is_a_time_or_not_reached(refined):
         seconds, reached = row["seconds_to_quality"], row["quality_reached"]
         assert reached in (0.0, 1.0)
         assert (seconds is not None) == (reached == 1.0)
-    from ptycho_core import report
+    from ptycho_core import metric_registry, report
 
-    column = next(c for c in report.COLUMNS if c.key == "seconds_to_quality")
+    column = metric_registry.metric("seconds_to_quality")
+    assert column.table and column.terminal
     assert report.format_value({"seconds_to_quality": None, "quality_reached": 0.0}, column) == "not reached"
     assert report.format_value({"seconds_to_quality": 1.234, "quality_reached": 1.0}, column) == "1.23"
     assert report.format_value({"seconds_to_quality": None}, column) == "-"  # no quality to judge by
