@@ -9,9 +9,11 @@ and the start count; iteration 0 is the start). A learned row is one point at it
 its training time is kept apart (`train_seconds`) and shown apart in the figure.
 
 The table's `s to quality` column is the first point at which amplitude SSIM >= 0.95 and phase
-SSIM >= 0.90 (`THRESHOLDS`), or "not reached". SSIM needs ground truth; without it the points
-carry the data-space error only, and `QUALITY_WITHOUT_TRUTH` is the hook for a score against a
-reference (agreement with the reference row, the measured-data issue).
+SSIM >= 0.90 (`THRESHOLDS`), or "not reached". The SSIMs are against the ground truth; without
+one (measured data), against the reference row (`reference_row`: the successful iterative row
+with the lowest data error), by the same scoring (region, global complex scalar, SSIM) as against
+a ground truth. That is the hook for the measured-data issue's agreement with the reference
+(`ptycho_core.agreement`, with registration and ramp removal): `score_point`'s `truth`.
 """
 
 from __future__ import annotations
@@ -23,10 +25,6 @@ THRESHOLDS = {"amp_ssim": 0.95, "phase_ssim": 0.90}
 
 #: Mantissas of the checkpoint iterations in every decade (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, ...).
 MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
-
-#: Set by the measured-data work: `fn(object, dataset) -> {"amp_ssim": .., "phase_ssim": ..}` (or
-#: None) scoring an object without ground truth (e.g. its agreement with the reference row).
-QUALITY_WITHOUT_TRUTH = None
 
 #: Text of the column when a row never reached the thresholds.
 NOT_REACHED = "not reached"
@@ -43,22 +41,36 @@ def checkpoints(iterations: int) -> tuple[int, ...]:
     return tuple(sorted(k for k in marks | {int(iterations)} if 1 <= k <= iterations))
 
 
-def score_point(obj, ds, seconds: float, iteration: int, grid=None) -> dict:
+def score_point(obj, ds, seconds: float, iteration: int, grid=None, truth=...) -> dict:
     """One point of a curve: `obj` (on `pipeline.object_grid(ds)`) scored like a row's final object
-    (the same region, alignment and SSIMs; the data error); `grid`: `_grid(ds)`, computed once."""
+    (the same region, alignment and SSIMs; the data error) against `truth` (default: the data's
+    ground truth; the reference row's object on measured data; None: data error only); `grid`:
+    (positions, weights) from `_grid(ds)`, computed once per curve."""
     import numpy as np
 
     from ptycho_core import metrics
 
+    truth = ds.object if truth is ... else truth
     positions, weights = grid or _grid(ds)
     obj = np.where(weights > 0, np.asarray(obj), 0)
-    values = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask).values
-    point = {"seconds": float(seconds), "iteration": int(iteration), "data_error": _number(values.get("data_error"))}
-    if ds.object is not None:
+    values = metrics.score(obj, weights, truth, positions, ds.probe, ds.diffraction, mask=ds.mask).values
+    point = {"seconds": float(seconds), "iteration": iteration, "data_error": _number(values.get("data_error"))}
+    if truth is not None:
         point.update({key: _number(values.get(key)) for key in THRESHOLDS})
-    elif QUALITY_WITHOUT_TRUTH is not None:
-        point.update(QUALITY_WITHOUT_TRUTH(obj, ds) or {})
     return point
+
+
+def reference_row(rows):
+    """The reference of rows without ground truth, from [(kind, scored row)]: the successful
+    iterative row with the lowest data error (None when there is none)."""
+    from ptycho_core.metric_registry import finite
+
+    iterative = [
+        s
+        for kind, s in rows
+        if kind == "iterative" and s.row.ok and s.panel and finite(s.row.metrics.get("data_error"))
+    ]
+    return min(iterative, key=lambda s: s.row.metrics["data_error"], default=None)
 
 
 def _grid(ds) -> tuple:
@@ -71,15 +83,16 @@ def _grid(ds) -> tuple:
     return positions, stitch.illumination(positions, shape, np.abs(ds.probe) ** 2)
 
 
-def curve(snapshots: dict, history: dict, ds, offset: float = 0.0, start=None) -> list[dict]:
+def curve(snapshots: dict, history: dict, ds, offset: float = 0.0, start=None, truth=...) -> list[dict]:
     """Points from an engine's snapshots {iteration: object}: at `offset` + the History's seconds
-    after that iteration; `start` (a refined row's initial object) is iteration 0 at `offset`."""
+    after that iteration; `start` (a refined row's initial object) is iteration 0 at `offset`;
+    `truth`: `score_point`'s."""
     seconds = list((history or {}).get("seconds") or [])
     grid = _grid(ds)
-    points = [] if start is None else [score_point(start, ds, offset, 0, grid)]
+    points = [] if start is None else [score_point(start, ds, offset, 0, grid, truth)]
     for k in sorted(snapshots):
         if 1 <= k <= len(seconds) and _number(seconds[k - 1]) is not None:
-            points.append(score_point(snapshots[k], ds, offset + seconds[k - 1], k, grid))
+            points.append(score_point(snapshots[k], ds, offset + seconds[k - 1], k, grid, truth))
     return points
 
 

@@ -302,3 +302,30 @@ def test_the_quality_figure_draws_without_ground_truth(tmp_path):
     path = report.quality_figure(curves, tmp_path / "quality.png")
     assert path.stat().st_size > 0
     assert quality_time.seconds_to_quality(curves["rpie"]["points"]) == (None, None)
+
+
+def test_without_ground_truth_quality_is_measured_against_the_reference_row(tmp_path):
+    import dataclasses
+
+    train, test = (dataclasses.replace(ds, object=None) for ds in simulate_pair(TINY))
+    result = compare.run(
+        ["dummy_intensity", "dummy_iterative"],
+        host=_host(),
+        out=tmp_path / "cmp",
+        data=train,
+        test_data=test,
+        epochs=1,
+        options=OPTIONS,
+        refine="dummy_iterative:5",
+    )
+    assert result.exit_code == 0, result.rows
+    assert all(r["amp_ssim"] is None for r in result.rows)  # no ground truth: no SSIM in the table
+    curves = json.loads((tmp_path / "cmp" / "metrics.json").read_text())["quality_against_seconds"]
+    assert {c["against"] for c in curves.values()} == {"dummy_iterative"}
+    reference = curves["dummy_iterative"]["points"]
+    assert reference[-1]["amp_ssim"] == pytest.approx(1.0)  # the reference agrees with itself at the end
+    refined = curves["dummy_intensity+dummy_iterative"]["points"]
+    learned = curves["dummy_intensity"]["points"]
+    assert refined[-1]["phase_ssim"] > learned[0]["phase_ssim"]  # refining moves towards the reference
+    for row in result.rows:
+        assert row["quality_reached"] in (0.0, 1.0)

@@ -65,6 +65,9 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
         )
         for p in plans
     ]
+    against = score.add_curves(plans, scored, layout, test_ds)
+    if against is not None:
+        on_event(ev.Note(f"quality against seconds: SSIM against {against} (no ground truth)"))
     result = _report(request, selection, staged, registry, scored, executor.threads, started)
     if any(o.interrupted for o in outcomes.values()):
         result.exit_code = INTERRUPTED_EXIT

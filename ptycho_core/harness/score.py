@@ -62,8 +62,6 @@ def score_run(
     record = rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash="")
     row.metrics = dict(result.metrics)
     row.add_costs(record)
-    scored.curve = _curve(plan, run_dir, test_ds, row, record, scored.history)
-    row.metrics.update(_time_to_quality(scored.curve))
     rundir.write_json(
         run_dir / rundir.METRICS_JSON,
         {
@@ -73,7 +71,6 @@ def score_run(
             "shift": result.shift,
             "stitcher": stitcher_spec.name if plan.kind != "iterative" else None,  # iterative: whole object
             "stitch_options": stitch_options if plan.kind != "iterative" else {},
-            "quality_against_seconds": scored.curve,
         },
     )
     rundir.write_npz(
@@ -96,27 +93,63 @@ def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
     return pipeline.stitch_and_score(patches, test_ds, stitcher_spec, registry, **stitch_options)
 
 
-def _curve(plan: RunPlan, run_dir, test_ds, row: rundir.Row, record: rundir.RunRecord, history) -> dict:
-    """The row's quality against seconds: {"kind", "points", "train_seconds"} (`quality_time`)."""
+def add_curves(plans: list[RunPlan], scored: list[Scored], layout: rundir.Layout, test_ds) -> str | None:
+    """Every successful row's quality against seconds (`quality_time`), its `seconds_to_quality`
+    and `quality_reached`, also written into its metrics.json. The quality is SSIM against the
+    ground truth; without one, against the reference row (`quality_time.reference_row`: the
+    successful iterative row with the lowest data error), whose name is returned (None: ground truth
+    or no reference)."""
+    from ptycho_core import quality_time
+
+    truth, against = test_ds.object, None
+    if truth is None:
+        base = quality_time.reference_row([(p.kind, s) for p, s in zip(plans, scored)])
+        if base is not None:
+            truth, against = base.panel["object"], base.row.generator
+    for plan, s in zip(plans, scored):
+        if not s.row.ok or s.panel is None:
+            continue
+        s.curve = _curve(plan, layout.run_dir(plan.name), test_ds, s, truth)
+        s.curve["against"] = "ground truth" if against is None and truth is not None else against
+        s.row.metrics.update(_time_to_quality(s.curve))
+        path = layout.run_dir(plan.name) / rundir.METRICS_JSON
+        record = rundir.read_json(path) or {}
+        record.setdefault("metrics", {}).update(_time_to_quality(s.curve))
+        record["quality_against_seconds"] = s.curve
+        rundir.write_json(path, record)
+    return against
+
+
+def _curve(plan: RunPlan, run_dir, test_ds, s: Scored, truth) -> dict:
+    """The row's quality against seconds: {"kind", "points", "train_seconds"} (`quality_time`),
+    scored against `truth` (the ground truth or the reference row's object; None: no SSIM)."""
     import numpy as np
 
     from ptycho_core import quality_time
 
+    record = rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash="")
     curve = {"kind": plan.kind, "points": [], "train_seconds": record.metrics.get("train_seconds")}
-    if plan.kind == "learned":
-        curve["points"] = quality_time.learned_point(row.to_dict())
+    row = s.row.to_dict()
+    if plan.kind == "learned" or record.metrics.get("reconstruct_seconds") is None:
+        final = quality_time.learned_point(row)
+        if final and test_ds.object is None:  # its stitched object against the reference
+            grid = (s.panel["positions"], s.panel["weights"])
+            final = [quality_time.score_point(s.panel["object"], test_ds, final[0]["seconds"], 0, grid, truth)]
+            final[0]["iteration"] = None
+        curve["points"] = final
         return curve
     with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
         keys = z["snapshot_iterations"].tolist() if "snapshot_iterations" in z.files else []
         snapshots = dict(zip(keys, z["snapshot_objects"])) if keys else {}
         start = z["start"] if "start" in z.files else None
     offset = (record.metrics.get("start_seconds") or 0.0) if plan.kind == "refined" else 0.0
-    curve["points"] = quality_time.curve(snapshots, history, test_ds, offset=offset, start=start)
+    curve["points"] = quality_time.curve(snapshots, s.history, test_ds, offset=offset, start=start, truth=truth)
     iterations = record.metrics.get("epochs_run")
     if not curve["points"] or curve["points"][-1].get("iteration") != (iterations or 0):
-        final = quality_time.learned_point(row.to_dict())
-        if final:
-            curve["points"].append({**final[0], "iteration": iterations})  # the final object at the run's whole time
+        seconds = record.metrics["reconstruct_seconds"]  # the final object at the run's whole time
+        curve["points"].append(
+            quality_time.score_point(s.panel["object"], test_ds, seconds, iterations or 0, None, truth)
+        )
     return curve
 
 
