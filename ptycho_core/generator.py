@@ -1,4 +1,4 @@
-"""The generator runtime contract (DESIGN section 7): what a generator is given and returns.
+"""The generator runtime contract (docs/design.md#contracts): what a generator is given and returns.
 
     gen = factory(**options)
     gen.fit(train: TrainingSet, val: TrainingSet, config: TrainConfig, progress) -> History
@@ -9,17 +9,19 @@
 Inputs are raw amplitudes in contract units; the generator applies `TrainingSet.input_scale`
 itself. `predict` returns per-channel patches before any overlap averaging, in contract units.
 
-Iterative generators (`kind="iterative"`, DESIGN section 10) have no fit: the core hands them one
-`Scan` (the test data on its object grid) and they return an `ObjectEstimate`:
+Iterative generators (`kind="iterative"`, docs/design.md#contracts) have no fit: the core hands them one
+`Dataset` (the test data on its object grid, `object_shape` set, no ground truth: see
+`pipeline.scan_for`) and they return a `Reconstruction`:
 
     gen = factory(**options)
-    gen.reconstruct(scan: Scan, config: TrainConfig, progress) -> ObjectEstimate
+    gen.reconstruct(scan: Dataset, config: TrainConfig, progress) -> Reconstruction
 
-A generator registered with `warm_start=True` starts from `scan.initial_object` and
-`scan.initial_probe` when they are given (refined rows: an engine started from a learned row's
-object). Any iterative generator may keep copies of its object after `scan.snapshot_iterations`
-in `ObjectEstimate.snapshots`: the core scores them afterwards, off the clock, for the row's
-quality against seconds.
+A generator registered with `warm_start=True` also takes two keywords, which the core passes to
+it alone: `start`, a `Reconstruction` whose `object` (H, W, on the scan's grid) and `probe` (N, N;
+None: the scan's) it starts from (refined rows: an engine started from a learned row's object),
+and `snapshot_iterations`, the iterations after which it keeps a copy of its object in the
+returned `Reconstruction.snapshots` (scored afterwards, off the clock: the row's quality against
+seconds).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from ptycho_core.settings import Setting, check_fields, declared, setting
 
 if TYPE_CHECKING:  # numpy only for annotations: this module is imported by the light CLI
     import numpy as np
+
+    from ptycho_core.data import Dataset
 
 ProgressCallback = Callable[[dict], None]
 
@@ -108,7 +112,7 @@ def train_settings() -> list[Setting]:
 
 
 #: TrainConfig fields a plugin may not set in `GeneratorSpec.train_defaults`: the split and the
-#: grouping are made once for every generator of a comparison (DESIGN section 5).
+#: grouping are made once for every generator of a comparison (docs/design.md#splits).
 SHARED_SETTINGS = frozenset({"seed", "val_fraction"})
 
 
@@ -241,58 +245,31 @@ class Generator(Protocol):
 
 
 @dataclass
-class Scan:
-    """What an iterative generator reconstructs: one scan, in contract units, on its object grid.
+class Reconstruction:
+    """A reconstructed object, one type from the generator to the file (docs/design.md#contracts).
 
-    diffraction (n, N, N) float32 amplitudes; positions (n, 2) float64 (y, x) object pixels of
-    each pattern's centre pixel (N//2, N//2) on a grid of `object_shape` (H, W), every N x N patch
-    inside it; probe (N, N) complex64; mask (N, N) or (n, N, N) bool or None; metadata as loaded.
-
-    The start (only for generators registered with `warm_start=True`; None: the engine's own):
-    initial_object (H, W) complex64 on the object grid, in contract units; initial_probe (N, N)
-    complex64, the probe to start from (and to use, when the engine does not refine the probe).
-    snapshot_iterations: iterations after which the engine keeps a copy of its object in
-    `ObjectEstimate.snapshots` (optional for any iterative generator; copies are taken off its
-    clock: `History.seconds` excludes them).
+    An iterative generator's `reconstruct` returns one with `object` (H, W) complex64 on the
+    scan's object grid (`Dataset.object_shape`), `history` (one entry per iteration: `loss` the
+    engine's data error, `val_loss` entries None) and, when the engine refined them, `probe` (N, N)
+    and `positions` (n, 2) (else None). Scoring (`pipeline.score_object`) fills in `weights` (H, W)
+    on the grid, `positions` on it, `shift` (the whole-pixel shift of the grid, non-zero only
+    without a known grid), `metrics` (plain floats), `frc` and `region` (the scored box). Read from
+    a file (`io.reconstruction.read`), it carries the file's probe and `geometry` when it has them.
+    `snapshots`: {iteration k: the object (H, W) after iteration k} of a `warm_start` engine asked
+    for them (`snapshot_iterations`); `history.seconds[k - 1]` is the time since `reconstruct` was
+    called, after iteration k, snapshot copies excluded.
     """
 
-    diffraction: np.ndarray
-    positions: np.ndarray
-    probe: np.ndarray
-    object_shape: tuple
-    mask: np.ndarray | None = None
-    metadata: dict = field(default_factory=dict)
-    initial_object: np.ndarray | None = None
-    initial_probe: np.ndarray | None = None
-    snapshot_iterations: tuple = ()
-
-    @property
-    def start_probe(self) -> np.ndarray:
-        """The probe an engine starts from: `initial_probe` when given, else `probe`."""
-        return self.probe if self.initial_probe is None else self.initial_probe
-
-    @property
-    def n(self) -> int:
-        return int(self.diffraction.shape[0])
-
-    @property
-    def patch_size(self) -> int:
-        return int(self.diffraction.shape[-1])
-
-
-@dataclass
-class ObjectEstimate:
-    """What `reconstruct` returns: the object (H, W) complex64 on the scan's object grid, the refined
-    probe (N, N) and positions (n, 2) when the engine refined them (else None), and a History with
-    one entry per iteration (`loss`: the engine's data error; `val_loss` entries None;
-    `seconds[k - 1]`: seconds since `reconstruct` was called, after iteration k). snapshots:
-    {iteration k: the object (H, W) after iteration k} for the scan's `snapshot_iterations` that
-    ran (empty when the engine keeps none)."""
-
     object: np.ndarray
-    history: History
+    history: History | None = None
     probe: np.ndarray | None = None
     positions: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    shift: tuple = (0.0, 0.0)
+    metrics: dict = field(default_factory=dict)
+    frc: dict = field(default_factory=dict)
+    region: list = field(default_factory=list)
+    geometry: Any = None
     snapshots: dict = field(default_factory=dict)
 
 
@@ -302,10 +279,12 @@ class IterativeGenerator(Protocol):
 
     `config` carries the seed, the device and `timeout` (stop iterating after that many seconds,
     keeping the current estimate); the number of iterations is the generator's own option.
-    `progress` gets the same events as `fit`'s, one epoch per iteration.
+    `progress` gets the same events as `fit`'s, one epoch per iteration. With `warm_start=True` in
+    its spec it also takes `start` (a Reconstruction: object and probe to start from, or None) and
+    `snapshot_iterations` (module docstring).
     """
 
-    def reconstruct(self, scan: Scan, config: TrainConfig, progress: ProgressCallback) -> ObjectEstimate: ...
+    def reconstruct(self, scan: Dataset, config: TrainConfig, progress: ProgressCallback) -> Reconstruction: ...
 
 
 def groups_per_epoch(n_groups: int, channels: int) -> int:
@@ -313,7 +292,7 @@ def groups_per_epoch(n_groups: int, channels: int) -> int:
 
     Training groups are one per anchor pattern, so every pattern sits in about C groups; drawing
     1/C of them makes an epoch one pass over the patterns at every gridsize, and gridsize C costs
-    about what gridsize 1 costs per epoch (DESIGN section 5).
+    about what gridsize 1 costs per epoch (docs/design.md#splits).
     """
     return max(1, min(n_groups, math.ceil(n_groups / max(1, channels))))
 

@@ -20,6 +20,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from ptycho_core import metrics, pipeline, stitch
+from ptycho_core.metric_registry import finite
+
 #: The quality the `s to quality` column waits for: amplitude and phase SSIM.
 THRESHOLDS = {"amp_ssim": 0.95, "phase_ssim": 0.90}
 
@@ -46,10 +51,6 @@ def score_point(obj, ds, seconds: float, iteration: int, grid=None, truth=...) -
     (the same region, alignment and SSIMs; the data error) against `truth` (default: the data's
     ground truth; the reference row's object on measured data; None: data error only); `grid`:
     (positions, weights) from `_grid(ds)`, computed once per curve."""
-    import numpy as np
-
-    from ptycho_core import metrics
-
     truth = ds.object if truth is ... else truth
     positions, weights = grid or _grid(ds)
     obj = np.where(weights > 0, np.asarray(obj), 0)
@@ -63,8 +64,6 @@ def score_point(obj, ds, seconds: float, iteration: int, grid=None, truth=...) -
 def reference_row(rows):
     """The reference of rows without ground truth, from [(kind, scored row)]: the successful
     iterative row with the lowest data error (None when there is none)."""
-    from ptycho_core.metric_registry import finite
-
     iterative = [
         s
         for kind, s in rows
@@ -75,10 +74,6 @@ def reference_row(rows):
 
 def _grid(ds) -> tuple:
     """(positions on the object grid, the illumination weights): what whole objects are scored on."""
-    import numpy as np
-
-    from ptycho_core import pipeline, stitch
-
     shape, positions, _ = pipeline.object_grid(ds)
     return positions, stitch.illumination(positions, shape, np.abs(ds.probe) ** 2)
 

@@ -5,7 +5,7 @@
 
 A learned row's patches are stitched (its own stitcher), the object is turned into a start
 (`start_object`: scaled to explain the measured amplitudes, uncovered pixels filled) and handed to
-the engine as `Scan.initial_object`, with the probe the learned row used as `Scan.initial_probe`.
+the engine as its `start` (a `Reconstruction`: that object and the probe the learned row used).
 Only engines registered with `warm_start=True` take a start (`pipeline.check_warm_start`). The
 refined row's time is the learned inference plus the stitching, the start and the engine's run
 (training excluded, shown apart as for the learned row).
@@ -73,7 +73,7 @@ def parse(text) -> Refine | None:
 def engine_spec(registry, refine: Refine):
     """The refining engine's spec, checked before any work: installed, available, iterative, and
     registered with `warm_start` (else one line: it cannot refine)."""
-    from ptycho_core import pipeline
+    from ptycho_core import pipeline  # lazy: CompareRequest (the light CLI) imports this module; numpy
 
     spec = registry.generator(refine.engine)
     pipeline.require_available(spec)
@@ -102,9 +102,9 @@ def start_object(obj, weights, positions, probe, diffraction, mask=None) -> np.n
     (the learned object's scale is only as good as its network's); the pixels the stitcher left
     uncovered (weight 0) get the covered pixels' mean value. No ground truth is used.
     """
-    import numpy as np
+    import numpy as np  # lazy: CompareRequest (the light CLI) imports this module
 
-    from ptycho_core import physics
+    from ptycho_core import physics  # lazy: the same (it imports numpy)
 
     obj = np.asarray(obj, dtype=np.complex64)
     covered = np.asarray(weights) > 0
@@ -129,7 +129,7 @@ def refine_patches(spec, options, patches, ds, config, stitcher="probe_weighted"
     `snapshot_iterations`, and `registry` for a stitcher given by name."""
     import time
 
-    from ptycho_core import pipeline, stitch
+    from ptycho_core import pipeline, stitch  # lazy: CompareRequest (the light CLI) imports this module; numpy
 
     registry = kwargs.pop("registry", None)
     t0 = time.perf_counter()

@@ -30,7 +30,7 @@ Option = Setting
 
 def reserved_option_names() -> frozenset:
     """TrainConfig field and option names and every engine setting's name: generator options may
-    not shadow them (DESIGN section 6)."""
+    not shadow them (docs/design.md#plugins)."""
     names = {n for s in train_settings() for n in (s.field, s.name)}
     return frozenset(names | {s.name for s in TORCH_SETTINGS} | {"engine"})
 
@@ -97,7 +97,7 @@ class GeneratorSpec(_Spec):
     wins over TrainConfig's own default (`train_config`). `child_env` maps environment variable -> value
     for the compare child running this generator, set before the child imports anything; the
     text "{threads}" in a value becomes the child's thread budget. `warm_start` (iterative only):
-    the generator starts from `Scan.initial_object` / `Scan.initial_probe` when given, so it can
+    `reconstruct` also takes `start` (a Reconstruction to start from) and `snapshot_iterations`, so it can
     refine a learned row (`ptycho compare --refine`); a generator without it is refused there.
     """
 

@@ -1,5 +1,5 @@
 """Scoring a finished run: stitch its anchor patches, or take an iterative generator's whole
-object, and score the object (DESIGN section 8: one region, alignment and metrics for both, in
+object, and score the object (docs/design.md#scoring: one region, alignment and metrics for both, in
 `pipeline.score_object`); write `metrics.json` and `object.npz` into its folder.
 
 `score_run` returns a `Scored`: the run's typed `Row` plus what the figures need (the object
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ptycho_core import rundir
+from ptycho_core import quality_time, rundir
+from ptycho_core.errors import failure_reason
 from ptycho_core.harness.plan import RunPlan
 
 
@@ -55,8 +56,6 @@ def score_run(
     try:
         result = _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
     except Exception as exc:  # a bad prediction or a stitcher plugin's error fails this row only
-        from ptycho_core.harness.worker import failure_reason
-
         row.fail(f"scoring failed: {failure_reason(exc)}")
         return scored
     record = rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash="")
@@ -82,9 +81,9 @@ def score_run(
 
 
 def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry):
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
-    from ptycho_core import pipeline
+    from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
 
     with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
         if "object" in z.files:  # an iterative generator's whole object: no stitching
@@ -99,8 +98,6 @@ def add_curves(plans: list[RunPlan], scored: list[Scored], layout: rundir.Layout
     ground truth; without one, against the reference row (`quality_time.reference_row`: the
     successful iterative row with the lowest data error), whose name is returned (None: ground truth
     or no reference)."""
-    from ptycho_core import quality_time
-
     truth, against = test_ds.object, None
     if truth is None:
         base = quality_time.reference_row([(p.kind, s) for p, s in zip(plans, scored)])
@@ -124,8 +121,6 @@ def _curve(plan: RunPlan, run_dir, test_ds, s: Scored, truth) -> dict:
     """The row's quality against seconds: {"kind", "points", "train_seconds"} (`quality_time`),
     scored against `truth` (the ground truth or the reference row's object; None: no SSIM)."""
     import numpy as np
-
-    from ptycho_core import quality_time
 
     record = rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash="")
     curve = {"kind": plan.kind, "points": [], "train_seconds": record.metrics.get("train_seconds")}
@@ -155,8 +150,6 @@ def _curve(plan: RunPlan, run_dir, test_ds, s: Scored, truth) -> dict:
 
 def _time_to_quality(curve: dict | None) -> dict:
     """{"seconds_to_quality", "quality_reached"} of a curve (None: no quality to judge by)."""
-    from ptycho_core import quality_time
-
     seconds, reached = quality_time.seconds_to_quality((curve or {}).get("points") or [])
     values = {"seconds_to_quality": seconds, "quality_reached": None if reached is None else float(reached)}
     return {k: v for k, v in values.items() if v is not None}  # metrics hold numbers only

@@ -7,6 +7,8 @@ its dtype, as is a damaged or truncated file.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -167,9 +169,6 @@ def check_units(reader: H5Reader, field: str, attrs) -> None:
 def write_atomically(path, fill) -> Path:
     """Create the HDF5 file `path` by calling `fill(h5py.File)` on a temporary file beside it,
     then renaming it into place; returns the path."""
-    import os
-    import tempfile
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)

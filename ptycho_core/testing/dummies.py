@@ -45,7 +45,7 @@ def _pattern_amplitude(diffraction, probe_power: float, s0: float):
 
     diffraction (..., N, N) raw amplitudes, probe_power = sum |P|^2 -> (...,) float64.
     """
-    import numpy as np
+    import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
     a2 = (np.asarray(diffraction, dtype=np.float64) ** 2).sum(axis=(-2, -1))
     return np.sqrt(a2 / probe_power) / s0
@@ -53,7 +53,7 @@ def _pattern_amplitude(diffraction, probe_power: float, s0: float):
 
 def _flat_patches(amplitude, phase, n: int):
     """(...,) amplitudes and phases -> (..., n, n) complex64 flat patches."""
-    import numpy as np
+    import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
     value = (amplitude * np.exp(1j * phase)).astype(np.complex64)
     return np.broadcast_to(value[..., None, None], value.shape + (n, n)).copy()
@@ -97,7 +97,7 @@ class _FlatPatchGenerator:
     _learned: tuple = ()
 
     def _remember(self, train):
-        import numpy as np
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
         self.params.update({"s0": float(train.s0), "probe_power": float((np.abs(train.probe) ** 2).sum())})
 
@@ -106,7 +106,7 @@ class _FlatPatchGenerator:
 
     @staticmethod
     def _history():
-        from ptycho_core.generator import History
+        from ptycho_core.generator import History  # lazy: a plugin module: registering it must not import numpy
 
         return History()
 
@@ -130,9 +130,9 @@ class IntensityGenerator(_FlatPatchGenerator):
     _learned = ("gain",)
 
     def fit(self, train, val, config, progress):
-        import numpy as np
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
-        from ptycho_core import physics
+        from ptycho_core import physics  # lazy: a plugin module: registering it must not import numpy
 
         if train.gt_patches is not None or (val is not None and val.gt_patches is not None):
             raise RuntimeError("an unsupervised generator was given ground truth")
@@ -175,7 +175,7 @@ class SupervisedGenerator(_FlatPatchGenerator):
     _learned = ("a1", "a0", "b1", "b0")
 
     def fit(self, train, val, config, progress):
-        import numpy as np
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
         if train.gt_patches is None:
             raise RuntimeError("dummy_supervised needs ground-truth patches")
@@ -277,29 +277,32 @@ class IterativeDummy:
     """Full-batch PIE in numpy (`kind="iterative"`): o <- o + step * splat(P* (psi' - psi)) /
     (splat(|P|^2) + 1e-3 max), psi' the exit waves with their Fourier magnitudes replaced by the
     measured amplitudes (invalid mask pixels keep the model's). Starts from the scan's
-    `initial_object` when given (warm start), else a flat object of the data's rms amplitude s0;
-    the probe (`scan.start_probe`) and positions stay fixed. Keeps the object after the scan's
-    `snapshot_iterations`, off the clock."""
+    `start` object and probe when given (warm start), else a flat object of the data's rms amplitude
+    s0 and the scan's probe; probe and positions stay fixed. Keeps the object after the
+    `snapshot_iterations`."""
 
     name = "dummy_iterative"
 
     def __init__(self, iterations: int = 20, step: float = 1.0, error: str = "none"):
         self.options = {"iterations": iterations, "step": step, "error": error}
 
-    def reconstruct(self, scan, config, progress):
-        import numpy as np
+    def reconstruct(self, scan, config, progress, start=None, snapshot_iterations=()):
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
-        from ptycho_core import physics
-        from ptycho_core.generator import History, ObjectEstimate
+        from ptycho_core import physics  # lazy: a plugin module: registering it must not import numpy
+
+        # lazy: a plugin module: registering it must not import numpy
+        from ptycho_core.generator import History, Reconstruction
 
         if self.options["error"] == "runtime":
             raise RuntimeError("dummy failure in reconstruct")
-        start = time.perf_counter()
-        n, probe, positions = scan.patch_size, scan.start_probe.astype(np.complex128), scan.positions
+        clock = time.perf_counter()
+        probe = scan.probe if start is None or start.probe is None else start.probe
+        n, probe, positions = scan.patch_size, probe.astype(np.complex128), scan.positions
         measured = np.asarray(scan.diffraction, dtype=np.float64)
         valid = np.ones(measured.shape, bool) if scan.mask is None else np.broadcast_to(scan.mask, measured.shape)
-        if scan.initial_object is not None:
-            obj = np.array(scan.initial_object, dtype=np.complex128)
+        if start is not None:
+            obj = np.array(start.object, dtype=np.complex128)
         else:
             obj = np.full(scan.object_shape, physics.amplitude_scale(measured, probe), dtype=np.complex128)
         weight = physics.splat(np.broadcast_to(np.abs(probe) ** 2, measured.shape), positions, scan.object_shape).real
@@ -316,13 +319,13 @@ class IterativeDummy:
             )
             if self.options["error"] == "nan" and k == 2:
                 loss = math.nan
-            _FlatPatchGenerator._report(progress, history, k, iterations, loss, None, self.options["step"], start)
-            if k in scan.snapshot_iterations:
+            _FlatPatchGenerator._report(progress, history, k, iterations, loss, None, self.options["step"], clock)
+            if k in snapshot_iterations:
                 snapshots[k] = obj.astype(np.complex64)  # a copy; its cost stays on the clock (tiny)
             if not math.isfinite(loss):
                 history.stopped = f"non-finite loss at epoch {k}"
                 break
-        return ObjectEstimate(object=obj.astype(np.complex64), history=history, snapshots=snapshots)
+        return Reconstruction(object=obj.astype(np.complex64), history=history, snapshots=snapshots)
 
 
 def build_iterative(iterations: int = 20, step: float = 1.0, error: str = "none") -> IterativeDummy:
@@ -426,15 +429,15 @@ class OracleGenerator:
         self.params = {"truth": str(truth), "mode": mode}
 
     def fit(self, train, val, config, progress=None):
-        from ptycho_core.generator import History
+        from ptycho_core.generator import History  # lazy: a plugin module: registering it must not import numpy
 
         return History(loss=[0.0] * config.epochs, val_loss=[0.0] * config.epochs, lr=[config.lr] * config.epochs)
 
     def predict(self, diffraction, offsets=None):
-        import numpy as np
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
-        from ptycho_core import physics
-        from ptycho_core.io.npz import load_npz
+        from ptycho_core import physics  # lazy: a plugin module: registering it must not import numpy
+        from ptycho_core.io.npz import load_npz  # lazy: a plugin module: registering it must not import numpy
 
         truth = load_npz(self.params["truth"])
         where = {pattern.tobytes(): i for i, pattern in enumerate(truth.diffraction)}
@@ -446,7 +449,7 @@ class OracleGenerator:
         if self.params["mode"] == "reordered":
             patches = np.roll(patches, 1, axis=0)
         if self.params["mode"] == "twin":  # the exit wave's twin conj(psi(-r)), divided by the probe again
-            from ptycho_core.metrics import reflect
+            from ptycho_core.metrics import reflect  # lazy: a plugin module: registering it must not import numpy
 
             probe = np.where(np.abs(truth.probe) > 1e-6 * np.abs(truth.probe).max(), truth.probe, 1)
             patches = np.conj(reflect(patches * truth.probe)) / probe

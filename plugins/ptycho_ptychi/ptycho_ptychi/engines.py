@@ -1,4 +1,4 @@
-"""pty-chi's iterative engines as ptycho generators (`kind="iterative"`, DESIGN section 10).
+"""pty-chi's iterative engines as ptycho generators (`kind="iterative"`, docs/design.md#contracts).
 
 `build_lsqml(**options)` etc. return a `PtychiEngine` (importing torch and pty-chi, so that the
 timed `reconstruct` excludes the imports); `reconstruct(scan, config, progress)` runs pty-chi's
@@ -15,15 +15,15 @@ conversion between the two conventions, once:
   grid (the tests check pty-chi's forward model against ptycho's at whole-pixel positions).
   The object buffer is the scan's object grid plus `MARGIN` pixels on each side (pty-chi's
   sub-pixel shifts read one pixel beyond a patch), cropped off again in the result.
-- the object starts as ones times `s0` (the rms object amplitude the data imply), or as the scan's
-  `initial_object` when given (a refined row: the margin repeats its edge); the probe is the
-  scan's `initial_probe` when given, else its `probe`, refined only with `refine_probe`; positions
+- the object starts as ones times `s0` (the rms object amplitude the data imply), or as the
+  `start`'s object when given (a refined row: the margin repeats its edge); the probe is the
+  `start`'s probe when given, else the scan's, refined only with `refine_probe`; positions
   are refined only with `refine_positions` (returned, minus the half pixel, on our grid).
 
 Each iteration is one pty-chi epoch (`task.run(1)`): its loss goes to `progress` and the History
 (seconds since `reconstruct` was called, building the task included); `config.timeout` stops
-after the iteration that crosses it, keeping the estimate. After the scan's `snapshot_iterations`
-the object is copied into the estimate's `snapshots`, off the clock.
+after the iteration that crosses it, keeping the estimate. After the `snapshot_iterations` the
+object is copied into the Reconstruction's `snapshots`, off the clock.
 """
 
 from __future__ import annotations
@@ -59,15 +59,17 @@ class PtychiEngine:
         _import_ptychi()  # here, not in `reconstruct`: its time is the reconstruction's, not the imports'
 
     # -- the contract ---------------------------------------------------------------------------------
-    def reconstruct(self, scan, config, progress):
+    def reconstruct(self, scan, config, progress, start=None, snapshot_iterations=()):
+        """The engine's run on `scan`; `start` (a Reconstruction: object and probe, or None) and
+        `snapshot_iterations` as the warm-start contract says (`ptycho_core.generator`)."""
         import numpy as np
 
-        from ptycho_core.generator import History, ObjectEstimate
+        from ptycho_core.generator import History, Reconstruction
 
-        start = time.perf_counter()
-        torch, task = self._task(scan, config)
+        clock = time.perf_counter()
+        torch, task = self._task(scan, config, start)
         history, snapshots = History(), {}
-        wanted = {int(k) for k in getattr(scan, "snapshot_iterations", ()) or ()}
+        wanted = {int(k) for k in snapshot_iterations or ()}
         iterations = self.options["iterations"]
         for k in range(1, iterations + 1):
             task.run(1)
@@ -75,19 +77,19 @@ class PtychiEngine:
             history.loss.append(loss)
             history.val_loss.append(None)
             history.lr.append(float(self.options.get("object_step", 1.0)))
-            history.seconds.append(time.perf_counter() - start)
+            history.seconds.append(time.perf_counter() - clock)
             if k in wanted:
                 paused = time.perf_counter()
                 snapshots[k] = self._object(task, scan)
-                start += time.perf_counter() - paused  # the copy is off the clock
+                clock += time.perf_counter() - paused  # the copy is off the clock
             progress({"epoch": k, "epochs": iterations, "step": 1, "steps": 1, "loss": loss, "val_loss": None})
             if not np.isfinite(loss):
                 history.stopped = f"non-finite loss at epoch {k}"
                 break
-            if config.timeout and time.perf_counter() - start >= config.timeout and k < iterations:
+            if config.timeout and time.perf_counter() - clock >= config.timeout and k < iterations:
                 history.stopped = f"timeout after {k} iterations ({config.timeout:g} s)"
                 break
-        estimate = self._estimate(task, scan, history, ObjectEstimate)
+        estimate = self._estimate(task, scan, history, Reconstruction)
         estimate.snapshots = snapshots
         return estimate
 
@@ -100,7 +102,7 @@ class PtychiEngine:
         return {"gpu": torch.cuda.get_device_name(), "peak_gpu_mib": torch.cuda.max_memory_allocated() / 1024**2}
 
     # -- pty-chi ------------------------------------------------------------------------------------------
-    def _task(self, scan, config):
+    def _task(self, scan, config, start=None):
         """(torch, a built PtychographyTask) for `scan` with this engine's options."""
         import numpy as np
 
@@ -119,13 +121,12 @@ class PtychiEngine:
         options = self._options(api, config, scan)
         n = scan.patch_size
         shape = (scan.object_shape[0] + 2 * MARGIN, scan.object_shape[1] + 2 * MARGIN)
-        probe = getattr(scan, "initial_probe", None)
+        probe = None if start is None else start.probe
         probe = np.asarray(scan.probe if probe is None else probe, dtype=np.complex64)
-        start = getattr(scan, "initial_object", None)
         if start is None:
             obj = np.full(shape, physics.amplitude_scale(scan.diffraction, probe), dtype=np.complex64)
         else:
-            obj = np.pad(np.asarray(start, dtype=np.complex64), MARGIN, mode="edge")
+            obj = np.pad(np.asarray(start.object, dtype=np.complex64), MARGIN, mode="edge")
         positions = np.asarray(scan.positions, dtype=np.float64) + MARGIN
         intensities = (n * np.asarray(scan.diffraction, dtype=np.float32)) ** 2
         task = PtychographyTask(

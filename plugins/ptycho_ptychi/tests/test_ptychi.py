@@ -22,7 +22,7 @@ from ptycho_ptychi import plugin  # noqa: E402
 from ptycho_ptychi.engines import MARGIN, build_dm, build_epie, build_lsqml, build_rpie  # noqa: E402
 
 from ptycho_core import physics, pipeline  # noqa: E402
-from ptycho_core.generator import TrainConfig  # noqa: E402
+from ptycho_core.generator import Reconstruction, TrainConfig  # noqa: E402
 from ptycho_core.plugins import PluginHost  # noqa: E402
 from ptycho_core.simulate import SimConfig, simulate_pair  # noqa: E402
 
@@ -137,8 +137,9 @@ def test_torchvision_imports_beside_the_cpu_torch_and_pty_chi_with_it():
 
 @pytest.mark.parametrize("build", [build_rpie, build_lsqml])
 def test_started_at_the_truth_an_engine_stays_there_and_keeps_snapshots(tiny, build):
-    scan = pipeline.scan_for(tiny, start=(tiny.object, tiny.probe), snapshot_iterations=(1, 3, 5))
-    estimate = build(iterations=5).reconstruct(scan, CPU, lambda e: None)
+    start = Reconstruction(object=tiny.object, probe=tiny.probe)
+    scan = pipeline.scan_for(tiny)
+    estimate = build(iterations=5).reconstruct(scan, CPU, lambda e: None, start=start, snapshot_iterations=(1, 3, 5))
     scores = pipeline.score_whole_object(estimate.object, tiny).metrics
     assert scores["amp_ssim"] > 0.95 and scores["phase_ssim"] > 0.95
     flat = _run(build, tiny, iterations=5)[2]  # the engine's own start is far behind after 5 iterations
@@ -154,8 +155,8 @@ def test_the_engine_starts_from_the_initial_probe(tiny):
     # pty-chi rescales object and probe together (its object-probe ambiguity removal), so a scaled
     # probe would not show; a shifted one does: started at the truth with it, rPIE ends elsewhere
     def run(probe):
-        scan = pipeline.scan_for(tiny, start=(tiny.object, probe))
-        estimate = build_rpie(iterations=3).reconstruct(scan, CPU, lambda e: None)
+        start = Reconstruction(object=tiny.object, probe=probe)
+        estimate = build_rpie(iterations=3).reconstruct(pipeline.scan_for(tiny), CPU, lambda e: None, start=start)
         return pipeline.score_whole_object(estimate.object, tiny).metrics["phase_ssim"]
 
     right, wrong = run(tiny.probe), run(np.roll(tiny.probe, 3, axis=-1))
