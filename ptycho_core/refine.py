@@ -16,6 +16,7 @@ option (otherwise the engine's own default, or the value given by `--option ENGI
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -127,8 +128,6 @@ def refine_patches(spec, options, patches, ds, config, stitcher="probe_weighted"
     "refine_seconds", "start"}): the seconds of the stitching and the start, of the engine's run,
     and the initial object; `kwargs`: `pipeline.reconstruct_scan`'s `progress` and
     `snapshot_iterations`, and `registry` for a stitcher given by name."""
-    import time
-
     from ptycho_core import pipeline, stitch  # lazy: CompareRequest (the light CLI) imports this module; numpy
 
     registry = kwargs.pop("registry", None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ptycho_core import rundir
 from ptycho_core.harness import events as ev
-from ptycho_core.harness import executors, plan, score, source, supervise, sweep
+from ptycho_core.harness import executors, plan, score, source, sweep
 from ptycho_core.harness import refined as refined_runs
 from ptycho_core.harness.request import INTERRUPTED_EXIT, CompareRequest, CompareResult
 from ptycho_core.plugins import PluginHost
@@ -56,6 +56,8 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
             todo = [executors.run_spec(p, layout) for p in refined if not p.reuse and not p.start.get("failed")]
             outcomes.update(executor.run(todo, layout, timeout=request.timeout, on_event=on_event))
         elif refined:
+            from ptycho_core.harness import supervise  # lazy: it imports the worker (numpy); listing imports this
+
             outcomes.update({p.name: supervise.Outcome(ok=False, reason=supervise.INTERRUPTED) for p in refined})
     plans = refined_runs.interleave(plans, refined)
     scored = [

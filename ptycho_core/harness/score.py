@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ptycho_core import quality_time, rundir
+from ptycho_core import rundir
 from ptycho_core.errors import failure_reason
 from ptycho_core.harness.plan import RunPlan
 
@@ -98,6 +98,8 @@ def add_curves(plans: list[RunPlan], scored: list[Scored], layout: rundir.Layout
     ground truth; without one, against the reference row (`quality_time.reference_row`: the
     successful iterative row with the lowest data error), whose name is returned (None: ground truth
     or no reference)."""
+    from ptycho_core import quality_time  # lazy: loaded when listing; it imports numpy
+
     truth, against = test_ds.object, None
     if truth is None:
         base = quality_time.reference_row([(p.kind, s) for p, s in zip(plans, scored)])
@@ -120,7 +122,9 @@ def add_curves(plans: list[RunPlan], scored: list[Scored], layout: rundir.Layout
 def _curve(plan: RunPlan, run_dir, test_ds, s: Scored, truth) -> dict:
     """The row's quality against seconds: {"kind", "points", "train_seconds"} (`quality_time`),
     scored against `truth` (the ground truth or the reference row's object; None: no SSIM)."""
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
+
+    from ptycho_core import quality_time  # lazy: loaded when listing; it imports numpy
 
     record = rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash="")
     curve = {"kind": plan.kind, "points": [], "train_seconds": record.metrics.get("train_seconds")}
@@ -150,6 +154,8 @@ def _curve(plan: RunPlan, run_dir, test_ds, s: Scored, truth) -> dict:
 
 def _time_to_quality(curve: dict | None) -> dict:
     """{"seconds_to_quality", "quality_reached"} of a curve (None: no quality to judge by)."""
+    from ptycho_core import quality_time  # lazy: loaded when listing; it imports numpy
+
     seconds, reached = quality_time.seconds_to_quality((curve or {}).get("points") or [])
     values = {"seconds_to_quality": seconds, "quality_reached": None if reached is None else float(reached)}
     return {k: v for k, v in values.items() if v is not None}  # metrics hold numbers only
