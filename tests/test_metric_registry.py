@@ -18,7 +18,8 @@ from ptycho_core.testing import dummies
 CSV_HEADER = (
     "generator,status,amp_ssim,amp_psnr,amp_mae,amp_rmse,phase_ssim,phase_psnr,phase_mae,phase_rmse,"
     "frc_amp_px,frc_phase_px,covered_fraction,twin_share,data_error,parameters,train_seconds,"
-    "reconstruct_seconds,inference_patterns_per_s,peak_rss_mib,peak_gpu_mib,frc_amp_cpp,frc_phase_cpp,"
+    "reconstruct_seconds,seconds_to_quality,inference_patterns_per_s,peak_rss_mib,peak_gpu_mib,start_seconds,"
+    "refine_seconds,quality_reached,frc_amp_cpp,frc_phase_cpp,"
     "data_scale,shift_y,shift_x,ramp_y,ramp_x,epochs_run,final_loss,best_val_loss,region_pixels,"
     "scored_fraction,frc_side,frc_too_small,area_too_small,framework,kind,plugin,version,runs,ok_runs,reused"
 )
