@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ptycho_core.errors import PtychoError
-from ptycho_core.results.schema import MIGRATIONS, SCHEMA_VERSION, tables
+from ptycho_core.results import schema
 
 ENV = "PTYCHO_DB"
 DEFAULT_FILE = "results.db"
@@ -143,7 +143,7 @@ class Store:
                     f"pass another --db / {ENV}"
                 )
             return 0
-        return conn.execute(sa.select(sa.func.max(tables().version.c.version))).scalar() or 0
+        return conn.execute(sa.select(sa.func.max(schema.tables().version.c.version))).scalar() or 0
 
     def _prepare(self) -> None:
         """Check the schema version and apply the missing migrations, in one transaction."""
@@ -151,16 +151,18 @@ class Store:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
             current = self.schema_version(conn)
-            if current > SCHEMA_VERSION:
+            if current > schema.SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.where}: the results database has schema version {current}, newer than this ptycho "
-                    f"understands ({SCHEMA_VERSION}): upgrade ptycho, or pass another --db / {ENV}"
+                    f"understands ({schema.SCHEMA_VERSION}): upgrade ptycho, or pass another --db / {ENV}"
                 )
-            for version in range(current, SCHEMA_VERSION):
-                description, step = MIGRATIONS[version]
+            for version in range(current, schema.SCHEMA_VERSION):
+                description, step = schema.MIGRATIONS[version]
                 step(conn)
                 conn.execute(
-                    tables().version.insert().values(version=version + 1, description=description, applied=time.time())
+                    schema.tables()
+                    .version.insert()
+                    .values(version=version + 1, description=description, applied=time.time())
                 )
 
 
