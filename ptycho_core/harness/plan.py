@@ -81,7 +81,9 @@ def select(request, registry: Registry) -> Selection:
     option_values, stitch_options = resolve_compare_options(request.options, known, registry, stitcher)
     for spec in specs:
         spec.train_config(request.train)  # a bad value, or an engine setting it lacks, fails here: before any work
-    refine_options = refining.engine_options(refiner, refine, option_values[refiner.qualified_name]) if refiner else None
+    refine_options = (
+        refining.engine_options(refiner, refine, option_values[refiner.qualified_name]) if refiner else None
+    )
     return Selection(
         specs,
         skipped,
