@@ -20,6 +20,13 @@ Iterative generators (`kind="iterative"`, docs/design.md#contracts) have no fit:
 
     gen = factory(**options)
     gen.reconstruct(scan: Dataset, config: TrainConfig, progress) -> Reconstruction
+
+A generator registered with `warm_start=True` also takes two keywords, which the core passes to
+it alone: `start`, a `Reconstruction` whose `object` (H, W, on the scan's grid) and `probe` (N, N;
+None: the scan's) it starts from (refined rows: an engine started from a learned row's object),
+and `snapshot_iterations`, the iterations after which it keeps a copy of its object in the
+returned `Reconstruction.snapshots` (scored afterwards, off the clock: the row's quality against
+seconds).
 """
 
 from __future__ import annotations
@@ -253,6 +260,9 @@ class Reconstruction:
     on the grid, `positions` on it, `shift` (the whole-pixel shift of the grid, non-zero only
     without a known grid), `metrics` (plain floats), `frc` and `region` (the scored box). Read from
     a file (`io.reconstruction.read`), it carries the file's probe and `geometry` when it has them.
+    `snapshots`: {iteration k: the object (H, W) after iteration k} of a `warm_start` engine asked
+    for them (`snapshot_iterations`); `history.seconds[k - 1]` is the time since `reconstruct` was
+    called, after iteration k, snapshot copies excluded.
     """
 
     object: np.ndarray
@@ -265,6 +275,7 @@ class Reconstruction:
     frc: dict = field(default_factory=dict)
     region: list = field(default_factory=list)
     geometry: Any = None
+    snapshots: dict = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -273,7 +284,9 @@ class IterativeGenerator(Protocol):
 
     `config` carries the seed, the device and `timeout` (stop iterating after that many seconds,
     keeping the current estimate); the number of iterations is the generator's own option.
-    `progress` gets the same events as `fit`'s, one epoch per iteration.
+    `progress` gets the same events as `fit`'s, one epoch per iteration. With `warm_start=True` in
+    its spec it also takes `start` (a Reconstruction: object and probe to start from, or None) and
+    `snapshot_iterations` (module docstring).
     """
 
     def reconstruct(self, scan: Dataset, config: TrainConfig, progress: ProgressCallback) -> Reconstruction: ...

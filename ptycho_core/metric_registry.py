@@ -130,11 +130,15 @@ METRICS: tuple[Metric, ...] = (
            "training wall time, seconds: the generator's whole `fit` (every epoch with its validation; "
            "imports and saving excluded; none: iterative)", "cost", table=True, terminal=True, listed=True),
     Metric("reconstruct_seconds", "recon s", "s", "min", "{:.2f}",
-           "wall time reconstructing the test patterns: timed prediction, or the iterative engine's run", "cost",
-           table=True, terminal=True),
+           "wall time reconstructing the test patterns: timed prediction, or the iterative engine's run (refined: "
+           "the learned inference + stitching + start + the engine's run)", "cost", table=True, terminal=True),
     Metric("halfset_seconds", "half s", "s", "min", "{:.2f}",
            "wall time of the two half-set reconstructions for the half-set FRC (iterative: two engine runs on "
            "half the patterns; learned: two predictions)", "cost", table=True),
+    Metric("seconds_to_quality", "s to quality", "s", "min", "{:.2f}",
+           "seconds until amplitude SSIM >= 0.95 and phase SSIM >= 0.90, training excluded: the first checkpoint "
+           "reaching both (learned: its inference time; refined: from the learned inference on), or 'not reached' "
+           "(ptycho_core.quality_time)", "extra", table=True, terminal=True),
     Metric("inference_patterns_per_s", "pat/s", "patterns/s", "max", "{:,.0f}",
            "test patterns reconstructed per second (learned: after a warm-up call, the same batch for every "
            "row; iterative: the whole reconstruction)", "cost", table=True, terminal=True),
@@ -142,6 +146,13 @@ METRICS: tuple[Metric, ...] = (
            table=True, terminal=True),
     Metric("peak_gpu_mib", "peak GPU MiB", "MiB", "min", "{:,.0f}", "torch.cuda.max_memory_allocated", "cost",
            table=True),
+    Metric("start_seconds", "start s", "s", "", "{:.2f}",
+           "refined rows: the learned inference + stitching + start (part of recon s)", "cost"),
+    Metric("refine_seconds", "refine s", "s", "", "{:.2f}",
+           "refined rows: the iterative engine's run from the learned start (part of recon s)", "cost"),
+    Metric("quality_reached", "quality reached", "", "", "{:.0f}",
+           "1 when the row reached the quality of seconds_to_quality, 0 when it did not (none: no quality known)",
+           "extra"),
     Metric("frc_amp_cpp", "FRC amp cpp", "cycles/px", "max", "{:.3f}",
            "amplitude FRC resolution at the threshold, cycles per pixel", "score", flag=_FRC),
     Metric("frc_phase_cpp", "FRC phase cpp", "cycles/px", "max", "{:.3f}",

@@ -421,20 +421,55 @@ def check_iterative(spec: GeneratorSpec) -> None:
         )
 
 
+def _start(start: tuple, scan: Dataset) -> Reconstruction:
+    """(initial object, initial probe or None) checked against the scan's grid and probe."""
+    obj = np.asarray(start[0], dtype=np.complex64)
+    if obj.shape != scan.object_shape:
+        raise PtychoError(f"the initial object has shape {obj.shape}, expected the grid's {scan.object_shape}")
+    probe = None if start[1] is None else np.asarray(start[1], dtype=np.complex64)
+    if probe is not None and probe.shape != np.shape(scan.probe):
+        raise PtychoError(f"the initial probe has shape {probe.shape}, expected {np.shape(scan.probe)}")
+    return Reconstruction(object=obj, probe=probe)
+
+
+def check_warm_start(spec: GeneratorSpec) -> None:
+    """Refuse, in one line, an engine that cannot start from a given object and probe."""
+    if not spec.warm_start:
+        raise UsageError(
+            f"generator {spec.name!r} cannot refine: it does not start from a given object and probe "
+            "(its plugin does not declare warm_start)"
+        )
+
+
 def reconstruct_scan(
-    spec: GeneratorSpec, options: dict | None, ds: Dataset, config: TrainConfig, progress=no_progress, indices=None
+    spec: GeneratorSpec,
+    options: dict | None,
+    ds: Dataset,
+    config: TrainConfig,
+    progress=no_progress,
+    indices=None,
+    start: tuple | None = None,
+    snapshot_iterations=(),
 ) -> tuple[IterativeGenerator, Reconstruction, float]:
     """Build `factory(**options)` and run its `reconstruct` on `ds` (only the patterns at
     `indices` when given, on the whole scan's grid); returns (generator, its Reconstruction,
-    seconds of `reconstruct`).
+    seconds of `reconstruct`). `start` = (initial object on the object grid, initial probe or
+    None): only for a `warm_start` generator (UsageError otherwise), which also gets
+    `snapshot_iterations` (the iterations whose object it keeps); others get neither.
 
     The object is checked: the grid's shape, finite values (PtychoError otherwise).
     """
+    if start is not None:
+        check_warm_start(spec)
     generator = build_generator(spec, spec.resolve_options(options))
     scan = scan_for(ds, indices)
-    start = time.perf_counter()
-    estimate = generator.reconstruct(scan, config, progress)
-    seconds = time.perf_counter() - start
+    keywords = {}
+    if spec.warm_start:
+        keywords["snapshot_iterations"] = tuple(int(k) for k in snapshot_iterations)
+        keywords["start"] = None if start is None else _start(start, scan)
+    clock = time.perf_counter()
+    estimate = generator.reconstruct(scan, config, progress, **keywords)
+    seconds = time.perf_counter() - clock
     obj = np.asarray(getattr(estimate, "object", None))
     if obj.shape != scan.object_shape:
         raise PtychoError(
@@ -443,4 +478,9 @@ def reconstruct_scan(
     if not np.isfinite(obj).all():
         raise PtychoError(f"{spec.name}: reconstruct returned an object with NaN or inf")
     estimate.object = obj.astype(np.complex64, copy=False)
+    estimate.snapshots = {
+        int(k): np.asarray(v, dtype=np.complex64)
+        for k, v in (getattr(estimate, "snapshots", None) or {}).items()
+        if np.shape(v) == scan.object_shape and np.isfinite(v).all()
+    }
     return generator, estimate, seconds

@@ -96,7 +96,9 @@ class GeneratorSpec(_Spec):
     generator (e.g. {"epochs": 30, "lr": 2e-3}); an explicit CLI or API value wins over it, and it
     wins over TrainConfig's own default (`train_config`). `child_env` maps environment variable -> value
     for the compare child running this generator, set before the child imports anything; the
-    text "{threads}" in a value becomes the child's thread budget.
+    text "{threads}" in a value becomes the child's thread budget. `warm_start` (iterative only):
+    `reconstruct` also takes `start` (a Reconstruction to start from) and `snapshot_iterations`, so it can
+    refine a learned row (`ptycho compare --refine`); a generator without it is refused there.
     """
 
     framework: str = "numpy"
@@ -108,6 +110,7 @@ class GeneratorSpec(_Spec):
     train_defaults: dict = field(default_factory=dict)
     child_env: dict = field(default_factory=dict)
     engine_settings: tuple | None = None
+    warm_start: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -118,6 +121,8 @@ class GeneratorSpec(_Spec):
         object.__setattr__(self, "engine_settings", engine)
         if self.kind not in ("learned", "iterative"):
             raise ValueError(f"{self.name}: kind must be 'learned' or 'iterative'")
+        if self.warm_start and self.kind != "iterative":
+            raise ValueError(f"{self.name}: warm_start applies to iterative generators only")
         for key, opt in self.options.items():
             if not isinstance(opt, Option):
                 raise ValueError(f"{self.name}: option {key!r} must be an Option")

@@ -214,7 +214,10 @@ class RunRecord:
     """A run's `run.json`: what ran, with which inputs, how it ended and what it cost.
 
     status "ok" (then DONE exists) or "failed" with a one-line `reason`. `kind` is the generator's
-    ("learned" or "iterative": no training, so no train_seconds). `metrics` holds the numbers the
+    ("learned" or "iterative": no training, so no train_seconds), or "refined" (an iterative engine
+    started from a learned run's object: its train_seconds are the learned run's, its
+    reconstruct_seconds are start_seconds, the learned inference with the stitching and the start,
+    plus refine_seconds, the engine's run). `metrics` holds the numbers the
     run records itself, the registry's `RECORDED` kinds (`ptycho_core.metric_registry`: costs such
     as train_seconds, reconstruct_seconds, peak_rss_mib, and how training ended); run.json stores
     them as top-level keys. `inference_batch` is the groups per timed predict call, `stopped` why

@@ -92,6 +92,7 @@ def test_comparison_writes_every_output_file(mixed):
         "comparison.png",
         "errors.png",
         "frc.png",
+        "quality.png",
         "training.png",
         "report.html",
     ):
@@ -183,7 +184,7 @@ def test_csv_and_json_hold_the_table_and_provenance(mixed):
 def test_report_html_is_self_contained(mixed):
     _, _, out = mixed
     text = (out / "report.html").read_text()
-    assert text.count("data:image/png;base64,") == 4  # comparison, error maps, FRC, training
+    assert text.count("data:image/png;base64,") == 5  # comparison, error maps, FRC, quality, training
     assert "http://" not in text and "https://" not in text
     assert "dummy_supervised" in text and "non-finite loss at epoch 1" in text and "Provenance" in text
 

@@ -239,8 +239,16 @@ def test_the_guide_s_iterative_solver_example_reconstructs(tiny_test):
     block = next(b for b in re.findall(r"```python\n(.*?)```", guide, re.S) if "class MySolver" in b)
     namespace: dict = {}
     exec(compile(block, "writing-a-plugin.md", "exec"), namespace)
-    estimate = namespace["build_mysolver"](30).reconstruct(pipeline.scan_for(tiny_test), TrainConfig(), lambda e: None)
+    solver, scan = namespace["build_mysolver"](30), pipeline.scan_for(tiny_test)
+    estimate = solver.reconstruct(scan, TrainConfig(), lambda e: None, snapshot_iterations=(1, 30))
     assert pipeline.score_whole_object(estimate.object, tiny_test).metrics["amp_ssim"] > 0.9
+    assert sorted(estimate.snapshots) == [1, 30]
+    np.testing.assert_array_equal(estimate.snapshots[30], estimate.object)
+    # warm start: started at the truth it stays there (the conformance check's bar)
+    truth = Reconstruction(object=tiny_test.object, probe=tiny_test.probe)
+    kept = solver.reconstruct(scan, TrainConfig(), lambda e: None, start=truth).object
+    scores = pipeline.score_whole_object(kept, tiny_test).metrics
+    assert scores["amp_ssim"] >= 0.95 and scores["phase_ssim"] >= 0.95
 
 
 def test_metrics_without_ground_truth_reach_every_output(mixed):

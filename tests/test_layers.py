@@ -195,7 +195,7 @@ LAYERS = (
         "ptycho_core.simulate",
         "ptycho_core.parallel",
     ),
-    ("ptycho_core.pipeline", "ptycho_core.torch"),
+    ("ptycho_core.pipeline", "ptycho_core.torch", "ptycho_core.refine", "ptycho_core.quality_time"),
     ("ptycho_core.harness", "ptycho_core.compare", "ptycho_core.report", "ptycho_core.results"),
     ("ptycho_core.testing",),
 )

@@ -18,9 +18,10 @@ from ptycho_core.testing import dummies
 CSV_HEADER = (
     "generator,status,amp_ssim,amp_psnr,amp_mae,amp_rmse,phase_ssim,phase_psnr,phase_mae,phase_rmse,"
     "frc_amp_px,frc_phase_px,covered_fraction,twin_share,data_error,ref_amp_ssim,ref_phase_ssim,"
-    "ref_frc_amp_px,ref_frc_phase_px,half_frc_px,half_frc_nm,parameters,train_seconds,reconstruct_seconds,"
-    "halfset_seconds,inference_patterns_per_s,peak_rss_mib,peak_gpu_mib,frc_amp_cpp,frc_phase_cpp,"
-    "data_scale,shift_y,shift_x,ramp_y,ramp_x,ref_shift_y,ref_shift_x,half_frc_cpp,half_frc_side,epochs_run,"
+    "ref_frc_amp_px,ref_frc_phase_px,half_frc_px,half_frc_nm,parameters,train_seconds,"
+    "reconstruct_seconds,halfset_seconds,seconds_to_quality,inference_patterns_per_s,peak_rss_mib,"
+    "peak_gpu_mib,start_seconds,refine_seconds,quality_reached,frc_amp_cpp,frc_phase_cpp,data_scale,"
+    "shift_y,shift_x,ramp_y,ramp_x,ref_shift_y,ref_shift_x,half_frc_cpp,half_frc_side,epochs_run,"
     "final_loss,best_val_loss,region_pixels,scored_fraction,frc_side,frc_too_small,area_too_small,"
     "framework,kind,plugin,version,runs,ok_runs,reused,probe_source"
 )

@@ -149,11 +149,19 @@ def test_report_writes_all_files_and_html_embeds_every_figure(tmp_path):
         histories={"model": {"loss": [3.0, 2.0, 1.0], "val_loss": [3.5, 2.5, None]}},
         pixel_size_m=1e-8,
     )
-    for name in ("metrics.csv", "metrics.json", "comparison.png", "errors.png", "frc.png", "training.png"):
+    for name in (
+        "metrics.csv",
+        "metrics.json",
+        "comparison.png",
+        "errors.png",
+        "frc.png",
+        "quality.png",
+        "training.png",
+    ):
         assert (tmp_path / name).stat().st_size > 0
     text = path.read_text()
-    assert "<h2>Error maps</h2>" in text
-    assert text.count("data:image/png;base64,") == 4  # comparison, error maps, FRC, training
+    assert "<h2>Error maps</h2>" in text and "<h2>Quality against seconds</h2>" in text
+    assert text.count("data:image/png;base64,") == 5  # comparison, error maps, FRC, quality, training
     assert "tiny &lt;data&gt;" in text, "text is escaped"
     assert "gpu_only" in text and "unavailable: missing torch" in text
     assert '<td class="status failed">failed: boom</td>' in text

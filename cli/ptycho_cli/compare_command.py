@@ -86,6 +86,7 @@ def compare(state, **settings):
     Examples:
       ptycho compare                                   every available generator, default data
       ptycho compare -g fno,stable_hybrid --epochs 10
+      ptycho compare --refine rpie:20                  every generator, and each learned row + rPIE
       ptycho compare --data scan.npz -g pinn_tf --gridsize 2 -o pinn_tf.filter_scale=1
       ptycho compare --data external/siemens-star/siemens-star-small.npz --crop 64    a measured scan
       ptycho compare -g fno,cnn --seeds 3 --executor dask --scheduler tcp://head:8786

@@ -255,6 +255,8 @@ def describe(ctx, name, as_json):
             ("kind", spec.kind),
             ("supervised", "yes" if spec.supervised else "no"),
         ]
+        if spec.kind == "iterative":
+            facts.append(("warm start", "yes (can refine a learned row: --refine)" if spec.warm_start else "no"))
     if isinstance(spec, LoaderSpec):
         facts.append(("extensions", " ".join(spec.extensions)))
     facts += [

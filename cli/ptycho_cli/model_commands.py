@@ -183,16 +183,22 @@ def _print_training_summary(name, history, out_dir):
 )
 @click.option("--stitcher", default=DEFAULT_STITCHER, show_default=True, help="Stitcher name (ptycho list-stitchers).")
 @setting_option(BATCH_SETTING)
-@generator_options("Option of the iterative generator (see `ptycho describe NAME`); repeatable.")
+@setting_option(
+    _declared(compare_settings(), "refine"),
+    help="With --model: ENGINE[:ITERATIONS], refine the stitched object with an iterative engine started from it "
+    "and the data's probe (e.g. rpie:20; its options via --option).",
+)
+@generator_options("Option of the iterative generator, or of the --refine engine (`ptycho describe NAME`); repeatable.")
 @setting_option(_declared(train_settings(), "device"))
 @setting_option(_declared(train_settings(), "seed"), help="Seed of an iterative generator.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @data_file_options
 @db_option
 @click.pass_obj
-def reconstruct(state, model_dir, generator_name, raw_options, device, seed, **kwargs):
+def reconstruct(state, model_dir, generator_name, refine, raw_options, device, seed, **kwargs):
     """Reconstruct a dataset's object and write it: predict every pattern with a trained model
     (--model) and stitch, or run an iterative generator (--generator, e.g. lsqml) on the data.
+    --refine ENGINE[:ITERATIONS] with --model starts that engine from the stitched object.
 
     An .npz output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`; a
     *product.h5 output is a Ptychodus product (object, probe, positions in metres, pixel size). With ground
@@ -202,26 +208,50 @@ def reconstruct(state, model_dir, generator_name, raw_options, device, seed, **k
     Example:
       ptycho simulate --out lines.npz
       ptycho reconstruct --generator lsqml --data lines.npz --out recon.npz
+      ptycho reconstruct --model fno-model --refine rpie:20 --data lines.npz --out refined.npz
     """
     if (model_dir is None) == (generator_name is None):
         raise UsageError("give either --model DIR (a trained generator) or --generator NAME (an iterative one)")
     if generator_name is not None:
+        if refine:
+            raise UsageError("--refine applies to --model: it refines a trained model's object")
         _reconstruct_iterative(state, generator_name, raw_options, device, seed, **kwargs)
         return
-    if raw_options:
-        raise UsageError("--option applies to --generator; a trained model keeps the options it was trained with")
-    _reconstruct_with_model(state, model_dir, **kwargs)
+    if raw_options and not refine:
+        raise UsageError("--option applies to --generator or --refine; a trained model keeps its own options")
+    _reconstruct_with_model(
+        state, model_dir, refine=refine, raw_options=raw_options, device=device, seed=seed, **kwargs
+    )
 
 
 def _reconstruct_with_model(
-    state, model_dir, data_path, out_path, stitcher, batch_size, as_json, loader, probe_file, crop_to, bin_by, db
+    state,
+    model_dir,
+    data_path,
+    out_path,
+    stitcher,
+    batch_size,
+    as_json,
+    loader,
+    probe_file,
+    crop_to,
+    bin_by,
+    db,
+    refine=None,
+    raw_options=(),
+    device="auto",
+    seed=0,
 ):
     import time
 
     from ptycho_core import io, pipeline
+    from ptycho_core import refine as refining
 
     registry = state.registry()
     registry.stitcher(stitcher)  # unknown stitcher: fail before any work
+    refine = refining.parse(refine)
+    engine = refining.engine_spec(registry, refine) if refine else None
+    engine_options = refining.engine_options(engine, refine, parse_options(raw_options)) if engine else None
     generator, config = pipeline.load_generator(model_dir, registry=registry)
     dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file, crop=crop_to, bin=bin_by)
     if dataset.patch_size != config["patch_size"]:
@@ -235,9 +265,49 @@ def _reconstruct_with_model(
     start = time.perf_counter()
     patches = pipeline.predict_patterns(generator, dataset, groups, per_pattern, batch_size)
     seconds = time.perf_counter() - start
-    result = pipeline.stitch_and_score(patches, dataset, stitcher, registry)
     run = {**_checkpoint_fields(config), "generator": config["generator"], "started": started}
+    if engine is not None:
+        result, seconds = _refine(
+            engine, engine_options, refine, patches, dataset, seconds, stitcher, registry, device, seed
+        )
+        run["generator"] = refine.row_name(config["generator"], engine.name)
+    else:
+        result = pipeline.stitch_and_score(patches, dataset, stitcher, registry)
     _write_and_print(result, dataset, seconds, run, data_path, out_path, as_json, db)
+
+
+def _refine(engine, options, refine, patches, dataset, inference_seconds, stitcher, registry, device, seed):
+    """The refined reconstruction (`ptycho_core.refine`) and its seconds: the inference plus the
+    stitching, the start and the engine's run (each part printed on stderr)."""
+    from ptycho_cli.progress import training_progress
+    from ptycho_core import pipeline
+    from ptycho_core import refine as refining
+    from ptycho_core.generator import TrainConfig
+
+    click.echo(f"refining with {refine} ({engine.distribution} {engine.version}) from the stitched object", err=True)
+    with training_progress() as display:
+        _, estimate, times = refining.refine_patches(
+            engine,
+            options,
+            patches,
+            dataset,
+            TrainConfig(seed=seed, device=device),
+            stitcher,
+            registry=registry,
+            progress=display.callback(refine.row_name("model", engine.name)),
+        )
+    result = pipeline.score_whole_object(estimate.object, dataset)
+    result.metrics.update(
+        inference_seconds=inference_seconds,
+        start_seconds=inference_seconds + times["stitch_seconds"],
+        refine_seconds=times["refine_seconds"],
+    )
+    click.echo(
+        f"inference {inference_seconds:.2f} s + stitching and start {times['stitch_seconds']:.2f} s + "
+        f"{engine.name} {times['refine_seconds']:.2f} s",
+        err=True,
+    )
+    return result, inference_seconds + times["stitch_seconds"] + times["refine_seconds"]
 
 
 def _reconstruct_iterative(

@@ -14,6 +14,7 @@ from ptycho_core import rundir
 from ptycho_core.errors import UsageError
 from ptycho_core.harness import events as ev
 from ptycho_core.harness import executors, plan, probe, score, source, sweep
+from ptycho_core.harness import refined as refined_runs
 from ptycho_core.harness.request import INTERRUPTED_EXIT, CompareRequest, CompareResult
 from ptycho_core.plugins import PluginHost
 
@@ -70,13 +71,26 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     _announce(request, selection, staged, plans, on_event, probe_plan, first)
     with executor:
         outcomes = _execute(executor, first, layout, request, on_event)
-        if later and not any(o.interrupted for o in outcomes.values()):  # Ctrl-C: no second phase
+        interrupted = any(o.interrupted for o in outcomes.values())
+        if later and not interrupted:  # Ctrl-C: no second phase
             staged_later = _stage_with_probe(
                 train_ds, test_ds, data_source, selection, request, layout, probe_plan, plans
             )
             _decide(later, staged_later, layout, request.force)
             _announce_runs(later, on_event)
             outcomes.update(_execute(executor, later, layout, request, on_event))
+            interrupted = any(o.interrupted for o in outcomes.values())
+        # Refined rows (--refine) start from the learned rows' patches, once those have run.
+        refined = refined_runs.plans(plans, outcomes, selection, layout, staged.prepared_hash, request.force)
+        if refined and not interrupted:
+            _announce_refined(selection, refined, on_event)
+            todo = [executors.run_spec(p, layout) for p in refined if not p.reuse and not p.start.get("failed")]
+            outcomes.update(executor.run(todo, layout, timeout=request.timeout, on_event=on_event))
+        elif refined:
+            from ptycho_core.harness import supervise  # lazy: it imports the worker (numpy); listing imports this
+
+            outcomes.update({p.name: supervise.Outcome(ok=False, reason=supervise.INTERRUPTED) for p in refined})
+    plans = refined_runs.interleave(plans, refined)
     scored = [
         score.score_run(
             p, layout, outcomes.get(p.name), test_ds, selection.stitcher, selection.stitch_options, registry
@@ -86,6 +100,9 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     reference = score.add_agreement(scored, layout, request.reference or None)
     if reference.get("note"):
         on_event(ev.Note(reference["note"]))
+    against = score.add_curves(plans, scored, layout, test_ds)
+    if against is not None:
+        on_event(ev.Note(f"quality against seconds: SSIM against {against} (no ground truth)"))
     result = _report(request, selection, staged, registry, scored, executor.threads, started, probe_plan, reference)
     if any(o.interrupted for o in outcomes.values()):
         result.exit_code = INTERRUPTED_EXIT
@@ -163,6 +180,17 @@ def _announce_runs(plans, on_event) -> None:
             on_event(ev.Note(f"{p.name}: redoing ({p.reason})"))
 
 
+def _announce_refined(selection, refined, on_event) -> None:
+    on_event(ev.Note(f"refining every learned row with {selection.refine} ({len(refined)} run(s))"))
+    for p in refined:
+        if p.start.get("failed"):
+            on_event(ev.Note(f"{p.name}: not run ({p.start['failed']})"))
+        elif p.reuse:
+            on_event(ev.Note(f"{p.name}: reusing {rundir.RUNS_DIR}/{p.name} ({p.reason})"))
+        elif p.reason != "new":
+            on_event(ev.Note(f"{p.name}: redoing ({p.reason})"))
+
+
 def _epochs(plans) -> str:
     epochs = sorted({p.config.epochs for p in plans if p.spec.kind == "learned"})
     iterative = sum(p.spec.kind == "iterative" for p in plans)
@@ -188,10 +216,12 @@ def _report(request, selection, staged, registry, scored, threads, started, prob
     provenance = build_provenance(request, selection, staged, registry, gpus=gpus, threads=threads, started=started)
     provenance["probe"] = probe_plan.as_dict()
     provenance["reference"] = {k: v for k, v in reference.items() if k != "note"}
-    panels = {}
+    panels, curves = {}, {}
     for s in scored:
         if s.reconstruction is not None:
             panels.setdefault(s.row.generator, s.reconstruction)
+        if s.curve is not None and s.curve["points"]:
+            curves.setdefault(s.row.generator, s.curve)
     test = staged.test
     report_path = report.write_report(
         Path(request.out),
@@ -205,6 +235,7 @@ def _report(request, selection, staged, registry, scored, threads, started, prob
         pixel_size_m=(test.metadata or {}).get("pixel_size_m"),
         seeds=request.seeds,
         reference=reference.get("row") or probe_plan.source,
+        curves=curves,
     )
     exit_code = 0 if all(r.ok for r in runs) else 1
     return CompareResult(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptycho_core import __version__, rundir
+from ptycho_core import refine as refining
 from ptycho_core.errors import UsageError
 from ptycho_core.generator import TrainConfig, train_settings
 from ptycho_core.registry import GeneratorSpec, Registry
@@ -38,6 +39,13 @@ class RunPlan:
     probe_source: str = "data"
     #: Also reconstruct the two interleaved half-sets (`ptycho_core.agreement`, half-set FRC).
     halfset: bool = True
+    #: A refined run (`harness.refined`): the learned run it starts from and what the child needs.
+    start: dict | None = None
+
+    @property
+    def kind(self) -> str:
+        """The row's kind: the generator's ("learned", "iterative"), or "refined"."""
+        return "refined" if self.start is not None else self.spec.kind
 
 
 @dataclass
@@ -47,7 +55,8 @@ class Selection:
     specs: generators to run; skipped: [{generator, reason}]; explicit: generators were named;
     option_values: typed options by `spec.qualified_name`; stitcher / stitch_options: the stitcher and its
     typed options; train: explicit TrainConfig values; base_config: TrainConfig from `train` alone
-    (the split's seed and val_fraction, provenance).
+    (the split's seed and val_fraction, provenance); refine / refiner / refine_options: the
+    parsed `--refine`, its engine's spec and resolved options (None when not refining).
     """
 
     specs: list[GeneratorSpec]
@@ -58,6 +67,9 @@ class Selection:
     stitch_options: dict
     train: dict
     base_config: TrainConfig
+    refine: object = None
+    refiner: GeneratorSpec | None = None
+    refine_options: dict | None = None
 
 
 def select(request, registry: Registry) -> Selection:
@@ -69,11 +81,27 @@ def select(request, registry: Registry) -> Selection:
     stitcher = registry.stitcher(request.stitcher)
     if not stitcher.available:
         raise UsageError(f"stitcher {request.stitcher!r} is {stitcher.status()}")
-    option_values, stitch_options = resolve_compare_options(request.options, specs, registry, stitcher)
+    refine = refining.parse(request.refine)
+    refiner = refining.engine_spec(registry, refine) if refine else None
+    known = specs + ([refiner] if refiner is not None and not any(s is refiner for s in specs) else [])
+    option_values, stitch_options = resolve_compare_options(request.options, known, registry, stitcher)
     for spec in specs:
         spec.train_config(request.train)  # a bad value, or an engine setting it lacks, fails here: before any work
+    refine_options = (
+        refining.engine_options(refiner, refine, option_values[refiner.qualified_name]) if refiner else None
+    )
     return Selection(
-        specs, skipped, explicit, option_values, stitcher, stitch_options, dict(request.train), base_config
+        specs,
+        skipped,
+        explicit,
+        option_values,
+        stitcher,
+        stitch_options,
+        dict(request.train),
+        base_config,
+        refine,
+        refiner,
+        refine_options,
     )
 
 
@@ -222,7 +250,7 @@ ITERATIVE_SETTINGS = ("seed", "device", "timeout")
 
 def _budget(plan: RunPlan) -> dict:
     config = plan.config.to_dict()
-    return config if plan.spec.kind == "learned" else {k: config[k] for k in ITERATIVE_SETTINGS}
+    return config if plan.kind == "learned" else {k: config[k] for k in ITERATIVE_SETTINGS}
 
 
 def resume_decision(run_dir: Path, expected_hash: str, force: bool) -> tuple[bool, str]:

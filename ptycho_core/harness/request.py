@@ -10,6 +10,7 @@ from typing import Any
 
 from ptycho_core.generator import train_fields, train_settings
 from ptycho_core.harness.executors import EXECUTORS
+from ptycho_core.refine import RECOMMENDED
 from ptycho_core.rundir import Row, Summary
 from ptycho_core.settings import check_fields, declared, setting
 from ptycho_core.splits import MAX_DROPPED_SHARE, SPLITS
@@ -63,6 +64,9 @@ class CompareRequest:
     reference: the row the agreement metrics compare every row with (`ptycho_core.agreement`);
         "": the successful iterative row with the lowest data error.
     half_set: also reconstruct the two interleaved half-sets of the test scan (half-set FRC).
+    refine: "ENGINE[:ITERATIONS]" (e.g. "rpie:20"): every learned row also gets a refined row
+        `<row>+ENGINE`, the engine started from that row's stitched object (`ptycho_core.refine`);
+        the engine's options are those given for it in `options`. "" or None: no refined rows.
     """
 
     generators: Sequence[str] | str | None = None
@@ -125,6 +129,12 @@ class CompareRequest:
         True,
         "Also reconstruct the two interleaved halves of the test scan for the half-set FRC resolution "
         "(iterative rows: two more engine runs on half the patterns; learned rows: two more predictions).",
+    )
+    refine: str = setting(
+        "",
+        "ENGINE[:ITERATIONS]: also refine every learned row, a row <row>+ENGINE: the iterative engine started "
+        f"from that row's stitched object and probe (recommended: {RECOMMENDED}; the engine's options via "
+        "-o ENGINE.KEY=VALUE). Its time is the learned inference plus the refinement; training is shown apart.",
     )
 
     @classmethod

@@ -36,13 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho_core import agreement, data, pipeline, rundir
+from ptycho_core import agreement, data, pipeline, refine, rundir
 from ptycho_core.errors import RunFailed, UsageError, failure_reason
 from ptycho_core.generator import TrainConfig
 from ptycho_core.harness.prepared import load_prepared
+from ptycho_core.harness.refined import learned_costs
 from ptycho_core.host import peak_rss_mib
 from ptycho_core.metric_registry import finite
-from ptycho_core.registry import GeneratorSpec, Option, resolve_factory
+from ptycho_core.quality_time import checkpoints
+from ptycho_core.registry import GeneratorSpec, Option, StitcherSpec, resolve_factory
 
 #: Progress events are forwarded at most this often (seconds), except epoch ends.
 PROGRESS_INTERVAL = 0.5
@@ -116,7 +118,7 @@ def execute(job: dict, emit=None) -> rundir.RunRecord:
     partial.mkdir(parents=True, exist_ok=True)
     spec = spec_from_dict(job["spec"])
     config = TrainConfig.from_dict(job["train_config"])
-    run = _reconstruct if spec.kind == "iterative" else _fit_and_predict
+    run = _refine if job.get("start") else _reconstruct if spec.kind == "iterative" else _fit_and_predict
     record = run(job, spec, config, partial, emit)
     rundir.write_json(partial / rundir.RUN_JSON, record.to_dict())
     rundir.write_text(partial / rundir.DONE, f"{job['hash']}\n")  # last: a folder without it is never trusted
@@ -173,17 +175,9 @@ def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
     resolve_factory(spec.factory)  # import the framework first: reconstruction time excludes imports
     started = time.time()
     generator, estimate, seconds = pipeline.reconstruct_scan(
-        spec, job["options"], prepared.test, config, _throttled(emit)
+        spec, job["options"], prepared.test, config, _throttled(emit), snapshot_iterations=_checkpoints(job)
     )
-    rundir.write_json(partial / rundir.HISTORY_JSON, estimate.history.to_dict())
-    if estimate.history.loss:  # empty: diverged at its first iteration, the initial guess is kept
-        check_history(estimate.history)
-    arrays = {"object": estimate.object}
-    if estimate.probe is not None:
-        arrays["probe"] = estimate.probe
-    if estimate.positions is not None:
-        arrays["refined_positions"] = estimate.positions
-    rundir.write_npz(partial / rundir.RECON_NPZ, **arrays)
+    _write_estimate(partial, estimate)
     record = _record(job, spec, config, generator, estimate.history, seconds, prepared.test.n)
     record.started = started
     _write_probe_and_positions(
@@ -199,6 +193,72 @@ def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
 
         record.metrics["halfset_seconds"] = _halves(partial, prepared.test, half_run)
     return record
+
+
+def _refine(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
+    """A refined run (`ptycho_core.refine`): stitch the learned run's patches, start the engine
+    from that object and the data's probe. recon.npz as an iterative run's, plus `start` (the
+    initial object). The record's reconstruction time is the learned inference (its run.json) plus
+    this child's stitching, start and engine run; its training time is the learned run's."""
+    start = job["start"]
+    prepared = load_prepared(job["data_dir"])
+    with np.load(start["recon"], allow_pickle=False) as z:
+        patches = z["patches"]
+    stitcher = spec_from_dict(start["stitcher"], StitcherSpec)
+    resolve_factory(spec.factory)  # import the framework first: reconstruction time excludes imports
+    resolve_factory(stitcher.factory)
+    started = time.time()
+    generator, estimate, times = refine.refine_patches(
+        spec,
+        job["options"],
+        patches,
+        prepared.test,
+        config,
+        stitcher,
+        start["stitch_options"],
+        progress=_throttled(emit),
+        snapshot_iterations=_checkpoints(job),
+    )
+    _write_estimate(partial, estimate, start=times["start"])
+    learned = learned_costs(start)
+    inference = float(learned["inference_seconds"] or 0.0)
+    start_seconds = inference + times["stitch_seconds"]
+    seconds = start_seconds + times["refine_seconds"]
+    record = _record(job, spec, config, generator, estimate.history, seconds, prepared.test.n)
+    record.kind, record.started = "refined", started
+    record.metrics.update(
+        train_seconds=learned["train_seconds"], start_seconds=start_seconds, refine_seconds=times["refine_seconds"]
+    )
+    record.meta = {**record.meta, "learned_run": start["learned_run"], "refine": start["refine"]}
+    _write_probe_and_positions(
+        partial, record, prepared.test, estimate.probe, estimate.positions, job.get("probe_source", "data")
+    )
+    return record
+
+
+def _checkpoints(job) -> tuple:
+    """The iterations whose object an iterative or refined run keeps (`quality_time.checkpoints`)."""
+    iterations = job["options"].get("iterations")
+    return checkpoints(int(iterations)) if isinstance(iterations, int) else ()
+
+
+def _write_estimate(partial: Path, estimate, **extra) -> None:
+    """history.json and recon.npz of an iterative or refined run: `object`, `probe` and
+    `refined_positions` when refined, `snapshot_iterations` / `snapshot_objects` (k, H, W) when
+    the engine kept snapshots, and `extra` arrays."""
+    rundir.write_json(partial / rundir.HISTORY_JSON, estimate.history.to_dict())
+    if estimate.history.loss:  # empty: diverged at its first iteration, the initial guess is kept
+        check_history(estimate.history)
+    arrays = {"object": estimate.object, **extra}
+    if estimate.probe is not None:
+        arrays["probe"] = estimate.probe
+    if estimate.positions is not None:
+        arrays["refined_positions"] = estimate.positions
+    if estimate.snapshots:
+        keys = sorted(estimate.snapshots)
+        arrays["snapshot_iterations"] = np.asarray(keys, dtype=np.int64)
+        arrays["snapshot_objects"] = np.stack([estimate.snapshots[k] for k in keys])
+    rundir.write_npz(partial / rundir.RECON_NPZ, **arrays)
 
 
 def _predict_half(generator, prepared, idx) -> dict:
@@ -258,14 +318,14 @@ def _record(job, spec, config, generator, history, seconds, test_patterns) -> ru
     )
 
 
-def spec_from_dict(data: dict):
-    """A GeneratorSpec back from `spec_as_dict` (the job's plain-data copy)."""
+def spec_from_dict(data: dict, cls=None):
+    """A GeneratorSpec (or `cls`, e.g. StitcherSpec) back from `spec_as_dict` (the job's plain-data copy)."""
     data = dict(data)
     data["options"] = {k: Option(**v) for k, v in data.get("options", {}).items()}
     data["requires"] = tuple(data.get("requires", ()))
     if data.get("engine_settings") is not None:
         data["engine_settings"] = tuple(Option(**s) for s in data["engine_settings"])
-    return GeneratorSpec(**data)
+    return (cls or GeneratorSpec)(**data)
 
 
 def check_history(history) -> None:

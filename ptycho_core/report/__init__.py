@@ -3,10 +3,11 @@
 Written into the comparison folder, each file atomically (temporary file, then rename):
     metrics.csv      one row per generator: every metric of `ptycho_core.metric_registry`, in its
                      order (with --seeds K: <metric> is the mean, <metric>_std the std)
-    metrics.json     {"columns", "rows", "runs", "skipped", "provenance"}
+    metrics.json     {"columns", "rows", "runs", "skipped", "provenance", "quality_against_seconds"}
     comparison.png   ground truth and every model, amplitude and phase (`report.figures`)
     frc.png          Fourier ring correlation curves against the ground truth
     errors.png       per model, amplitude and wrapped phase error maps against the ground truth
+    quality.png      amplitude and phase SSIM against seconds, training excluded (`ptycho_core.quality_time`)
     training.png     training and validation loss per epoch, one panel per run
     report.html      self-contained: the table, the figures (base64 PNG), skipped runs, provenance
 
@@ -31,7 +32,13 @@ from ptycho_core.report.cells import (
     too_small,
 )
 from ptycho_core.report.display import display_images, length_label, nice_length, scan_box
-from ptycho_core.report.figures import comparison_figure, error_figure, frc_figure, training_figure
+from ptycho_core.report.figures import (
+    comparison_figure,
+    error_figure,
+    frc_figure,
+    quality_figure,
+    training_figure,
+)
 from ptycho_core.report.files import csv_columns, json_columns, write_csv, write_json
 from ptycho_core.report.html import column_legend, html_table, write_html
 from ptycho_core.report.seeds import ROW_FIELDS, summarise
@@ -59,6 +66,7 @@ __all__ = [
     "length_label",
     "method_note",
     "nice_length",
+    "quality_figure",
     "scan_box",
     "summarise",
     "too_small",
@@ -83,15 +91,17 @@ def write_report(
     pixel_size_m: float | None = None,
     seeds: int = 1,
     reference: str | None = None,
+    curves: dict | None = None,
 ) -> Path:
-    """Write metrics.csv, metrics.json, the four figures and report.html; returns report.html.
+    """Write metrics.csv, metrics.json, the five figures and report.html; returns report.html.
     Without ground truth comparison.png and errors.png are drawn against the `reference` row
     (`ptycho_core.report.measured`).
 
     rows: one `rundir.Summary` per generator (`summarise`); runs: one `rundir.Row` per (generator,
     seed); truth: the test `Dataset` (its `object` and `positions`) or None; panels: {label:
     `Reconstruction`} scored on the truth's canvas (`object`, `weights`, `positions`, and `frc`
-    for frc.png); histories: {run name: History dict}.
+    for frc.png); histories: {run name: History dict}; curves: {row: its quality against
+    seconds} (`ptycho_core.quality_time`), drawn in quality.png and kept in metrics.json.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -103,6 +113,7 @@ def write_report(
             "runs": [r.to_dict() for r in runs],
             "skipped": skipped,
             "provenance": provenance,
+            "quality_against_seconds": curves or {},
         },
         out_dir / "metrics.json",
     )
@@ -119,6 +130,7 @@ def write_report(
             "errors": error_figure(truth, panels, out_dir / "errors.png"),
         }
     figures["frc"] = frc_figure(frc, out_dir / "frc.png")
+    figures["quality"] = quality_figure(curves or {}, out_dir / "quality.png")
     figures["training"] = training_figure(histories, out_dir / "training.png")
     return write_html(
         out_dir / "report.html",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ptycho_core import metric_registry as registry
 from ptycho_core import metrics
 from ptycho_core.metric_registry import finite
+from ptycho_core.quality_time import NOT_REACHED
 
 #: The cell of a metric left without a number because the scored area was too small.
 TOO_SMALL_TEXT = "too small"
@@ -44,6 +45,8 @@ def format_value(row: dict, col: registry.Metric) -> str:
     """A cell: the value (or mean ± std when the row has a std), '-' when missing."""
     value = row.get(col.key)
     if not finite(value):
+        if col.key == "seconds_to_quality" and row.get("quality_reached") == 0:
+            return NOT_REACHED
         return TOO_SMALL_TEXT if too_small(row, col.key) else "-"
     text = col.format(value)
     std = row.get(f"{col.key}_std")

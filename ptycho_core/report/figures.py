@@ -5,6 +5,7 @@ backend state) and saved atomically as PNG:
                      type, scale bar when metadata pixel_size_m is known
     frc.png          Fourier ring correlation curves against the ground truth (amplitude, phase)
     errors.png       per model, amplitude and wrapped phase error maps against the ground truth
+    quality.png      amplitude and phase SSIM against seconds, training excluded (`ptycho_core.quality_time`)
     training.png     training and validation loss per epoch, one panel per run (own y scale)
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from ptycho_core import rundir
 from ptycho_core.metric_registry import finite
+from ptycho_core.quality_time import THRESHOLDS
 from ptycho_core.report.display import display_images, length_label, limits, nice_length
 
 
@@ -182,3 +184,56 @@ def training_figure(histories: dict, path) -> Path:
         axes[0].legend(fontsize=7)
     fig.suptitle("training loss per run (solid: train, dashed: validation; each its own scale)", fontsize=10)
     return _save_figure(fig, Path(path))
+
+
+def quality_figure(curves: dict, path) -> Path:
+    """quality.png: amplitude and phase SSIM against seconds (log scale), one line per iterative or
+    refined row (markers at the checkpoints), one marker per learned row at its inference time
+    with its training time in the legend; the THRESHOLDS dashed. `curves`: {row: {"kind",
+    "points", "train_seconds"}} (`ptycho_core.quality_time`)."""
+    from matplotlib.figure import Figure  # lazy: matplotlib's import time, only figures need it
+
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    drawn = False
+    colours: dict = {}  # a refined row takes its learned row's colour
+    for name, c in curves.items():
+        points = [p for p in c.get("points") or [] if _num(p.get("seconds")) is not None]
+        base = name.split("+")[0] if c.get("kind") == "refined" else name
+        i = colours.setdefault(base, len(colours))
+        label = name
+        if c.get("kind") in ("learned", "refined") and _num(c.get("train_seconds")) is not None:
+            label += f" (+ {c['train_seconds']:.3g} s training)"
+        for ax, key in zip(axes, THRESHOLDS):
+            xy = [(p["seconds"], p[key]) for p in points if _num(p.get(key)) is not None]
+            if not xy:
+                continue
+            drawn = True
+            xs, ys = zip(*xy)
+            style = {"color": f"C{i % 10}", "label": label}
+            if c.get("kind") == "learned":
+                ax.plot(xs, ys, marker="*", markersize=12, linestyle="none", **style)
+            else:
+                ax.plot(
+                    xs, ys, marker="o", markersize=3, linestyle="--" if c.get("kind") == "iterative" else "-", **style
+                )
+    for ax, (key, limit) in zip(axes, THRESHOLDS.items()):
+        ax.axhline(limit, color="gray", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("seconds (training excluded)")
+        ax.set_ylabel("amplitude SSIM" if key == "amp_ssim" else "phase SSIM")
+        ax.grid(alpha=0.3, which="both")
+    if drawn:
+        axes[1].legend(fontsize=7, loc="lower right")
+    else:
+        axes[0].text(0.05, 0.5, "no quality against seconds: no ground truth", transform=axes[0].transAxes)
+    fig.suptitle(
+        "quality against seconds: iterative rows dashed, refined rows solid (from the learned inference), "
+        "learned rows a star at their inference time",
+        fontsize=9,
+    )
+    return _save_figure(fig, Path(path))
+
+
+def _num(value) -> float | None:
+    return float(value) if finite(value) else None

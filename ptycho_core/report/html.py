@@ -100,6 +100,7 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
         "comparison": "Reconstructions",
         "errors": "Error maps",
         "frc": "Fourier ring correlation",
+        "quality": "Quality against seconds",
         "training": "Training",
     }
     for key, fig_path in figures.items():

@@ -278,16 +278,18 @@ def build_nan():
 class IterativeDummy:
     """Full-batch PIE in numpy (`kind="iterative"`): o <- o + step * splat(P* (psi' - psi)) /
     (splat(|P|^2) + 1e-3 max), psi' the exit waves with their Fourier magnitudes replaced by the
-    measured amplitudes (invalid mask pixels keep the model's). Starts from a flat object of the
-    data's rms amplitude s0; positions stay fixed, the probe too unless `refine_probe` (then
-    P <- P + sum o* (psi' - psi) / (sum |o|^2 + 1e-3 max), averaged over the patterns)."""
+    measured amplitudes (invalid mask pixels keep the model's). Starts from the scan's `start`
+    object and probe when given (warm start), else a flat object of the data's rms amplitude s0 and
+    the scan's probe; positions stay fixed, the probe too unless `refine_probe` (then
+    P <- P + sum o* (psi' - psi) / (sum |o|^2 + 1e-3 max), averaged over the patterns). Keeps the
+    object after the `snapshot_iterations`."""
 
     name = "dummy_iterative"
 
     def __init__(self, iterations: int = 20, step: float = 1.0, error: str = "none", refine_probe: bool = False):
         self.options = {"iterations": iterations, "step": step, "error": error, "refine_probe": refine_probe}
 
-    def reconstruct(self, scan, config, progress):
+    def reconstruct(self, scan, config, progress, start=None, snapshot_iterations=()):
         import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
         from ptycho_core import physics  # lazy: a plugin module: registering it must not import numpy
@@ -297,13 +299,18 @@ class IterativeDummy:
 
         if self.options["error"] == "runtime":
             raise RuntimeError("dummy failure in reconstruct")
-        n, probe, positions = scan.patch_size, scan.probe.astype(np.complex128), scan.positions
+        clock = time.perf_counter()
+        probe = scan.probe if start is None or start.probe is None else start.probe
+        n, probe, positions = scan.patch_size, probe.astype(np.complex128), scan.positions
         measured = np.asarray(scan.diffraction, dtype=np.float64)
         valid = np.ones(measured.shape, bool) if scan.mask is None else np.broadcast_to(scan.mask, measured.shape)
-        obj = np.full(scan.object_shape, physics.amplitude_scale(measured, probe), dtype=np.complex128)
+        if start is not None:
+            obj = np.array(start.object, dtype=np.complex128)
+        else:
+            obj = np.full(scan.object_shape, physics.amplitude_scale(measured, probe), dtype=np.complex128)
         weight = physics.splat(np.broadcast_to(np.abs(probe) ** 2, measured.shape), positions, scan.object_shape).real
         weight = weight + 1e-3 * weight.max()
-        history, start, iterations = History(), time.perf_counter(), self.options["iterations"]
+        history, snapshots, iterations = History(), {}, self.options["iterations"]
         for k in range(1, iterations + 1):
             psi = probe * physics.extract(obj, positions, n)
             far = np.fft.fftshift(np.fft.fft2(psi, norm="ortho"), axes=(-2, -1))
@@ -321,12 +328,14 @@ class IterativeDummy:
                 weight = weight + 1e-3 * weight.max()
             if self.options["error"] == "nan" and k == 2:
                 loss = math.nan
-            _FlatPatchGenerator._report(progress, history, k, iterations, loss, None, self.options["step"], start)
+            _FlatPatchGenerator._report(progress, history, k, iterations, loss, None, self.options["step"], clock)
+            if k in snapshot_iterations:
+                snapshots[k] = obj.astype(np.complex64)  # a copy; its cost stays on the clock (tiny)
             if not math.isfinite(loss):
                 history.stopped = f"non-finite loss at epoch {k}"
                 break
         refined = probe.astype(np.complex64) if self.options["refine_probe"] else None
-        return Reconstruction(object=obj.astype(np.complex64), history=history, probe=refined)
+        return Reconstruction(object=obj.astype(np.complex64), history=history, probe=refined, snapshots=snapshots)
 
 
 def build_iterative(
@@ -394,6 +403,7 @@ def specs() -> list[GeneratorSpec]:
             summary="full-batch PIE in numpy (iterative test dummy, no training)",
             factory=f"{here}:build_iterative",
             kind="iterative",
+            warm_start=True,
             options={
                 "iterations": Option("int", 20, "object updates", min=1),
                 "step": Option("float", 1.0, "relaxation of each object update", min=0.0),

@@ -1,7 +1,8 @@
 """pty-chi's iterative engines as ptycho generators (`kind="iterative"`, docs/design.md#contracts).
 
-`build_lsqml(**options)` etc. return a `PtychiEngine`; `reconstruct(scan, config, progress)` runs
-pty-chi's `PtychographyTask` on the scan and returns the object on the scan's object grid. The
+`build_lsqml(**options)` etc. return a `PtychiEngine` (importing torch and pty-chi, so that the
+timed `reconstruct` excludes the imports); `reconstruct(scan, config, progress)` runs pty-chi's
+`PtychographyTask` on the scan and returns the object on the scan's object grid. The
 conversion between the two conventions, once:
 
 - data: pty-chi takes measured intensities with the zero frequency at the centre (it shifts them,
@@ -14,16 +15,19 @@ conversion between the two conventions, once:
   grid (the tests check pty-chi's forward model against ptycho's at whole-pixel positions).
   The object buffer is the scan's object grid plus `MARGIN` pixels on each side (pty-chi's
   sub-pixel shifts read one pixel beyond a patch), cropped off again in the result.
-- the object starts as ones times `s0` (the rms object amplitude the data imply); the probe is
-  the scan's, refined only with `refine_probe`; positions are refined only with
-  `refine_positions` (returned, minus the half pixel, on our grid).
+- the object starts as ones times `s0` (the rms object amplitude the data imply), or as the
+  `start`'s object when given (a refined row: the margin repeats its edge); the probe is the
+  `start`'s probe when given, else the scan's, refined only with `refine_probe`; positions
+  are refined only with `refine_positions` (returned, minus the half pixel, on our grid).
 
-Each iteration is one pty-chi epoch (`task.run(1)`): its loss goes to `progress` and the History;
-`config.timeout` stops after the iteration that crosses it, keeping the estimate. The result is the
-iterate with the lowest loss (the object, and the probe and positions where refined). An engine
-that diverges (a non-finite loss, object, probe or positions) stops there and keeps that best
-finite iterate (the initial guess when the first iteration diverged): `History.stopped` says
-"diverged at iteration k (kept iteration j, loss L)", and the row is never empty.
+Each iteration is one pty-chi epoch (`task.run(1)`): its loss goes to `progress` and the History
+(seconds since `reconstruct` was called, building the task included); `config.timeout` stops
+after the iteration that crosses it, keeping the estimate. The result is the iterate with the
+lowest loss (the object, and the probe and positions where refined). An engine that diverges (a
+non-finite loss, object, probe or positions) stops there and keeps that best finite iterate (the
+initial guess when the first iteration diverged): `History.stopped` says "diverged at iteration k
+(kept iteration j, loss L)", and the row is never empty. After the `snapshot_iterations` the
+object is copied into the Reconstruction's `snapshots`, off the clock.
 """
 
 from __future__ import annotations
@@ -57,15 +61,20 @@ class PtychiEngine:
         self.engine = engine
         self.options = dict(options)
         self._device = None
+        _import_ptychi()  # here, not in `reconstruct`: its time is the reconstruction's, not the imports'
 
     # -- the contract ---------------------------------------------------------------------------------
-    def reconstruct(self, scan, config, progress):
+    def reconstruct(self, scan, config, progress, start=None, snapshot_iterations=()):
+        """The engine's run on `scan`; `start` (a Reconstruction: object and probe, or None) and
+        `snapshot_iterations` as the warm-start contract says (`ptycho_core.generator`)."""
         import numpy as np
 
         from ptycho_core.generator import History, Reconstruction
 
-        torch, task = self._task(scan, config)
-        history, start = History(), time.perf_counter()
+        clock = time.perf_counter()
+        torch, task = self._task(scan, config, start)
+        history, snapshots = History(), {}
+        wanted = {int(k) for k in snapshot_iterations or ()}
         iterations = self.options["iterations"]
         best, best_loss = self._snapshot(task), math.inf  # the initial guess until an iterate is finite
         best_k = 0
@@ -80,14 +89,20 @@ class PtychiEngine:
             history.loss.append(loss)
             history.val_loss.append(None)
             history.lr.append(float(self.options.get("object_step", 1.0)))
-            history.seconds.append(time.perf_counter() - start)
+            history.seconds.append(time.perf_counter() - clock)
+            if k in wanted:
+                paused = time.perf_counter()
+                snapshots[k] = self._object(task, scan)
+                clock += time.perf_counter() - paused  # the copy is off the clock
             progress({"epoch": k, "epochs": iterations, "step": 1, "steps": 1, "loss": loss, "val_loss": None})
             if loss <= best_loss:
                 best, best_loss, best_k = current, loss, k
-            if config.timeout and time.perf_counter() - start >= config.timeout and k < iterations:
+            if config.timeout and time.perf_counter() - clock >= config.timeout and k < iterations:
                 history.stopped = f"timeout after {k} iterations ({config.timeout:g} s)"
                 break
-        return self._estimate(best, scan, history, Reconstruction)
+        estimate = self._estimate(best, scan, history, Reconstruction)
+        estimate.snapshots = snapshots
+        return estimate
 
     def device_info(self) -> dict:
         """The GPU pty-chi ran on (None on CPU) and torch's peak GPU memory in MiB."""
@@ -98,7 +113,7 @@ class PtychiEngine:
         return {"gpu": torch.cuda.get_device_name(), "peak_gpu_mib": torch.cuda.max_memory_allocated() / 1024**2}
 
     # -- pty-chi ------------------------------------------------------------------------------------------
-    def _task(self, scan, config):
+    def _task(self, scan, config, start=None):
         """(torch, a built PtychographyTask) for `scan` with this engine's options."""
         import numpy as np
 
@@ -117,14 +132,19 @@ class PtychiEngine:
         options = self._options(api, config, scan)
         n = scan.patch_size
         shape = (scan.object_shape[0] + 2 * MARGIN, scan.object_shape[1] + 2 * MARGIN)
-        s0 = physics.amplitude_scale(scan.diffraction, scan.probe)
+        probe = None if start is None else start.probe
+        probe = np.asarray(scan.probe if probe is None else probe, dtype=np.complex64)
+        if start is None:
+            obj = np.full(shape, physics.amplitude_scale(scan.diffraction, probe), dtype=np.complex64)
+        else:
+            obj = np.pad(np.asarray(start.object, dtype=np.complex64), MARGIN, mode="edge")
         positions = np.asarray(scan.positions, dtype=np.float64) + MARGIN
         intensities = (n * np.asarray(scan.diffraction, dtype=np.float32)) ** 2
         task = PtychographyTask(
             options,
             diffraction_data=intensities,
-            object_data=np.full((1, *shape), s0, dtype=np.complex64),
-            probe_data=np.asarray(scan.probe, dtype=np.complex64)[None, None],
+            object_data=obj[None],
+            probe_data=probe[None, None],
             probe_position_x_px=positions[:, 1],
             probe_position_y_px=positions[:, 0],
             valid_pixel_mask=None if scan.mask is None else _one_mask(scan.mask),
@@ -161,6 +181,15 @@ class PtychiEngine:
         rec.allow_nondeterministic_algorithms = False
         return options
 
+    @staticmethod
+    def _object(task, scan):
+        """A copy of the task's object (H, W) complex64 on the scan's object grid."""
+        import numpy as np
+
+        obj = task.get_data_to_cpu("object", as_numpy=True)[0]
+        obj = obj[MARGIN : MARGIN + scan.object_shape[0], MARGIN : MARGIN + scan.object_shape[1]]
+        return np.array(obj, dtype=np.complex64, order="C")
+
     def _snapshot(self, task) -> dict:
         """The current object, and the probe / positions where they are refined, as numpy copies."""
         import numpy as np
@@ -186,6 +215,16 @@ class PtychiEngine:
             probe=probe,
             positions=None if positions is None else positions - MARGIN,
         )
+
+
+def _import_ptychi() -> None:
+    """Import torch, torchvision (`ensure_torchvision`) and pty-chi once: about 4.5 s of CPU, which
+    would otherwise be counted as reconstruction time (`recon s`) by every iterative and refined row."""
+    from ptycho_ptychi._torchvision import ensure_torchvision
+
+    ensure_torchvision()
+    import ptychi.api  # noqa: F401
+    import ptychi.api.task  # noqa: F401
 
 
 def _one_mask(mask):

@@ -93,7 +93,9 @@ def ptycho_register_generators(register):
                 factory=f"ptycho_ptychi.engines:build_{engine}",
                 options=engine_options(engine),
                 description=description + " Reconstructs the test data directly from diffraction, positions "
-                "and probe; no training.",
+                "and probe; no training. Starts from a given object and probe (warm start), so it can refine "
+                "a learned row (`ptycho compare --refine " + engine + ":ITERATIONS`).",
                 reference=REFERENCE,
+                warm_start=True,
             )
         )

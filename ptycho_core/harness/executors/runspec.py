@@ -47,4 +47,6 @@ def run_spec(plan, layout: rundir.Layout) -> RunSpec:
         "halfset": plan.halfset,
         "meta": {"seed": plan.seed, "label": plan.label},
     }
+    if plan.start is not None:  # a refined run: the learned run it starts from (`harness.refined`)
+        job["start"] = dict(plan.start)
     return RunSpec(name=plan.name, hash=plan.hash, job=job, child_env=dict(plan.spec.child_env))

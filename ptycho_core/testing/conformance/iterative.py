@@ -3,14 +3,16 @@ object with `reconstruct`; on the tiny simulated test scan it returns a `Reconst
 object is (H, W) complex64 on the scan's object grid, finite and not constant; its History has one
 finite loss per iteration with one epoch-end progress event each; the object explains the data
 better than a flat object does (the data-space error of docs/design.md#scoring, the metric every row
-is scored by); the same seed gives the same object; the core scores it like any row."""
+is scored by); the same seed gives the same object; the core scores it like any row; a generator
+registered with `warm_start` started at the true object and probe stays there (one without it is
+refused a start by the core, in one line)."""
 
 from __future__ import annotations
 
 import math
 
-from ptycho_core.errors import PtychoError
-from ptycho_core.generator import TrainConfig
+from ptycho_core.errors import PtychoError, UsageError
+from ptycho_core.generator import Reconstruction, TrainConfig
 from ptycho_core.registry import GeneratorSpec
 from ptycho_core.testing.conformance.base import (
     TINY_SIM,
@@ -32,7 +34,11 @@ ITERATIVE_CHECKS = (
     "reconstruction_explains_the_data",
     "same_seed_gives_same_result",
     "core_scores_the_object",
+    "a_start_at_the_truth_stays_there",
 )
+
+#: SSIM (amplitude and phase, the core's scoring) an engine started at the truth must keep.
+START_SSIM = 0.95
 
 #: The short budget of the checks (TrainConfig fields): seed, CPU.
 TINY_RUN = {"seed": 0, "device": "cpu"}
@@ -151,6 +157,42 @@ class IterativeChecks(GeneratorChecks):
             raise fail(f"the core cannot score the object: {exc}") from None
         if not metric_registry.finite(result.metrics.get(metric_registry.HEADLINE)):
             raise fail(f"scoring gave no {metric_registry.HEADLINE}: {result.metrics}")
+
+    def a_start_at_the_truth_stays_there(self) -> None:
+        import numpy as np  # lazy: the conformance kit loads on listing (the import budget)
+
+        from ptycho_core import pipeline  # lazy: the conformance kit loads on listing (the import budget)
+
+        test, scan = self.scan()
+        if not self.spec.warm_start:
+            try:
+                pipeline.check_warm_start(self.spec)
+            except UsageError:
+                return  # refused in one line, as `ptycho compare --refine` refuses it
+            raise fail("the core did not refuse a start for a generator without warm_start")
+        config = TrainConfig(**{**TINY_RUN, **self.config_overrides})
+        start = Reconstruction(object=np.asarray(test.object, np.complex64), probe=np.asarray(test.probe, np.complex64))
+        try:
+            estimate = self.build().reconstruct(scan, config, lambda event: None, start=start, snapshot_iterations=(1,))
+        except Exception as exc:
+            raise fail(f"reconstruct(..., start=, snapshot_iterations=) raised {type(exc).__name__}: {exc}") from exc
+        obj = np.asarray(estimate.object)
+        if obj.shape != tuple(scan.object_shape) or not np.isfinite(obj).all():
+            raise fail(f"started at the truth, the object has shape {obj.shape} or non-finite values")
+        scores = pipeline.score_whole_object(obj.astype(np.complex64), test).metrics
+        low = {k: round(scores[k], 4) for k in ("amp_ssim", "phase_ssim") if not scores[k] >= START_SSIM}
+        if low:
+            raise fail(
+                f"started at the true object and probe, the result drifted away: {low} (SSIM below {START_SSIM}); "
+                "does reconstruct use its `start` (object and probe)?"
+            )
+        cold, _ = self.run_once()
+        scale = float(np.abs(obj).max()) or 1.0
+        if float(np.abs(obj - np.asarray(cold.object)).max()) / scale <= self.tolerance:
+            raise fail("started at the truth, the object is the one from the engine's own start: `start` ignored")
+        for k, snapshot in (getattr(estimate, "snapshots", None) or {}).items():
+            if np.shape(snapshot) != tuple(scan.object_shape):
+                raise fail(f"snapshot {k} has shape {np.shape(snapshot)}, expected {scan.object_shape}")
 
 
 def run_iterative_checks(
