@@ -502,6 +502,7 @@ def training_figure(histories: dict, path) -> Path:
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }
 table { border-collapse: collapse; font-size: 0.9em; }
+div.scroll { overflow-x: auto; max-width: 100%; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
 th { background: #f0f0f0; }
 td.name, th.name, td.status { text-align: left; }
@@ -521,7 +522,7 @@ def html_table(rows: list[dict]) -> str:
     """The metrics table as an HTML <table> (best values bold, failures in red)."""
     best = best_values(rows)
     head = "".join(f'<th title="{html.escape(c.help)}">{html.escape(c.label)}</th>' for c in COLUMNS)
-    out = [f'<table><tr><th class="name">generator</th>{head}<th class="name">status</th></tr>']
+    out = [f'<div class="scroll"><table><tr><th class="name">generator</th>{head}<th class="name">status</th></tr>']
     for row in rows:
         cells = [f'<td class="name">{html.escape(str(row["generator"]))}</td>']
         for col in COLUMNS:
@@ -531,7 +532,7 @@ def html_table(rows: list[dict]) -> str:
         ok = row["status"] == "ok"
         cells.append(f'<td class="status{"" if ok else " failed"}">{html.escape(row["status"])}</td>')
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")  # a table wider than the window scrolls inside its box
     return "\n".join(out)
 
 

@@ -53,8 +53,39 @@ def parse_options(raw: tuple[str, ...] | list[str], flag: str = "--option") -> d
     return out
 
 
+def _max_memory(ctx: click.Context, _param, value):
+    """`--max-memory SIZE`: checked, then exported as PTYCHO_MAX_MEMORY for this command (the
+    loaders and the command's child processes read it); the old value comes back afterwards."""
+    if value is None:
+        return None
+    import os
+
+    from ptycho_core.io import limits
+
+    try:
+        limits.parse_size(value, "--max-memory")
+    except UsageError as exc:
+        raise click.BadParameter(str(exc).partition(": ")[2], ctx=ctx) from None
+    old = os.environ.get(limits.ENV)
+    os.environ[limits.ENV] = value
+    ctx.call_on_close(
+        lambda: os.environ.__setitem__(limits.ENV, old) if old is not None else os.environ.pop(limits.ENV)
+    )
+    return value
+
+
 def data_file_options(func):
-    """`--loader NAME` and `--probe FILE`: how every data file of the command is read."""
+    """`--loader NAME`, `--probe FILE` and `--max-memory SIZE`: how every data file of the command is read."""
+    func = click.option(
+        "--max-memory",
+        default=None,
+        metavar="SIZE",
+        expose_value=False,
+        is_eager=True,
+        callback=_max_memory,
+        help="Largest array a data file may declare (8G, 512M, 25% of available memory; default 50% of "
+        "available memory, or PTYCHO_MAX_MEMORY): a file declaring more is refused before it is read.",
+    )(func)
     func = click.option(
         "--probe",
         "probe_file",

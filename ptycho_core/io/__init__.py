@@ -49,7 +49,7 @@ def load_dataset(path, registry=None, loader: str | None = None, probe: str | No
     type or loader.
     """
     from ptycho_core.data import Dataset
-    from ptycho_core.errors import PluginError
+    from ptycho_core.errors import DataError, PluginError
 
     if isinstance(path, DataFile):
         path, loader, probe = path.path, loader or path.loader, probe or path.probe
@@ -59,10 +59,21 @@ def load_dataset(path, registry=None, loader: str | None = None, probe: str | No
         registry = load_registry()
     spec = loader_spec(path, registry, loader)
     factory = spec.load_factory()
-    if probe is None:
-        ds = factory(str(path))
-    else:
-        ds = factory(str(path), probe=_probe_for(spec, factory, probe, registry))
+    try:
+        if probe is None:
+            ds = factory(str(path))
+        else:
+            ds = factory(str(path), probe=_probe_for(spec, factory, probe, registry))
+    except DataError as exc:
+        unclaimed = None if loader else unclaimed_suffix(path, spec)
+        if unclaimed is None:
+            raise
+        raise DataError(
+            f"{path}: no loader for {unclaimed[0]} files is installed (ptycho list-loaders); the "
+            f"{spec.name} loader, which reads {unclaimed[1]}, could not read it either "
+            f"({str(exc).removeprefix(f'{path}: ')}): install the plugin that reads {unclaimed[0]} files, "
+            "or choose a loader with --loader"
+        ) from None
     if not isinstance(ds, Dataset):
         raise PluginError(f"loader {spec.qualified_name} returned {type(ds).__name__}, not a Dataset")
     return ds.validate(source=str(path))
@@ -71,6 +82,20 @@ def load_dataset(path, registry=None, loader: str | None = None, probe: str | No
 def loader_spec(path, registry, loader: str | None = None):
     """The LoaderSpec that reads `path`: the one named `loader`, else by the longest matching extension."""
     return registry.loader(loader) if loader else registry.loader_for(str(path))
+
+
+def unclaimed_suffix(path, spec) -> tuple[str, str] | None:
+    """(".rsu.h5", ".h5") when `path` (x.rsu.h5) went to `spec` for a shorter extension and its
+    longer suffix looks like a format of its own (no loader claims it: the plugin that read it
+    may be uninstalled); None otherwise."""
+    import re
+
+    name = Path(str(path)).name.lower()
+    matched = max((e for e in spec.extensions if name.endswith(e)), key=len, default=None)
+    if matched is None:
+        return None
+    inner = re.search(r"\.([a-z][a-z0-9_]{0,15})$", name[: -len(matched)])
+    return None if inner is None else (f".{inner.group(1)}{matched}", matched)
 
 
 def _probe_for(spec, factory, probe_path: str, registry):
@@ -89,6 +114,9 @@ def read_probe(path, registry=None):
     from ptycho_core.errors import DataError
 
     if str(path).lower().endswith(".npy"):
+        from ptycho_core.io.npz import check_npy
+
+        check_npy(path)
         try:
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:

@@ -8,6 +8,10 @@ PtychoPINN raw files: `diffraction` (or legacy `diff3d`), `xcoords`, `ycoords`, 
 optional `objectGuess`, `Y` / `ground_truth_patches` (checked against
 `physics.extract(object, positions)`, never used as is), `scan_index` (one scan only).
 
+Sizes: each entry's uncompressed zip member and the shape x dtype its .npy header declares are
+checked against `limits.memory_limit()` before numpy reads it (numpy then reads it in 256 KiB
+blocks into one array); a header declaring more than its member holds is refused as well.
+
 Nothing is ever unpickled (`allow_pickle=False`): a contract entry stored as an object array is
 an error; any other such entry (the JSON `_metadata` PtychoPINN writes) is skipped and the skip
 recorded in `metadata["skipped"]`. Every conversion (legacy key names, x/y order, dtype casts,
@@ -28,6 +32,7 @@ import numpy as np
 
 from ptycho_core.data import Dataset
 from ptycho_core.errors import DataError
+from ptycho_core.io import limits
 
 #: Relative mismatch (max |Y - extract| / max |extract|) above which file patches are flagged.
 GT_PATCH_TOLERANCE = 1e-3
@@ -82,23 +87,51 @@ class _Archive:
     def fail(self, key: str, expected: str, got: str) -> DataError:
         return DataError(f"{self.source}: '{key}' {expected}, got {got}")
 
+    def header(self, key: str):
+        """(shape, fortran order, dtype, member's uncompressed bytes, header bytes) of an entry, read
+        from its .npy header and the zip directory (the data is not loaded); None when unreadable."""
+        name = key + ".npy"
+        try:
+            info = self.npz.zip.getinfo(name)
+            with self.npz.zip.open(name) as fp:
+                version = np.lib.format.read_magic(fp)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read(fp)
+                offset = fp.tell()
+        except _READ_ERRORS:
+            return None  # reading the entry itself will report the damage
+        return shape, fortran, dtype, info.file_size, offset
+
     def needs_unpickling(self, key: str) -> bool:
         """True when the entry is an object array (read from its header; the data is not loaded)."""
+        header = self.header(key)
+        return header is not None and bool(header[2].hasobject)
+
+    def check_size(self, key: str) -> None:
+        """Refuse an entry whose uncompressed member or declared array is over the memory limit, or
+        whose header declares more data than the member holds (a lying header)."""
         try:
-            with self.npz.zip.open(key + ".npy") as fp:
-                version = np.lib.format.read_magic(fp)
-                if version == (1, 0):
-                    _, _, dtype = np.lib.format.read_array_header_1_0(fp)
-                else:
-                    _, _, dtype = np.lib.format.read_array_header_2_0(fp)
-        except _READ_ERRORS:
-            return False  # reading the entry itself will report the damage
-        return bool(dtype.hasobject)
+            info = self.npz.zip.getinfo(key + ".npy")
+        except KeyError:
+            return
+        limits.check_bytes(self.source, key, info.file_size, "inflates (uncompressed zip member)")
+        header = self.header(key)
+        if header is None:
+            return
+        shape, _, dtype, member, offset = header
+        declared = limits.check_declared(self.source, key, shape, dtype)
+        if not dtype.hasobject and declared > member - offset:
+            raise self.fail(
+                key,
+                f"must hold the {limits.human(declared)} its header declares ({tuple(shape)} {dtype})",
+                f"{limits.human(max(member - offset, 0))} (a truncated member or a lying header)",
+            )
 
     def get(self, key: str) -> np.ndarray:
-        """Load one entry; an object array or a damaged member is a DataError."""
+        """Load one entry (sizes checked first); an object array or a damaged member is a DataError."""
         if self.needs_unpickling(key):
             raise self.fail(key, "must be a plain numeric array (object arrays need unpickling)", "an object array")
+        self.check_size(key)
         try:
             value = self.npz[key]
         except _READ_ERRORS as exc:
@@ -111,6 +144,22 @@ class _Archive:
 def _reason(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def check_npy(path) -> None:
+    """Refuse (DataError) a .npy file whose header declares more than the memory limit, or more
+    than the file holds, before numpy allocates it."""
+    try:
+        with open(path, "rb") as fp:
+            version = np.lib.format.read_magic(fp)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(fp)
+            held = os.fstat(fp.fileno()).st_size - fp.tell()
+    except (OSError, ValueError):
+        return  # np.load reports an unreadable file
+    declared = limits.check_declared(path, "array", shape, dtype)
+    if not dtype.hasobject and declared > held:
+        raise DataError(f"{path}: its header declares {limits.human(declared)}, the file holds {limits.human(held)}")
 
 
 # --- conversions ------------------------------------------------------------------------------
