@@ -57,6 +57,27 @@ def test_terminal_table_marks_failures_below_it():
     assert "bad: failed: boom" in text
 
 
+def test_a_table_printed_to_a_non_terminal_keeps_every_number_whole():
+    """A log file, CI or `| tee`: a plain aligned table at full width, never `0.5…`."""
+    values = {c.key: 0.5123456 + k for k, c in enumerate(report.COLUMNS) if c.terminal}
+    rows = report.summarise([_run("a_rather_long_generator_name", 0, **values), _run("b", 0, status="failed")])
+    for width in (80, 40):
+        buffer = io.StringIO()
+        print_table(rows, Console(file=buffer, width=width, color_system=None))
+        text = buffer.getvalue()
+        assert "…" not in text and "..." not in text
+        lines = text.splitlines()
+        header = next(line for line in lines if line.startswith("generator"))
+        assert all(c.label in header for c in report.COLUMNS if c.terminal)
+        first = next(line for line in lines if line.startswith("a_rather_long_generator_name"))
+        cells = first.split()
+        assert cells[-1] == "ok" and len(cells) == 2 + sum(c.terminal for c in report.COLUMNS)
+        assert len(first) > width  # full width, not cut to the console's
+    wide = io.StringIO()
+    print_table(rows, Console(file=wide, width=400, color_system=None, force_terminal=True))
+    assert "…" not in wide.getvalue() and "─" in wide.getvalue()  # a terminal wide enough: the rich table
+
+
 def test_csv_has_std_columns_only_with_seeds(tmp_path):
     rows = report.summarise([_run("a", 0, amp_ssim=0.8), _run("a", 1, amp_ssim=0.9)], seeds=2)
     path = report.write_csv(rows, tmp_path / "m.csv", seeds=2)

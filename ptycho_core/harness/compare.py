@@ -55,7 +55,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
         )
         for p in plans
     ]
-    result = _report(request, selection, staged, registry, scored, executor.threads, started)
+    result = _report(request, selection, staged, registry, scored, executor.threads, started, plans)
     if any(o.interrupted for o in outcomes.values()):
         result.exit_code = INTERRUPTED_EXIT
     _record(request, result, on_event)
@@ -104,7 +104,7 @@ def _epochs(plans) -> str:
     return text
 
 
-def _report(request, selection, staged, registry, scored, threads, started) -> CompareResult:
+def _report(request, selection, staged, registry, scored, threads, started, plans) -> CompareResult:
     from ptycho_core import report
     from ptycho_core.harness.provenance import build_provenance
 
@@ -112,6 +112,7 @@ def _report(request, selection, staged, registry, scored, threads, started) -> C
     rows = report.summarise([r.to_dict() for r in runs], request.seeds)
     gpus = sorted({r.gpu for r in runs if r.gpu})
     provenance = build_provenance(request, selection, staged, registry, gpus=gpus, threads=threads, started=started)
+    provenance["plan"] = {p.name: p.hash for p in plans}  # the comparison's identity in the results database
     panels, frc = {}, {}
     for s in scored:
         if s.panel is not None:
