@@ -98,12 +98,19 @@ def atomic(path) -> Iterator[Path]:
     """Yield the temporary path to write `path` under; then `os.replace` it onto `path`.
 
     If writing or renaming fails the temporary file is deleted and `path` is untouched: a reader
-    sees the old file or none, never half of one.
+    sees the old file or none, never half of one. As in sqlite's atomic commit, the new file's
+    data reach the disk (fsync) before the rename makes it visible, so that a power cut cannot
+    leave a complete name over incomplete content (a DONE before the files it vouches for).
     """
     path = Path(path)
     tmp = atomic_path(path)
     try:
         yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
