@@ -535,3 +535,17 @@ class TestMeanStitcherConformance(StitcherConformance):
     @classmethod
     def registry(cls):
         return PluginHost(load="").registry()
+
+
+def test_the_plugin_guide_documents_every_exported_check_function_and_loader_check():
+    from pathlib import Path
+
+    import ptycho_core.testing as kit
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "writing-a-plugin.md").read_text()
+    exported = [n for n in dir(kit) if n.startswith("check_") or (n.startswith("run_") and n.endswith("_checks"))]
+    assert {"check_loader", "run_loader_checks", "check_stitcher", "run_stitcher_checks"} <= set(exported)
+    for name in exported:
+        assert f"`{name}" in guide, name
+    for check in (*conformance.LOADER_CHECKS, *conformance.STITCHER_CHECKS):
+        assert f"`{check}`" in guide, check
