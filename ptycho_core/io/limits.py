@@ -85,7 +85,7 @@ def memory_limit() -> tuple[int, str]:
     """(bytes one array may take, where that limit comes from: for messages)."""
     value = os.environ.get(ENV, "").strip()
     if value:
-        return parse_size(value), f"{ENV}={value}"
+        return parse_size(value), f"set to {value}"
     return int(available_memory() * DEFAULT_SHARE), f"{DEFAULT_SHARE:.0%} of available memory"
 
 
@@ -122,5 +122,5 @@ def check_bytes(source, field: str, nbytes: int, what: str) -> None:
     if nbytes > limit:
         raise DataError(
             f"{source}: '{field}' {what} = {human(nbytes)}, over the memory limit of {human(limit)} "
-            f"({origin}); a damaged or lying header, or raise the limit with --max-memory / {ENV}"
+            f"({origin}): a damaged or lying header, or raise the limit (--max-memory or {ENV})"
         )

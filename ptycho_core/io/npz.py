@@ -54,7 +54,7 @@ PTYCHOPINN_KEYS = (
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
 
 
-class _Archive:
+class Archive:
     """One open `.npz`, read entry by entry with errors naming the file and the key."""
 
     def __init__(self, path: Path):
@@ -165,7 +165,7 @@ def check_npy(path) -> None:
 # --- conversions ------------------------------------------------------------------------------
 
 
-def _as_real(ar: _Archive, key: str, arr: np.ndarray, dtype, conversions: list, what: str) -> np.ndarray:
+def _as_real(ar: Archive, key: str, arr: np.ndarray, dtype, conversions: list, what: str) -> np.ndarray:
     """Cast an integer or float array to `dtype` (recorded); anything else is a DataError."""
     if arr.dtype.kind == "c":
         raise ar.fail(key, f"must be real {what}", f"complex dtype {arr.dtype}")
@@ -177,7 +177,7 @@ def _as_real(ar: _Archive, key: str, arr: np.ndarray, dtype, conversions: list, 
     return arr
 
 
-def _as_complex64(ar: _Archive, key: str, arr: np.ndarray, conversions: list) -> np.ndarray:
+def _as_complex64(ar: Archive, key: str, arr: np.ndarray, conversions: list) -> np.ndarray:
     if arr.dtype.kind not in "fiuc":
         raise ar.fail(key, "must hold complex (or real) numbers", f"dtype {arr.dtype}")
     if arr.dtype != np.complex64:
@@ -186,7 +186,7 @@ def _as_complex64(ar: _Archive, key: str, arr: np.ndarray, conversions: list) ->
     return arr
 
 
-def _as_mask(ar: _Archive, key: str, arr: np.ndarray, conversions: list) -> np.ndarray:
+def _as_mask(ar: Archive, key: str, arr: np.ndarray, conversions: list) -> np.ndarray:
     if arr.dtype == np.bool_:
         return arr
     if arr.dtype.kind in "iu" and np.isin(arr, (0, 1)).all():
@@ -203,12 +203,12 @@ def _drop_channel_axis(key: str, arr: np.ndarray, rank: int, conversions: list) 
     return arr
 
 
-def _check_finite(ar: _Archive, key: str, arr: np.ndarray) -> None:
+def _check_finite(ar: Archive, key: str, arr: np.ndarray) -> None:
     if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
         raise ar.fail(key, "must be finite", f"{int((~np.isfinite(arr)).sum())} NaN/inf values")
 
 
-def _validate(ds: Dataset, ar: _Archive, names: dict) -> Dataset:
+def _validate(ds: Dataset, ar: Archive, names: dict) -> Dataset:
     """`Dataset.validate`, with the contract keys in its message renamed to the file's keys."""
     try:
         return ds.validate(source=ar.source)
@@ -232,7 +232,7 @@ def load_npz(path) -> Dataset:
     float64 (n, 2) as (y, x) object pixels, probe complex64 (N, N), optional object complex64
     (H, W) and mask bool. Raises DataError (one line: file, key, expectation) on bad input.
     """
-    ar = _Archive(Path(path))
+    ar = Archive(Path(path))
     try:
         if "metadata_json" in ar.keys or "positions" in ar.keys:
             return _load_own(ar)
@@ -247,13 +247,13 @@ def load_npz(path) -> Dataset:
         ar.close()
 
 
-def _require(ar: _Archive, *keys: str) -> None:
+def _require(ar: Archive, *keys: str) -> None:
     for key in keys:
         if key not in ar.keys:
             raise ar.fail(key, "is required", f"entries {', '.join(ar.keys) or 'none'}")
 
 
-def _skip_extras(ar: _Archive, known: tuple, metadata: dict) -> None:
+def _skip_extras(ar: Archive, known: tuple, metadata: dict) -> None:
     skipped = []
     for key in ar.keys:
         if key in known:
@@ -266,7 +266,7 @@ def _skip_extras(ar: _Archive, known: tuple, metadata: dict) -> None:
         metadata["skipped"] = list(metadata.get("skipped", [])) + skipped
 
 
-def _load_own(ar: _Archive) -> Dataset:
+def _load_own(ar: Archive) -> Dataset:
     _require(ar, "diffraction", "positions", "probe")
     metadata: dict = {}
     if "metadata_json" in ar.keys:
@@ -295,7 +295,7 @@ def _load_own(ar: _Archive) -> Dataset:
     return _validate(ds, ar, {})
 
 
-def _load_ptychopinn(ar: _Archive) -> Dataset:
+def _load_ptychopinn(ar: Archive) -> Dataset:
     from ptycho_core import physics
 
     conversions: list = []
@@ -373,7 +373,7 @@ def _load_ptychopinn(ar: _Archive) -> Dataset:
     return ds
 
 
-def _check_patches(ar: _Archive, key: str, ds: Dataset, physics, conversions: list) -> dict:
+def _check_patches(ar: Archive, key: str, ds: Dataset, physics, conversions: list) -> dict:
     """Compare file patches with `physics.extract(object, positions)`; a plain dict for metadata."""
     if ds.object is None:
         return {"checked": False, "note": "no 'objectGuess' to check against; not used"}
