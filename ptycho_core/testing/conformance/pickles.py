@@ -1,5 +1,5 @@
 """Finding pickles in what a plugin writes (model folders, dataset files): read only, never
-loaded. A pickle runs code when loaded, so ptycho never writes or reads one (DESIGN section 7).
+loaded. A pickle runs code when loaded, so ptycho never writes or reads one.
 """
 
 from __future__ import annotations
