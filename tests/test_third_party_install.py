@@ -244,7 +244,7 @@ def test_installed_plugin_passes_its_own_conformance_tests(mynet, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "19 passed" in proc.stdout, (
         proc.stdout
-    )  # 7 generator, 7 loader (a lying header too), 3 stitcher checks + 2 tests
+    )  # 8 generator, 7 loader (a lying header too), 3 stitcher checks, 1 test
 
 
 def test_uninstalled_plugin_is_gone(mynet):
