@@ -96,7 +96,8 @@ def main(argv=None) -> int:
             result = attempt(cmd, kill_at)
             totals["reused"] += result["reused"]
             totals["orphans"] += result["orphans"]
-            problems += [f"attempt {totals['attempts']}: {p}" for p in folder_problems(out)]
+            found = folder_problems(out, finished=not result["killed"])
+            problems += [f"attempt {totals['attempts']}: {p}" for p in found]
             if result["killed"]:
                 totals["kills"] += 1
                 continue

@@ -20,7 +20,6 @@ import cmath
 import csv
 import html
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,14 +198,6 @@ def format_value(row: dict, col: Column) -> str:
 # --- files --------------------------------------------------------------------------------------
 
 
-def _atomic_path(path: Path) -> Path:
-    return rundir.atomic_path(path)
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    os.replace(tmp, path)
-
-
 def csv_columns(rows: list[dict], seeds: int = 1) -> list[str]:
     keys = ["generator", "status"]
     for key in [c.key for c in COLUMNS] + list(EXTRA_KEYS) + list(COVERAGE_KEYS):
@@ -219,14 +210,12 @@ def csv_columns(rows: list[dict], seeds: int = 1) -> list[str]:
 def write_csv(rows: list[dict], path, seeds: int = 1) -> Path:
     """metrics.csv: one row per generator; empty cells for missing values."""
     path = Path(path)
-    tmp = _atomic_path(path)
     keys = csv_columns(rows, seeds)
-    with open(tmp, "w", newline="") as fh:
+    with rundir.atomic(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _csv_cell(row, k) for k in keys})
-    _replace(tmp, path)
     return path
 
 
@@ -256,9 +245,8 @@ def write_json(payload: dict, path) -> Path:
 
 
 def _save_figure(fig, path: Path) -> Path:
-    tmp = _atomic_path(path)
-    fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    _replace(tmp, path)
+    with rundir.atomic(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     return path
 
 
@@ -591,10 +579,7 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
     parts.append("<h2>Provenance</h2>")
     parts.append(f"<pre>{html.escape(rundir.dumps(provenance))}</pre>")
     parts.append("</body></html>")
-    tmp = _atomic_path(path)
-    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    _replace(tmp, path)
-    return path
+    return rundir.write_text(path, "\n".join(parts) + "\n")
 
 
 def write_report(

@@ -92,15 +92,17 @@ def test_the_parent_sigkilled_mid_comparison_leaves_finished_runs_and_the_rerun_
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     _wait_gone(children)  # the children die with their parent (PR_SET_PDEATHSIG), not orphaned
-    assert folder_problems(out) == []
+    assert folder_problems(out, finished=False) == []
     assert not (out / "metrics.json").exists() and not (out / "runs" / "dummy_sleeping").exists()
     assert database_problems(db, []) == [] and not _recorded(db)
 
+    stale = out / "runs" / "dummy_intensity" / f".metrics.json.tmp{_dead_pid()}"  # a scorer killed mid-write
+    stale.write_text("{")
     rerun = _compare(out, db, generators, "-o", "dummy_sleeping.seconds=0")
     finished = _run(rerun)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert "dummy_intensity: reusing runs/dummy_intensity" in finished.stdout
-    assert not list((out / "runs").glob(".*.partial"))
+    assert not list((out / "runs").glob(".*.partial")) and not stale.exists()
     assert folder_problems(out) == []
     assert database_problems(db, [out]) == []
 
@@ -135,6 +137,24 @@ def test_a_full_output_disk_fails_the_run_in_one_line_and_the_rerun_completes(tm
         assert database_problems(db, [out]) == []
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+def test_only_the_temporaries_of_dead_writers_are_removed(tmp_path):
+    from ptycho_core import rundir
+
+    dead = tmp_path / "runs" / "a" / f".run.json.tmp{_dead_pid()}"
+    dead.parent.mkdir(parents=True)
+    dead.write_text("{")
+    live = tmp_path / f".metrics.json.tmp{os.getpid()}"
+    live.write_text("{")
+    assert rundir.remove_stale_temporaries(tmp_path) == [dead]
+    assert live.exists() and not dead.exists()
+
+
+def _dead_pid() -> int:
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    return done.pid
 
 
 def _mount_tmpfs(where: Path, size: str) -> str:

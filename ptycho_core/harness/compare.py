@@ -39,6 +39,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     )
     plan.require_some(selection.specs, registry)
     layout = rundir.Layout(Path(request.out))
+    rundir.remove_stale_temporaries(layout.out_dir)  # left by a run killed mid-write (a resume)
     staged = source.stage(train_ds, test_ds, data_source, selection, request.gridsize, layout)
     plans = plan.make_plans(selection.specs, selection.option_values, selection.train, request.seeds)
     plans = sweep.expand(plans, variants)

@@ -3,9 +3,9 @@ parent, a stopped database server, a full disk): the fault tests and `benchmarks
 ask these functions, which return the problems found (an empty list: consistent).
 
 A folder is consistent when every published run folder (`runs/<name>/`) that has DONE is
-complete (run.json "ok" with the hash DONE names, history.json, a readable recon.npz, no
-temporary file), and, once the comparison finished (metrics.json), every "ok" row has such a folder
-and its scores. The database is consistent when each finished comparison folder is recorded once
+complete (run.json "ok" with the hash DONE names, history.json, a readable recon.npz), and, once
+the comparison finished (metrics.json), every "ok" row has such a folder and its scores, and no
+temporary file of a killed writer is left. The database is consistent when each finished comparison folder is recorded once
 and each of its runs once.
 """
 
@@ -17,13 +17,18 @@ from pathlib import Path
 from ptycho_core import rundir
 
 
-def folder_problems(out) -> list[str]:
-    """Problems of the comparison folder `out` (module docstring)."""
+def folder_problems(out, finished: bool = True) -> list[str]:
+    """Problems of the comparison folder `out` (module docstring). `finished`: the comparison ran
+    to its end, so no temporary file of a killed writer may remain (after a kill they may, until
+    the resume removes them)."""
     out = Path(out)
     problems = []
     runs = out / rundir.RUNS_DIR
     for run_dir in sorted(p for p in runs.glob("*") if p.is_dir() and not p.name.startswith(".")):
         problems += _run_problems(run_dir)
+    leftovers = sorted(str(p.relative_to(out)) for p in out.rglob(".*.tmp*") if ".partial" not in str(p))
+    if finished and leftovers:
+        problems.append(f"{out}: temporary files {leftovers}")
     metrics = out / "metrics.json"
     if not metrics.exists():
         return problems
@@ -61,9 +66,6 @@ def _run_problems(run_dir: Path) -> list[str]:
             [z[k] for k in z.files]
     except (OSError, ValueError, KeyError, EOFError) as exc:
         problems.append(f"{run_dir}: DONE beside an unreadable recon.npz ({exc})")
-    leftovers = [p.name for p in run_dir.rglob(".*.tmp*")]
-    if leftovers:
-        problems.append(f"{run_dir}: temporary files {leftovers}")
     return problems
 
 
