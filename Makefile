@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt $(PLUGINS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# torch.compile (TrainConfig compile=on, tested) builds C++ kernels: g++ from Debian if missing.
+	# torch.compile (the torch engine setting compile=on, tested) builds C++ kernels: g++ from Debian if missing.
 	command -v g++ >/dev/null || (apt-get update -q && apt-get install -y -q g++)
 	$(PIP_INSTALL) --upgrade pip setuptools wheel
 	# The CPU build of torch first: anything depending on torch must not pull a CUDA build.

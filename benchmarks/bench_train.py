@@ -369,7 +369,7 @@ def quality(specs, options: dict, device, precisions: list[str], epochs: int) ->
     for spec in specs:
         prepared = pipeline.prepare(test_ds=test_ds, train_ds=train_ds, supervised=spec.supervised)
         for precision in precisions:
-            config = TrainConfig(epochs=epochs, precision=precision, device=device.type)
+            config = TrainConfig(epochs=epochs, engine={"precision": precision}, device=device.type)
             gen = spec.load_factory()(**spec.resolve_options(options.get(spec.name, {})))
             start = time.perf_counter()
             gen.fit(prepared.train, prepared.val, config, lambda event: None)

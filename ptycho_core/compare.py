@@ -7,9 +7,11 @@ command line (`ptycho compare --help`), over `ptycho_core.harness` (which holds 
         result = compare.run(["fno", "stable_hybrid"], epochs=10, seeds=2, out="cmp")
         print(result.rows)
 
-Training options (`epochs`, `batch_size`, `lr`, `loss`, `seed`, `device`, `precision`,
-`val_fraction`, `patience`, `clip_norm`, `train_timeout`) override each generator's plugin
-defaults; `timeout` is the hard limit per run, after which its process is killed.
+Training options (`epochs`, `batch_size`, `lr`, `loss`, `seed`, `device`, `val_fraction`,
+`patience`, `clip_norm`, `train_timeout`) and the torch engine's settings (`precision`, `compile`)
+override each generator's plugin defaults; an engine setting a compared generator's engine does not
+declare or accept is a UsageError before any work. `timeout` is the hard limit per run, after which
+its process is killed. Every setting is declared once (`ptycho_core.settings.Setting`).
 """
 
 from __future__ import annotations

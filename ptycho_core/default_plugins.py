@@ -52,6 +52,6 @@ def ptycho_register_stitchers(register):
             summary="uniform weights over a central crop of each patch",
             factory="ptycho_core.stitch:mean",
             requires=("numpy",),
-            options={"crop": Option("int", 0, "side of the central crop in pixels (0: N//2)")},
+            options={"crop": Option("int", 0, "side of the central crop in pixels (0: N//2)", min=0, max=65536)},
         )
     )

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ptycho_core.errors import UsageError
+from ptycho_core.settings import Setting, check_fields, declared, setting
 
 if TYPE_CHECKING:  # numpy only for annotations: this module is imported by the light CLI
     import numpy as np
@@ -33,20 +34,7 @@ ProgressCallback = Callable[[dict], None]
 
 LOSSES = ("poisson", "mae")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16", "auto")
-COMPILE = ("off", "on")
 SCHEDULES = ("plateau", "cosine")
-
-
-def _setting(default, help: str, *, name: str = "", choices: tuple = (), low=None, high=None):
-    """A TrainConfig field with what the CLI and the API need to offer it (one source of truth).
-
-    name: the option's name on the command line and in the API when it differs from the field's
-    (`timeout` is offered as `train_timeout` / `--train-timeout`: `--timeout` is the hard kill of
-    a compare run); low / high: the accepted range (inclusive).
-    """
-    meta = {"help": help, "name": name, "choices": choices, "low": low, "high": high}
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -54,104 +42,63 @@ class TrainConfig:
     """Training budget and settings, the same for every generator of a comparison.
 
     batch_size counts groups; timeout is in seconds (0: none); patience counts epochs without
-    validation improvement before early stop (0: never stop early). Each field's help, range and
-    command-line name live here, once (`train_settings()`); `ptycho train`, `ptycho compare` and
-    the API all derive their options from them.
+    validation improvement before early stop (0: never stop early). Each field is a declared
+    `Setting` (help, range and command-line name live here, once: `train_settings()`); `ptycho
+    train`, `ptycho compare` and the API all derive their options from them.
+
+    `engine` holds the settings of the framework engine that trains the generator, by name
+    ({"precision": "bf16", "compile": "on"} for the torch engine): the engine declares them
+    (`GeneratorSpec.engine_settings`, e.g. `ptycho_core.torch.settings.SETTINGS`) and
+    `resolve_train_config` checks them against that declaration. `to_dict` writes them beside the
+    neutral fields (flat, as run records and checkpoints have always stored them).
     """
 
-    epochs: int = _setting(20, "Training epochs.", low=1)
-    batch_size: int = _setting(16, "Groups per training step.", low=1)
-    lr: float = _setting(1e-3, "Initial learning rate.")
-    schedule: str = _setting(
+    epochs: int = setting(20, "Training epochs.", min=1)
+    batch_size: int = setting(16, "Groups per training step.", min=1)
+    lr: float = setting(1e-3, "Initial learning rate.", min=1e-12)
+    schedule: str = setting(
         "plateau",
         "Learning-rate schedule: plateau (halve when the validation loss stalls) or cosine (decay to 1 % "
         "of lr over the epochs, step by step; suits short budgets).",
         choices=SCHEDULES,
     )
-    loss: str = _setting("poisson", "Physics loss of the PINNs; supervised generators use their own.", choices=LOSSES)
-    seed: int = _setting(0, "Seed of the grouping, split and weights (compare: of the first run).")
-    device: str = _setting("auto", "Device.", choices=DEVICES)
-    precision: str = _setting(
-        "fp32",
-        "bf16 autocast for the network (physics stays float32); auto: bf16 where the device computes it "
-        "natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else fp32.",
-        choices=PRECISIONS,
-    )
-    compile: str = _setting(
-        "off",
-        "torch generators: on compiles the network's training steps with torch.compile (inductor, needs a C++ "
-        "compiler); off by default: compiling costs minutes on a 2-core CPU, more than a default budget gains "
-        "(docs/speed.md).",
-        choices=COMPILE,
-    )
-    val_fraction: float = _setting(0.1, "Fraction of training groups held out for validation.", low=0.0, high=0.9)
-    patience: int = _setting(5, "Early stop after this many epochs without validation improvement (0: never).", low=0)
-    clip_norm: float = _setting(1.0, "Gradient clipping norm (0: off).", low=0.0)
-    timeout: float = _setting(
+    loss: str = setting("poisson", "Physics loss of the PINNs; supervised generators use their own.", choices=LOSSES)
+    seed: int = setting(0, "Seed of the grouping, split and weights (compare: of the first run).", min=0, max=2**32 - 1)
+    device: str = setting("auto", "Device.", choices=DEVICES)
+    val_fraction: float = setting(0.1, "Fraction of training groups held out for validation.", min=0.0, max=0.9)
+    patience: int = setting(5, "Early stop after this many epochs without validation improvement (0: never).", min=0)
+    clip_norm: float = setting(1.0, "Gradient clipping norm (0: off).", min=0.0)
+    timeout: float = setting(
         0.0,
         "Seconds of training after which training stops gracefully, keeping the best weights: the same "
         "wall-clock budget for every generator (0: no limit).",
         name="train_timeout",
-        low=0.0,
+        min=0.0,
     )
+    engine: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        for setting in train_settings():
-            setting.check(getattr(self, setting.field))
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise UsageError(f"lr must be a positive number, not {self.lr}")
+        check_fields(self)
+        if not isinstance(self.engine, dict):
+            raise UsageError(f"engine settings must be a dict, not {type(self.engine).__name__}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = {s.field: getattr(self, s.field) for s in train_settings()}
+        return {**out, **self.engine}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """The inverse of `to_dict`: declared fields by name, every other key an engine setting."""
+        names = {s.field for s in train_settings()}
+        engine = {k: v for k, v in d.items() if k not in names and k != "engine"}
+        engine.update(d.get("engine") or {})
+        return cls(**{k: v for k, v in d.items() if k in names}, engine=engine)
 
 
-@dataclass(frozen=True)
-class TrainSetting:
-    """One TrainConfig field as an option: `field` (TrainConfig's name), `name` (the CLI's and the
-    API's), its type name ("int", "float", "str"), default, help, choices and range."""
-
-    field: str
-    name: str
-    type: str
-    default: Any
-    help: str
-    choices: tuple = ()
-    low: float | None = None
-    high: float | None = None
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    def check(self, value) -> None:
-        """Raise UsageError unless `value` is one of the choices and within the range."""
-        if self.choices and value not in self.choices:
-            raise UsageError(f"{self.name} must be one of {self.choices}, not {value!r}")
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
-            bounds = f"at least {self.low}" if self.high is None else f"in [{self.low}, {self.high}]"
-            raise UsageError(f"{self.name} must be {bounds}, not {value}")
-
-
-def train_settings() -> list[TrainSetting]:
-    """Every TrainConfig field as a TrainSetting, in declaration order."""
-    return [
-        TrainSetting(
-            field=f.name,
-            name=f.metadata.get("name") or f.name,
-            type=f.type if isinstance(f.type, str) else f.type.__name__,
-            default=f.default,
-            help=f.metadata.get("help", ""),
-            choices=tuple(f.metadata.get("choices") or ()),
-            low=f.metadata.get("low"),
-            high=f.metadata.get("high"),
-        )
-        for f in dataclasses.fields(TrainConfig)
-    ]
+def train_settings() -> list[Setting]:
+    """Every neutral TrainConfig field as a Setting, in declaration order (`Setting.field` is the
+    attribute, `Setting.name` the option's name)."""
+    return declared(TrainConfig)
 
 
 #: TrainConfig fields a plugin may not set in `GeneratorSpec.train_defaults`: the split and the
@@ -160,17 +107,43 @@ SHARED_SETTINGS = frozenset({"seed", "val_fraction"})
 
 
 def resolve_train_config(
-    given: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None
+    given: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    engine_settings: Sequence[Setting] = (),
+    owner: str = "",
 ) -> TrainConfig:
     """The TrainConfig of one generator: explicit values (`given`, by field name) over the plugin's
-    `defaults` (`GeneratorSpec.train_defaults`) over TrainConfig's own defaults."""
-    return TrainConfig(**{**dict(defaults or {}), **{k: v for k, v in (given or {}).items() if v is not None}})
+    `defaults` (`GeneratorSpec.train_defaults`) over TrainConfig's own defaults.
+
+    Names that are not TrainConfig fields are engine settings: each must be one of
+    `engine_settings` (the generator's engine declares it) and is parsed by it; the engine's
+    defaults fill the rest. UsageError (naming `owner`, the generator) otherwise.
+    """
+    merged = {**dict(defaults or {}), **{k: v for k, v in (given or {}).items() if v is not None}}
+    fields_ = {s.field for s in train_settings()}
+    declared_engine = {s.name: s for s in engine_settings}
+    engine = {name: s.default for name, s in declared_engine.items()}
+    for key, value in merged.items():
+        if key in fields_:
+            continue
+        if key not in declared_engine:
+            who = f"{owner}'s engine" if owner else "this engine"
+            known = ", ".join(declared_engine) or "none"
+            raise UsageError(
+                f"--{key.replace('_', '-')}: {who} has no such setting (its engine settings: {known}); "
+                f"drop the flag{f' or leave {owner} out (-g)' if owner else ''}"
+            )
+        engine[key] = declared_engine[key].parse(value, f"{owner + ' ' if owner else ''}--{key.replace('_', '-')}")
+    return TrainConfig(**{k: v for k, v in merged.items() if k in fields_}, engine=engine)
 
 
-def train_fields(values: Mapping[str, Any]) -> dict:
+def train_fields(values: Mapping[str, Any], engine_settings: Sequence[Setting] = ()) -> dict:
     """{option name: value} (as the CLI and the API name them, e.g. `train_timeout`) -> {field
-    name: value} for the settings in `values` whose value is not None (None: not given)."""
-    return {s.field: values[s.name] for s in train_settings() if values.get(s.name) is not None}
+    name: value} for the settings in `values` whose value is not None (None: not given); engine
+    settings (e.g. the torch engine's `precision`) keep their names."""
+    out = {s.field: values[s.name] for s in train_settings() if values.get(s.name) is not None}
+    out.update({s.name: values[s.name] for s in engine_settings if values.get(s.name) is not None})
+    return out
 
 
 @dataclass

@@ -27,6 +27,10 @@
    test patches whose exit wave is nearer the twin conj(psi(-r)) of the true exit wave psi = P o
    than psi itself (both after the best complex scalar), the failure no single pattern can reveal.
 
+Every key is declared in `ptycho_core.metric_registry` (the kinds it calls `SCORED`); `score`
+sets them all, NaN where not computable (`twin_share` is set by `pipeline.score_object`, which has
+the predicted patches).
+
 Coverage, reported with the metrics: `covered_fraction` and `scored_fraction` (covered and
 SSIM-scored pixels over the rectangle's pixels), `frc_side` (side of the FRC square, pixels).
 Too small to mean anything, and then NaN with a flag set to 1.0 instead of a number:
@@ -46,7 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ptycho_core import physics
+from ptycho_core import metric_registry, physics
 
 #: Region pixels must have at least this fraction of the maximum stitching weight.
 REGION_WEIGHT_FRACTION = 0.1
@@ -56,33 +60,6 @@ FRC_THRESHOLD = 0.5
 FRC_MIN_SIDE = 16
 #: Fewest SSIM-scored pixels for the pixel metrics; fewer gives NaN and `area_too_small`.
 MIN_SCORED_PIXELS = FRC_MIN_SIDE**2
-
-METRIC_KEYS = (
-    "amp_ssim",
-    "amp_psnr",
-    "amp_mae",
-    "amp_rmse",
-    "phase_ssim",
-    "phase_psnr",
-    "phase_mae",
-    "phase_rmse",
-    "frc_amp_px",
-    "frc_amp_cpp",
-    "frc_phase_px",
-    "frc_phase_cpp",
-    "data_error",
-    "data_scale",
-    "shift_y",
-    "shift_x",
-    "ramp_y",
-    "ramp_x",
-    "region_pixels",
-    "covered_fraction",
-    "scored_fraction",
-    "frc_side",
-    "frc_too_small",
-    "area_too_small",
-)
 
 
 @dataclass
@@ -383,7 +360,7 @@ def score(
     mask (N, N) or (n, N, N) detector mask. `shift_y, shift_x` are the shift (pixels) applied
     to the reconstruction by registration; `ramp_y, ramp_x` the removed ramp (radians/pixel).
     """
-    values = {key: math.nan for key in METRIC_KEYS}
+    values = {key: math.nan for key in metric_registry.keys(metric_registry.SCORED)}
     values.update(shift_y=0.0, shift_x=0.0, ramp_y=0.0, ramp_x=0.0)
     recon = np.asarray(recon)
     err, s = data_space_error(recon, positions, probe, diffraction, mask, return_scale=True)

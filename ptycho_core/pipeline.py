@@ -20,11 +20,22 @@ import numpy as np
 from ptycho_core import __version__, data, physics, rundir
 from ptycho_core.data import Dataset, Groups
 from ptycho_core.errors import DataError, PtychoError, UsageError
-from ptycho_core.generator import History, ObjectEstimate, Scan, TrainConfig, TrainingSet, no_progress
+from ptycho_core.generator import (
+    Generator,
+    History,
+    IterativeGenerator,
+    ObjectEstimate,
+    Scan,
+    TrainConfig,
+    TrainingSet,
+    no_progress,
+)
 from ptycho_core.registry import GeneratorSpec, resolve_factory
 
 CHECKPOINT_FORMAT = 1
 CONFIG_NAME = "config.json"
+#: Groups per `predict` call: prediction's batch, and the timed inference of a comparison (the same
+#: for every generator, `harness.worker.predict_timed`).
 PREDICT_BATCH = 64
 
 
@@ -118,7 +129,7 @@ def fit_generator(
     config: TrainConfig,
     model_dir: str | os.PathLike,
     progress=no_progress,
-) -> tuple[object, History]:
+) -> tuple[Generator, History]:
     """Build `factory(**options)`, fit it, save its weights and the core's config.json in model_dir
     (under torchrun: rank 0 alone writes, `ptycho_core.parallel`)."""
     from ptycho_core import parallel
@@ -137,7 +148,24 @@ def fit_generator(
     return generator, history
 
 
-def build_generator(spec: GeneratorSpec, options: dict):
+def training_numbers(history: History, model_dir: str | os.PathLike | None = None) -> dict:
+    """The registry's "training" numbers of a fit or an iterative run (`ptycho_core.metric_registry`):
+    epochs_run, final_loss, best_val_loss; with `model_dir` (the checkpoint `fit_generator` wrote)
+    also train_seconds, the wall time of the generator's `fit`, the one meaning it has everywhere."""
+    from ptycho_core.metric_registry import finite
+
+    val = [v for v in history.val_loss if finite(v)]
+    out = {
+        "epochs_run": len(history.loss),
+        "final_loss": history.loss[-1] if history.loss else None,
+        "best_val_loss": min(val) if val else None,
+    }
+    if model_dir is not None:
+        out["train_seconds"] = rundir.read_json(Path(model_dir) / CONFIG_NAME).get("training_seconds")
+    return out
+
+
+def build_generator(spec: GeneratorSpec, options: dict) -> Generator | IterativeGenerator:
     """`factory(**options)`; a factory refusing an option value (ValueError or TypeError raised by
     the call itself) is a UsageError naming the generator."""
     factory = resolve_factory(spec.factory)
@@ -190,7 +218,9 @@ def read_checkpoint_config(model_dir: str | os.PathLike) -> dict:
     return config
 
 
-def load_generator(model_dir: str | os.PathLike, expected_generator: str | None = None, registry=None):
+def load_generator(
+    model_dir: str | os.PathLike, expected_generator: str | None = None, registry=None
+) -> tuple[Generator, dict]:
     """Rebuild a trained generator: `factory(**options).load(model_dir)`. Returns (generator, config).
 
     With a registry, the factory is taken from the registered spec of the same name (refusing a
@@ -357,7 +387,7 @@ def check_iterative(spec: GeneratorSpec) -> None:
 
 def reconstruct_scan(
     spec: GeneratorSpec, options: dict | None, ds: Dataset, config: TrainConfig, progress=no_progress
-) -> tuple[object, ObjectEstimate, float]:
+) -> tuple[IterativeGenerator, ObjectEstimate, float]:
     """Build `factory(**options)` and run its `reconstruct` on `ds`; returns (generator, estimate,
     seconds of `reconstruct`).
 

@@ -12,78 +12,35 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ptycho_core.errors import PluginError, UsageError
 from ptycho_core.generator import SHARED_SETTINGS, resolve_train_config, train_settings
+from ptycho_core.settings import TYPES, Setting, resolve_options
+from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
 #: Option types a spec may declare; values cross process boundaries as plain JSON.
-OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+OPTION_TYPES = TYPES
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+#: One statically declared generator or stitcher option: a `ptycho_core.settings.Setting`
+#: (`Option(type, default, help, choices=(), min=None, max=None)`, its name the key it is declared
+#: under). `choices`, `min` and `max` are checked before any work, by the command line and by
+#: `compare`'s planning, so a bad value is one line and exit 2.
+Option = Setting
 
 
 def reserved_option_names() -> frozenset:
-    """TrainConfig field and option names: generator options may not shadow them (DESIGN section 6)."""
-    return frozenset(n for s in train_settings() for n in (s.field, s.name))
+    """TrainConfig field and option names and every engine setting's name: generator options may
+    not shadow them (DESIGN section 6)."""
+    names = {n for s in train_settings() for n in (s.field, s.name)}
+    return frozenset(names | {s.name for s in TORCH_SETTINGS} | {"engine"})
 
 
-@dataclass(frozen=True)
-class Option:
-    """One statically declared generator option: `type` is "int", "float", "str" or "bool".
-
-    `choices`, `min` and `max` (inclusive bounds of an int or float) are checked before any work,
-    by the command line and by `compare`'s planning, so a bad value is one line and exit 2.
-    """
-
-    type: str
-    default: Any
-    help: str = ""
-    choices: tuple = ()
-    min: float | None = None
-    max: float | None = None
-
-    def __post_init__(self):
-        if self.type not in OPTION_TYPES:
-            raise ValueError(f"option type must be one of {sorted(OPTION_TYPES)}, not {self.type!r}")
-
-    def parse(self, text: str, name: str = "option") -> Any:
-        """Convert command-line text to this option's type, or raise UsageError."""
-        try:
-            if self.type == "bool":
-                low = str(text).strip().lower()
-                if low in _TRUE:
-                    value = True
-                elif low in _FALSE:
-                    value = False
-                else:
-                    raise ValueError(text)
-            else:
-                value = OPTION_TYPES[self.type](text)
-        except ValueError:
-            raise UsageError(f"{name}: expected {self.type}, got {text!r}") from None
-        self.check(value, name)
-        return value
-
-    def limits(self) -> str:
-        """The declared constraints in words ("choices: a, b", ">= 1", "0 .. 1"), or ""."""
-        if self.choices:
-            return "choices: " + ", ".join(map(str, self.choices))
-        if self.min is not None and self.max is not None:
-            return f"{self.min} .. {self.max}"
-        if self.min is not None:
-            return f">= {self.min}"
-        return f"<= {self.max}" if self.max is not None else ""
-
-    def check(self, value: Any, name: str = "option") -> None:
-        """Raise UsageError unless `value` is one of `choices` and within `min`..`max` (when declared)."""
-        if self.choices and value not in self.choices:
-            raise UsageError(f"{name}: {value!r} is not one of {list(self.choices)}")
-        if self.min is not None and value < self.min:
-            raise UsageError(f"{name}: {value!r} is below its minimum {self.min!r}")
-        if self.max is not None and value > self.max:
-            raise UsageError(f"{name}: {value!r} is above its maximum {self.max!r}")
+def default_engine_settings(framework: str, kind: str) -> tuple:
+    """The engine settings of a spec that declares none: the torch engine's for a learned torch
+    generator (it trains with `ptycho_core.torch.trainer`), else none."""
+    if framework == "torch" and kind == "learned":
+        return TORCH_SETTINGS
+    return ()
 
 
 @dataclass(frozen=True)
@@ -131,9 +88,13 @@ class GeneratorSpec(_Spec):
     `framework` is a label ("torch", "tensorflow", "numpy"); `kind` is "learned" (fit/predict)
     or "iterative" (reconstruct); `supervised` generators see ground-truth patches in training.
     `options` maps option name -> Option; the core calls `factory(**options)`.
-    `train_defaults` maps TrainConfig field -> the plugin's default for this generator (e.g.
-    {"epochs": 30, "lr": 2e-3}); an explicit CLI or API value wins over it, and it wins over
-    TrainConfig's own default (`train_config`). `child_env` maps environment variable -> value
+    `engine_settings`: the settings of the framework engine that trains it (`TrainConfig.engine`,
+    e.g. `ptycho_core.torch.settings.SETTINGS`: precision, compile); None: the torch engine's for
+    a learned torch generator, else none. A value the engine does not declare or accept is refused
+    while a comparison is planned.
+    `train_defaults` maps TrainConfig field (or engine setting) -> the plugin's default for this
+    generator (e.g. {"epochs": 30, "lr": 2e-3}); an explicit CLI or API value wins over it, and it
+    wins over TrainConfig's own default (`train_config`). `child_env` maps environment variable -> value
     for the compare child running this generator, set before the child imports anything; the
     text "{threads}" in a value becomes the child's thread budget.
     """
@@ -146,9 +107,15 @@ class GeneratorSpec(_Spec):
     reference: str = ""
     train_defaults: dict = field(default_factory=dict)
     child_env: dict = field(default_factory=dict)
+    engine_settings: tuple | None = None
 
     def __post_init__(self):
         super().__post_init__()
+        engine = self.engine_settings
+        engine = default_engine_settings(self.framework, self.kind) if engine is None else tuple(engine)
+        if not all(isinstance(s, Setting) and s.name for s in engine):
+            raise ValueError(f"{self.name}: engine_settings must be named ptycho_core.settings.Setting objects")
+        object.__setattr__(self, "engine_settings", engine)
         if self.kind not in ("learned", "iterative"):
             raise ValueError(f"{self.name}: kind must be 'learned' or 'iterative'")
         for key, opt in self.options.items():
@@ -160,7 +127,7 @@ class GeneratorSpec(_Spec):
         if shared:
             raise ValueError(f"{self.name}: train_defaults may not set {', '.join(shared)} (shared by every generator)")
         try:
-            resolve_train_config(None, self.train_defaults)
+            self.train_config()
         except (TypeError, UsageError) as exc:
             raise ValueError(f"{self.name}: bad train_defaults: {exc}") from None
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.child_env.items()):
@@ -169,27 +136,11 @@ class GeneratorSpec(_Spec):
     def train_config(self, given: dict | None = None):
         """The TrainConfig this generator trains with: `given` (explicit values by field name) over
         `train_defaults` over TrainConfig's defaults."""
-        return resolve_train_config(given, self.train_defaults)
+        return resolve_train_config(given, self.train_defaults, self.engine_settings, self.name)
 
     def resolve_options(self, given: dict | None = None) -> dict:
         """Defaults overlaid with `given` (already typed or text); unknown keys are an error."""
-        given = dict(given or {})
-        unknown = sorted(set(given) - set(self.options))
-        if unknown:
-            known = ", ".join(sorted(self.options)) or "none"
-            raise UsageError(f"{self.name}: unknown option(s) {', '.join(unknown)} (known: {known})")
-        values = {}
-        for key, opt in self.options.items():
-            if key not in given:
-                values[key] = opt.default
-                continue
-            value = given[key]
-            if isinstance(value, str) and opt.type != "str":
-                value = opt.parse(value, f"{self.name}.{key}")
-            else:
-                opt.check(value, f"{self.name}.{key}")
-            values[key] = value
-        return values
+        return resolve_options(self.options, given, self.name)
 
 
 @dataclass(frozen=True)
@@ -209,6 +160,10 @@ class StitcherSpec(_Spec):
     """A stitcher: `factory(patches, positions, shape, probe, **options) -> (object, weights)`."""
 
     options: dict = field(default_factory=dict)
+
+    def resolve_options(self, given: dict | None = None) -> dict:
+        """Defaults overlaid with `given` (already typed or text); unknown keys are an error."""
+        return resolve_options(self.options, given, self.name, f"stitcher {self.name}")
 
 
 def module_available(name: str) -> bool:
@@ -327,6 +282,8 @@ def spec_as_dict(spec) -> dict:
         value = getattr(spec, f.name)
         if f.name == "options":
             value = {k: dataclasses.asdict(v) for k, v in value.items()}
+        elif f.name == "engine_settings":
+            value = [dataclasses.asdict(s) for s in value]
         elif isinstance(value, tuple):
             value = list(value)
         out[f.name] = value

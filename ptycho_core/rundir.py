@@ -12,7 +12,8 @@ every JSON file follows one rule: strict JSON, NaN and infinities become null, n
 arrays become numbers and lists, paths become strings, keys keep their order.
 
 `RunRecord` is a run's `run.json`; `Row` is a scored run, one line of the table. Both are plain
-dataclasses with `to_dict` / `from_dict` (what a results store keeps). Standard library only at
+dataclasses with `to_dict` / `from_dict` (what a results store keeps); their numbers are a
+`metrics` dict keyed by `ptycho_core.metric_registry`, spread into the files as top-level keys. Standard library only at
 module level; numpy is imported by the functions that write arrays.
 """
 
@@ -28,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ptycho_core import metric_registry
 
 DATA_DIR = "data"
 RUNS_DIR = "runs"
@@ -203,7 +206,18 @@ def remove(path: Path) -> None:
 
 def _from_dict(cls, data: dict, **extra):
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names}, **extra)
+    return cls(**{k: v for k, v in data.items() if k in names and k not in extra}, **extra)
+
+
+def _flat(record) -> dict:
+    """A record's fields with its `metrics` dict spread in place of it (keys as files store them)."""
+    out = {}
+    for f in dataclasses.fields(record):
+        if f.name == "metrics":
+            out.update(getattr(record, f.name))
+        else:
+            out[f.name] = getattr(record, f.name)
+    return out
 
 
 @dataclass
@@ -211,9 +225,11 @@ class RunRecord:
     """A run's `run.json`: what ran, with which inputs, how it ended and what it cost.
 
     status "ok" (then DONE exists) or "failed" with a one-line `reason`. `kind` is the generator's
-    ("learned" or "iterative": no training, so no train_seconds). `reconstruct_seconds`: the timed
-    reconstruction of the test patterns (prediction, or the iterative engine's run). Times in seconds,
-    memory in MiB, `started`/`finished` as Unix times; `hash` is the resume hash of its inputs.
+    ("learned" or "iterative": no training, so no train_seconds). `metrics` holds the numbers the
+    run records itself, the registry's `RECORDED` kinds (`ptycho_core.metric_registry`: costs such
+    as train_seconds, reconstruct_seconds, peak_rss_mib, and how training ended); run.json stores
+    them as top-level keys. `inference_batch` is the groups per timed predict call, `stopped` why
+    training ended early; `started`/`finished` are Unix times; `hash` is the resume hash of its inputs.
     """
 
     name: str
@@ -229,28 +245,23 @@ class RunRecord:
     kind: str = "learned"
     options: dict = field(default_factory=dict)
     train_config: dict = field(default_factory=dict)
-    parameters: int | None = None
-    train_seconds: float | None = None
-    reconstruct_seconds: float | None = None
-    epochs_run: int | None = None
     stopped: str = ""
-    final_loss: float | None = None
-    inference_patterns_per_s: float | None = None
     inference_batch: int | None = None
     test_patterns: int | None = None
-    peak_rss_mib: float | None = None
-    peak_gpu_mib: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
     hardware: dict = field(default_factory=dict)
     started: float | None = None
     finished: float | None = None
     meta: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return _flat(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> RunRecord:
-        return _from_dict(cls, {"name": "", "hash": "", **data})
+        recorded = metric_registry.keys(metric_registry.RECORDED)
+        metrics = {k: data[k] for k in recorded if k in data}
+        return _from_dict(cls, {"name": "", "hash": "", **data}, metrics=metrics)
 
     @classmethod
     def read(cls, run_dir) -> RunRecord | None:
@@ -259,27 +270,13 @@ class RunRecord:
         return cls.from_dict(data) if data else None
 
 
-#: The RunRecord fields a Row copies (the cost columns of the table).
-COST_FIELDS = (
-    "parameters",
-    "train_seconds",
-    "reconstruct_seconds",
-    "inference_patterns_per_s",
-    "inference_batch",
-    "peak_rss_mib",
-    "peak_gpu_mib",
-    "epochs_run",
-    "final_loss",
-    "stopped",
-)
-
-
 @dataclass
 class Row:
     """One scored run: a line of the table before seeds are summarised.
 
-    `metrics` holds the scores (`ptycho_core.metrics`, plain floats); `to_dict` flattens them
-    into the row, as metrics.json's "runs" list stores it.
+    `metrics` holds its numbers by registry key (`ptycho_core.metric_registry`): the scores
+    (`ptycho_core.metrics`, plain floats) and the numbers its run recorded (`add_costs`);
+    `to_dict` flattens them into the row, as metrics.json's "runs" list stores it.
     """
 
     generator: str
@@ -293,15 +290,7 @@ class Row:
     version: str = ""
     run_dir: str = ""
     kind: str = "learned"
-    parameters: int | None = None
-    train_seconds: float | None = None
-    reconstruct_seconds: float | None = None
-    inference_patterns_per_s: float | None = None
     inference_batch: int | None = None
-    peak_rss_mib: float | None = None
-    peak_gpu_mib: float | None = None
-    epochs_run: int | None = None
-    final_loss: float | None = None
     stopped: str = ""
     gpu: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -315,15 +304,13 @@ class Row:
         return self
 
     def add_costs(self, record: RunRecord) -> None:
-        """Copy the cost fields and the GPU name from a run's record."""
-        for name in COST_FIELDS:
-            setattr(self, name, getattr(record, name))
+        """Take the numbers the run recorded, its batch, stop reason and GPU from its record."""
+        self.metrics.update(record.metrics)
+        self.inference_batch, self.stopped = record.inference_batch, record.stopped
         self.gpu = (record.hardware or {}).get("gpu")
 
     def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "metrics"}
-        out.update(self.metrics)
-        return out
+        return _flat(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Row:

@@ -3,7 +3,8 @@
 `ptycho simulate`, `ptycho compare` with no data and every figure quoted in a closing note use
 `DEFAULT_SIM`. Train and test objects come from different seeds and share one probe, scaled once
 so that the mean total counts per training pattern equal `nphotons`. Every field of `SimConfig`
-can be set from the command line: `--sim KEY=VALUE` in `ptycho simulate` and `ptycho compare`.
+(declared, with its type and range, in `ptycho_core.simconfig`) can be set from the command line:
+`--sim KEY=VALUE` in `ptycho simulate` and `ptycho compare`.
 
 Why each default (issue 9: data that look like an experiment):
 - `probe="aberrated"`: a defocused focusing optic with astigmatism (2 rad) and coma (1.5 rad) at
@@ -28,9 +29,7 @@ Why each default (issue 9: data that look like an experiment):
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,94 +37,8 @@ from ptycho_core import physics
 from ptycho_core.data import Dataset
 from ptycho_core.errors import UsageError
 
-OBJECTS = ("lines", "grf")
-PROBES = ("aberrated", "focused", "disk", "file")
-PHASES = ("materials", "independent", "amplitude", "none")
-#: phase="materials": the second material's thickness weight in the amplitude and in the phase
-#: texture (the first material's weight is 1 in both): it shifts the phase far more than it absorbs.
-MATERIALS = (0.25, 0.75)
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    """Everything that defines a simulated dataset. Lengths are in pixels."""
-
-    object: str = "lines"
-    probe: str = "aberrated"
-    patch_size: int = 32
-    object_size: int = 128
-    train_objects: int = 3
-    step: float = 4.0
-    jitter: float = 0.5
-    nphotons: float = 1e5
-    probe_radius: float = 0.0  # 0: patch_size / 4
-    defocus: float = 0.0  # radians at the pupil edge; 0: what spreads the probe to probe_radius
-    astigmatism: float = 2.0  # radians at the pupil edge
-    coma: float = 1.5  # radians at the pupil edge
-    pupil_radius: float = 0.0  # detector pixels; 0: a quarter of the patch size
-    probe_file: str = ""  # probe="file": the dataset whose probe is used, resampled to patch_size
-    phase: str = "materials"
-    phase_max: float = math.pi / 2
-    seed: int = 1  # object and scan seed of the training data
-    test_seed: int = 2  # object and scan seed of the test data
-
-    def __post_init__(self):
-        if self.object not in OBJECTS:
-            raise UsageError(f"object must be one of {OBJECTS}, not {self.object!r}")
-        if self.probe not in PROBES:
-            raise UsageError(f"probe must be one of {PROBES}, not {self.probe!r}")
-        if (self.probe == "file") != bool(self.probe_file):
-            raise UsageError("probe='file' and probe_file=PATH go together (the probe of that dataset file)")
-        if self.phase not in PHASES:
-            raise UsageError(f"phase must be one of {PHASES}, not {self.phase!r}")
-        if self.train_objects < 1:
-            raise UsageError(f"train_objects must be at least 1, not {self.train_objects}")
-        if not 1 <= self.nphotons <= 1e12:
-            raise UsageError(f"nphotons must be in [1, 1e12] counts per pattern, not {self.nphotons:g}")
-        if self.patch_size < 4 or self.patch_size % 2:
-            raise UsageError(f"patch size must be an even number >= 4, not {self.patch_size}")
-        if self.object_size < self.patch_size + 2:
-            raise UsageError(f"object size {self.object_size} must exceed the patch size {self.patch_size} + 1")
-        if self.step <= 0:
-            raise UsageError("step must be positive")
-
-    def replace(self, **changes) -> SimConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def field_types(cls) -> dict[str, type]:
-        """{field name: python type} of every setting (what `--sim key=value` parses to)."""
-        return {f.name: type(f.default) for f in dataclasses.fields(cls)}
-
-    def with_strings(self, settings: dict[str, str]) -> SimConfig:
-        """A copy with `settings` {name: text} parsed by each field's type (UsageError on bad input)."""
-        types = self.field_types()
-        changes = {}
-        for key, text in settings.items():
-            if key not in types:
-                raise UsageError(f"unknown simulation setting {key!r}; known: {', '.join(types)}")
-            changes[key] = _parse(key, text, types[key])
-        return self.replace(**changes)
-
-
-def _parse(key: str, text, kind: type):
-    if not isinstance(text, str):
-        return kind(text)
-    try:
-        if kind is bool:
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1", "yes")
-        return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
-    except ValueError:
-        raise UsageError(f"simulation setting {key}={text!r}: expected {kind.__name__}") from None
-
-
-DEFAULT_SIM = SimConfig()
-
+# SimConfig and DEFAULT_SIM are declared in the light simconfig module; they are used and offered here too
+from ptycho_core.simconfig import DEFAULT_SIM, MATERIALS, OBJECTS, PHASES, PROBES, SimConfig  # noqa: F401
 
 # --- objects ----------------------------------------------------------------------------------
 
@@ -340,6 +253,8 @@ def simulate_pair(cfg: SimConfig = DEFAULT_SIM) -> tuple[Dataset, Dataset]:
     pos_test = raster_scan(cfg.object_size, n, cfg.step, cfg.jitter, rng_test)
     clean = physics.forward(probe, physics.extract(obj_train, pos_train, n))
     mean_counts = float((clean.astype(np.float64) ** 2).sum(axis=(1, 2)).mean())
+    if not (mean_counts > 0 and math.isfinite(mean_counts)):
+        raise UsageError(f"the probe of {cfg.probe!r} puts no light on the object: check probe_radius and pupil_radius")
     probe = (probe * np.sqrt(cfg.nphotons / mean_counts)).astype(np.complex64)
     note = {"probe_scaled_to_nphotons": True}
     train = _measure(obj_train, pos_train, probe, rng_train, cfg, "train", note)

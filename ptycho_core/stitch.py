@@ -125,16 +125,7 @@ def stitch(name_or_spec, patches, positions, shape, probe, registry=None, **opti
 
             registry = load_registry()
         spec = registry.stitcher(name_or_spec)
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        known = ", ".join(sorted(spec.options)) or "none"
-        raise UsageError(f"stitcher {spec.name}: unknown option(s) {', '.join(unknown)} (known: {known})")
-    values = {}
-    for key, opt in spec.options.items():
-        value = options.get(key, opt.default)
-        if isinstance(value, str) and opt.type != "str":
-            value = opt.parse(value, f"{spec.name}.{key}")
-        values[key] = value
+    values = spec.resolve_options(options)
     obj, weights = spec.load_factory()(patches, positions, shape, probe, **values)
     h, w = (int(v) for v in shape)
     obj = np.asarray(obj)

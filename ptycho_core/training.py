@@ -43,7 +43,8 @@ EVENTS_PER_EPOCH = 10
 
 
 class EpochBackend(Protocol):
-    """What a framework supplies to `train`."""
+    """What a framework supplies to `train`. Subclass it (`class MyBackend(EpochBackend)`) to
+    inherit `agree` for a backend without replicas."""
 
     def steps(self) -> int:
         """Training steps (batches) per epoch."""
@@ -65,8 +66,16 @@ class EpochBackend(Protocol):
     def set_lr(self, lr: float) -> None:
         """Change the optimiser's learning rate."""
 
-    # Optional (data-parallel backends): `agree(flag) -> bool`, whether any replica says so; the
-    # timeout, the one decision taken from a clock, goes through it so every replica stops alike.
+    def agree(self, flag: bool) -> bool:
+        """Whether any replica says so: the timeout, the one decision taken from a clock, goes
+        through it so every data-parallel replica stops alike. A backend without replicas returns
+        `flag` (`alone`), which is what subclasses inherit."""
+        return alone(flag)
+
+
+def alone(flag: bool) -> bool:
+    """`EpochBackend.agree` of a backend without replicas: its own decision."""
+    return flag
 
 
 def plateau_patience(config: TrainConfig) -> int:
@@ -133,7 +142,7 @@ def train(backend: EpochBackend, config: TrainConfig, progress: ProgressCallback
     lr = float(config.lr)
     start = time.monotonic()
     steps = backend.steps()
-    agree = getattr(backend, "agree", _alone)
+    agree = backend.agree if callable(getattr(backend, "agree", None)) else _missing_agree(backend)
     for epoch in range(1, config.epochs + 1):
         t0 = time.monotonic()
         state = _Epoch(epoch, steps, config, start, progress, agree)
@@ -165,6 +174,13 @@ def train(backend: EpochBackend, config: TrainConfig, progress: ProgressCallback
     return history
 
 
+def _missing_agree(backend):
+    raise TypeError(
+        f"{type(backend).__name__} is not a full EpochBackend: it lacks agree(flag) -> bool (subclass "
+        "ptycho_core.training.EpochBackend to inherit the single-process one)"
+    )
+
+
 def _record(history: History, loss: float, val_loss: float | None, lr: float, seconds: float) -> None:
     history.loss.append(loss)
     history.val_loss.append(val_loss)
@@ -172,12 +188,7 @@ def _record(history: History, loss: float, val_loss: float | None, lr: float, se
     history.seconds.append(seconds)
 
 
-def _alone(flag: bool) -> bool:
-    """`agree` of a backend without replicas: its own decision."""
-    return flag
-
-
-def _stop_reason(stopped: str, config: TrainConfig, epoch: int, bad_epochs: int, elapsed: float, agree=_alone) -> str:
+def _stop_reason(stopped: str, config: TrainConfig, epoch: int, bad_epochs: int, elapsed: float, agree=alone) -> str:
     """Why training stops after this epoch ("" to go on)."""
     if stopped:
         return stopped

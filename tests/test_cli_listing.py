@@ -97,6 +97,8 @@ def test_list_loaders_and_stitchers_show_the_built_ins(invoke):
         "type": "int",
         "default": 0,
         "help": stitchers[0]["options"]["crop"]["help"],
+        "min": 0,
+        "max": 65536,
     }
     table = invoke("list-stitchers").stdout
     assert "probe_weighted" in table and "crop" in table

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from ptycho_core import compare, rundir
+from ptycho_core import compare, metric_registry, rundir
 from ptycho_core.harness import events as ev
 from ptycho_core.harness import executors, supervise
 from ptycho_core.harness.executors import dask as dask_executor
@@ -72,10 +72,11 @@ def test_dask_runs_give_the_local_executors_metrics(both):
     assert [r.run for r in dask.runs] == RUNS
     for mine, theirs in zip(local.runs, dask.runs, strict=True):
         assert mine.metrics.keys() == theirs.metrics.keys() and mine.metrics, mine.run
-        for key, value in mine.metrics.items():
+        for key in metric_registry.keys((*metric_registry.SCORED, "training")):  # not the costs: timings differ
+            value = mine.metrics.get(key)
             if isinstance(value, float) and math.isfinite(value):
                 assert theirs.metrics[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (mine.run, key)
-        assert mine.epochs_run == theirs.epochs_run and mine.final_loss == pytest.approx(theirs.final_loss, rel=1e-6)
+        assert mine.metrics["epochs_run"] == theirs.metrics["epochs_run"]
 
 
 def test_dask_progress_reaches_the_client_as_with_local(both):
@@ -176,7 +177,7 @@ def test_executor_settings_are_checked_before_any_work(tmp_path):
 
     with pytest.raises(UsageError, match="--scheduler needs --executor dask"):
         _compare(tmp_path, "local", "tcp://nowhere:8786", generators=["dummy_intensity"], options=[])
-    with pytest.raises(UsageError, match="--executor 'slurm' is not known"):
+    with pytest.raises(UsageError, match=r"--executor: 'slurm' is not one of \['local', 'dask'\]"):
         _compare(tmp_path, "slurm", generators=["dummy_intensity"], options=[])
     assert not (tmp_path / "data").exists()
 

@@ -92,6 +92,9 @@ def test_checkpoint_round_trip_and_refusals(pair, tmp_path):
     assert config["generator"] == "scale" and config["options"] == {"phase": 0.5}
     assert config["format_version"] == pipeline.CHECKPOINT_FORMAT
     assert config["plugin"] == {"distribution": "tests", "version": "0"}
+    numbers = pipeline.training_numbers(history, tmp_path / "m")  # what `ptycho train` and compare record
+    assert numbers["train_seconds"] == config["training_seconds"] > 0 and numbers["epochs_run"] == 1
+    assert numbers["final_loss"] == history.loss[-1]
     loaded, _ = pipeline.load_generator(tmp_path / "m")
     d = test.diffraction[prepared.test_groups.indices]
     np.testing.assert_array_equal(

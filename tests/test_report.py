@@ -39,7 +39,7 @@ def test_seeds_give_mean_and_sample_std_over_successful_runs():
     assert a["amp_ssim_std"] == pytest.approx(math.sqrt(0.005))
     assert a["parameters"] == 10 and a["parameters_std"] == 0
     assert b["status"] == "failed 1/2: boom" and b["amp_ssim"] == 0.5 and b["amp_ssim_std"] == 0.0
-    assert report.format_value(a, report.COLUMNS[0]) == "0.850 ± 0.071"
+    assert report.format_value(a, report.columns()[0]) == "0.850 ± 0.071"
 
 
 def test_single_seed_rows_keep_values_and_failed_rows_say_why():
@@ -59,7 +59,10 @@ def test_terminal_table_marks_failures_below_it():
 
 def test_a_table_printed_to_a_non_terminal_keeps_every_number_whole():
     """A log file, CI or `| tee`: a plain aligned table at full width, never `0.5…`."""
-    values = {c.key: 0.5123456 + k for k, c in enumerate(report.COLUMNS) if c.terminal}
+    from ptycho_core import metric_registry
+
+    terminal = metric_registry.select(terminal=True)
+    values = {c.key: 0.5123456 + k for k, c in enumerate(terminal)}
     rows = report.summarise([_run("a_rather_long_generator_name", 0, **values), _run("b", 0, status="failed")])
     for width in (80, 40):
         buffer = io.StringIO()
@@ -68,10 +71,10 @@ def test_a_table_printed_to_a_non_terminal_keeps_every_number_whole():
         assert "…" not in text and "..." not in text
         lines = text.splitlines()
         header = next(line for line in lines if line.startswith("generator"))
-        assert all(c.label in header for c in report.COLUMNS if c.terminal)
+        assert all(c.label in header for c in terminal)
         first = next(line for line in lines if line.startswith("a_rather_long_generator_name"))
         cells = first.split()
-        assert cells[-1] == "ok" and len(cells) == 2 + sum(c.terminal for c in report.COLUMNS)
+        assert cells[-1] == "ok" and len(cells) == 2 + len(terminal)
         assert len(first) > width  # full width, not cut to the console's
     wide = io.StringIO()
     print_table(rows, Console(file=wide, width=400, color_system=None, force_terminal=True))
@@ -155,14 +158,16 @@ def test_figures_without_ground_truth_or_history_still_render(tmp_path):
 def test_error_maps_show_the_reconstruction_minus_the_truth(tmp_path, monkeypatch):
     truth, panels, _ = _figures_input()
     drawn = []
-    original = report._display_images
+    from ptycho_core.report import figures
+
+    original = figures.display_images
 
     def spy(t, p):
         images, box = original(t, p)
         drawn.append(images)
         return images, box
 
-    monkeypatch.setattr(report, "_display_images", spy)
+    monkeypatch.setattr(figures, "display_images", spy)
     assert report.error_figure(truth, panels, tmp_path / "errors.png").stat().st_size > 0
     (_, gt_amp, _), (_, amp, _) = drawn[0][:2]
     assert np.nanmax(np.abs(amp - gt_amp)) > 0  # the fixture's model differs from the truth
@@ -172,7 +177,9 @@ def test_training_figure_has_one_panel_per_run_on_its_own_scale(tmp_path, monkey
     from matplotlib.figure import Figure
 
     saved = []
-    monkeypatch.setattr(report, "_save_figure", lambda fig, path: saved.append(fig) or path)
+    from ptycho_core.report import figures
+
+    monkeypatch.setattr(figures, "_save_figure", lambda fig, path: saved.append(fig) or path)
     histories = {
         "physics": {"loss": [-2.8, -2.9, -3.0], "val_loss": [-2.7, -2.8, -2.9]},
         "supervised": {"loss": [0.5, 0.3, 0.2], "val_loss": [0.6, 0.4, None]},
@@ -190,6 +197,6 @@ def test_training_figure_has_one_panel_per_run_on_its_own_scale(tmp_path, monkey
 
 def test_html_legend_names_each_column_as_the_table_does_and_states_the_inference_batch():
     legend = report.column_legend(64)
-    for col in report.COLUMNS:
+    for col in report.columns():
         assert f"<b>{col.label}</b>" in legend
     assert "infer pat/s" not in legend and "(64 groups per predict call)" in legend

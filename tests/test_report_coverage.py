@@ -26,9 +26,9 @@ def _rows():
 
 def test_a_metric_without_a_number_because_the_area_is_too_small_says_so_everywhere(tmp_path):
     rows = _rows()
-    frc_col = next(c for c in report.COLUMNS if c.key == "frc_amp_px")
-    ssim_col = next(c for c in report.COLUMNS if c.key == "amp_ssim")
-    psnr_col = next(c for c in report.COLUMNS if c.key == "amp_psnr")
+    frc_col = next(c for c in report.columns() if c.key == "frc_amp_px")
+    ssim_col = next(c for c in report.columns() if c.key == "amp_ssim")
+    psnr_col = next(c for c in report.columns() if c.key == "amp_psnr")
     assert report.format_value(rows[0], frc_col) == "too small"
     assert report.format_value(rows[0], ssim_col) == "0.400"
     assert report.format_value(rows[0], psnr_col) == "-", "missing for another reason: no note"
@@ -59,7 +59,7 @@ def test_the_report_states_coverage_and_the_frc_method_with_its_thresholds(tmp_p
     html = report.write_html(tmp_path / "r.html", rows=rows, runs=[], skipped=[], provenance={}, figures={})
     text = html.read_text()
     assert "Covered: 26% of the scan rectangle" in text and "largest square" in text
-    covered = next(c for c in report.COLUMNS if c.key == "covered_fraction")
+    covered = next(c for c in report.columns() if c.key == "covered_fraction")
     assert report.format_value(rows[0], covered) == "26%"
 
 

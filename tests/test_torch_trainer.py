@@ -89,8 +89,10 @@ def prepared_g2(datasets):
 
 
 def config(**changes):
+    """A small TrainConfig; `precision` and `compile` go to the torch engine's settings."""
     base = dict(epochs=3, batch_size=8, lr=3e-3, device="cpu", patience=0, seed=0)
-    return TrainConfig(**{**base, **changes})
+    engine = {k: changes.pop(k) for k in ("precision", "compile") if k in changes}
+    return TrainConfig(**{**base, **changes}, engine=engine)
 
 
 def fit(net=TinyNet, data=None, supervised=False, progress=None, **cfg):

@@ -7,10 +7,10 @@ import math
 import pytest
 
 from ptycho_core.generator import NonFiniteLoss, TrainConfig
-from ptycho_core.training import EVENTS_PER_EPOCH, train
+from ptycho_core.training import EVENTS_PER_EPOCH, EpochBackend, train
 
 
-class Scripted:
+class Scripted(EpochBackend):
     """A backend whose epoch losses and validation losses are given in advance.
 
     Its "weights" are the epoch number they were snapshotted after; lr changes are recorded.

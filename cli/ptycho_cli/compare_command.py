@@ -6,10 +6,9 @@ import sys
 
 import click
 
-from ptycho_cli.options import data_file, data_file_options, train_config_options
+from ptycho_cli.options import data_file, data_file_options, setting_options, sim_help, train_config_options
 from ptycho_cli.results_command import db_option
-from ptycho_core.harness.executors import EXECUTORS
-from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_STITCHER, SIMULATIONS
+from ptycho_core.harness.request import DEFAULT_OUT, SIMULATIONS, compare_settings
 
 
 @click.command()
@@ -40,54 +39,18 @@ from ptycho_core.harness.request import DEFAULT_GRIDSIZE, DEFAULT_OUT, DEFAULT_S
     "sim_settings",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A simulation setting on top of DEFAULT_SIM (see `ptycho simulate --help`), e.g. --sim probe=disk "
-    "--sim nphotons=1e4; repeatable. Implies simulated data.",
+    help=sim_help(
+        "A simulation setting on top of DEFAULT_SIM, e.g. --sim probe=disk --sim nphotons=1e4; repeatable. "
+        "Implies simulated data."
+    ),
 )
-@click.option(
-    "--gridsize",
-    default=DEFAULT_GRIDSIZE,
-    show_default=True,
-    type=click.IntRange(1, 4),
-    help="Patterns per group: gridsize**2.",
-)
-@click.option(
-    "--seeds",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Runs per generator (seeds SEED, SEED+1, ...); the table shows mean ± std.",
-)
-@click.option("--stitcher", default=DEFAULT_STITCHER, show_default=True, help="Stitcher for every model.")
-@click.option(
-    "--jobs",
-    "-j",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Runs at once, each in its own process (threads per run = CPU cores / jobs). With --executor dask "
-    "and no --scheduler: the worker processes of the LocalCluster (default: one per core).",
-)
-@click.option(
-    "--executor",
-    type=click.Choice(EXECUTORS),
-    default="local",
-    show_default=True,
-    help="Where the runs run: local = spawned processes here; dask = one task per run on a Dask cluster.",
-)
+@setting_options(compare_settings())
 @click.option(
     "--scheduler",
     default=None,
     metavar="ADDRESS",
     help="Address of a running Dask scheduler (e.g. tcp://head:8786) for --executor dask; without it, a "
     "LocalCluster on this machine. --out must be on a filesystem every worker sees.",
-)
-@click.option(
-    "--timeout",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Hard limit: seconds per run (from its process's start) before the process is killed and the run "
-    "counts as failed (0: no limit). The graceful training budget is --train-timeout.",
 )
 @train_config_options
 @click.option(
@@ -138,13 +101,6 @@ def run_comparison(
     test_data,
     simulate,
     sim_settings,
-    gridsize,
-    seeds,
-    stitcher,
-    jobs,
-    executor,
-    scheduler,
-    timeout,
     out_dir,
     raw_options,
     force,
@@ -153,36 +109,31 @@ def run_comparison(
     db=None,
     grid=None,
     title="ptycho compare",
-    **train_kwargs,
+    **settings,
 ):
-    """Build the CompareRequest of compare's (or sweep's) settings, run it, render it, exit."""
+    """Build the CompareRequest of compare's (or sweep's) settings, run it, render it, exit.
+
+    `settings`: the declared compare settings (`compare_settings()`: gridsize, seeds, ...) and the
+    training and engine options, by option name."""
     from ptycho_cli.progress import CompareDisplay, print_result
     from ptycho_core import harness
-    from ptycho_core.generator import train_fields
 
     if sim_settings:
         from ptycho_cli.sim_settings import sim_config
 
-        simulate = sim_config(sim_settings, object_kind=simulate)
-    request = harness.CompareRequest(
-        generators=generators,
+        simulate = sim_config(sim_settings, object=simulate)
+    request = harness.CompareRequest.from_settings(
+        generators,
         data=data_file(data, loader, probe_file),
         test_data=data_file(test_data, loader, probe_file),
         simulate=simulate,
-        gridsize=gridsize,
-        train=train_fields(train_kwargs),
-        seeds=seeds,
-        stitcher=stitcher,
         options=list(raw_options),
-        jobs=jobs,
-        executor=executor,
-        scheduler=scheduler,
         grid=grid,
-        timeout=timeout,
         out=out_dir,
         force=force,
         db=db,
         command_line=["ptycho", *sys.argv[1:]] if sys.argv and sys.argv[0].endswith("ptycho") else list(sys.argv),
+        **settings,
     )
     display = CompareDisplay()
     with display:

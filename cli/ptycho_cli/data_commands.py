@@ -10,11 +10,27 @@ import json
 
 import click
 
-from ptycho_cli.options import data_file_options
+from ptycho_cli.options import data_file_options, setting_options, sim_help
+from ptycho_core.simconfig import SimConfig
 
 
 def _registry(ctx: click.Context):
     return ctx.find_root().obj.registry()
+
+
+#: SimConfig settings that `ptycho simulate` offers as their own flags (the rest through --sim).
+SIM_FLAGS = (
+    "object",
+    "probe",
+    "probe_file",
+    "patch_size",
+    "object_size",
+    "step",
+    "jitter",
+    "nphotons",
+    "seed",
+    "test_seed",
+)
 
 
 @click.command("simulate")
@@ -22,58 +38,24 @@ def _registry(ctx: click.Context):
     "--out", "out", required=True, metavar="FILE", help="Training (or only) dataset: .npz, .cxi or *product.h5."
 )
 @click.option("--test-out", "test_out", metavar="FILE", help="Also write the test dataset (other object and scan).")
-@click.option("--object", "object_kind", type=click.Choice(["lines", "grf"]), help="Synthetic object.")
-@click.option(
-    "--probe",
-    "probe_kind",
-    type=click.Choice(["aberrated", "focused", "disk"]),
-    help="Probe: aberrated (default: defocus, astigmatism, coma), focused (defocus only) or an ideal disk.",
-)
-@click.option(
-    "--probe-file",
-    metavar="FILE",
-    help="Use the probe of this dataset file (any installed loader), resampled to the patch size.",
-)
-@click.option("--patch-size", type=int, help="Pattern side N in pixels (even).")
-@click.option("--object-size", type=int, help="Object side in pixels.")
-@click.option("--step", type=float, help="Raster scan step in pixels.")
-@click.option("--jitter", type=float, help="Uniform position jitter in pixels (+-).")
-@click.option("--nphotons", type=float, help="Mean total counts per training pattern.")
-@click.option("--seed", type=int, help="Object and scan seed of the training data.")
-@click.option("--test-seed", type=int, help="Object and scan seed of the test data.")
+@setting_options([s for s in SimConfig.settings() if s.name in SIM_FLAGS], default=None)
 @click.option(
     "--sim",
     "sim_settings",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Any other setting of SimConfig (ptycho_core/simulate.py), e.g. --sim train_objects=1 --sim "
-    "phase=amplitude --sim coma=0; repeatable. Settings: object, probe, patch_size, object_size, "
-    "train_objects, step, jitter, nphotons, probe_radius, defocus, astigmatism, coma, probe_file, phase, "
-    "phase_max, seed, test_seed.",
+    help=sim_help(
+        "Any setting of SimConfig, e.g. --sim train_objects=1 --sim phase=amplitude --sim coma=0; repeatable."
+    ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def simulate(
-    ctx,
-    out,
-    test_out,
-    object_kind,
-    probe_kind,
-    probe_file,
-    patch_size,
-    object_size,
-    step,
-    jitter,
-    nphotons,
-    seed,
-    test_seed,
-    sim_settings,
-    as_json,
-):
+def simulate(ctx, out, test_out, sim_settings, as_json, **named):
     """Write simulated datasets (defaults: DEFAULT_SIM, the project's default lines data).
 
     Train and test use different objects and scans and the same probe, scaled so that the mean
     counts per training pattern equal --nphotons. Amplitudes are sqrt(Poisson counts).
+    --probe-file FILE implies --probe file.
     """
     from ptycho_cli.sim_settings import sim_config
     from ptycho_core.io import save_dataset, writer_for
@@ -82,19 +64,9 @@ def simulate(
         writer_for(path)  # an unknown suffix fails before any work
     from ptycho_core.simulate import simulate_pair
 
-    cfg = sim_config(
-        sim_settings,
-        object_kind=object_kind,
-        probe="file" if probe_file else probe_kind,
-        probe_file=probe_file,
-        patch_size=patch_size,
-        object_size=object_size,
-        step=step,
-        jitter=jitter,
-        nphotons=nphotons,
-        seed=seed,
-        test_seed=test_seed,
-    )
+    if named.get("probe_file") and named.get("probe") is None:
+        named["probe"] = "file"
+    cfg = sim_config(sim_settings, **named)
     train, test = simulate_pair(cfg)
     written = {"train": (train, str(save_dataset(train, out)))}
     if test_out:

@@ -303,5 +303,8 @@ def _training_lines(spec: GeneratorSpec) -> list[str]:
     for s in train_settings():
         source = "plugin" if s.field in spec.train_defaults else "ptycho"
         rows.append([s.flag, json.dumps(getattr(config, s.field)), source])
+    for s in spec.engine_settings:
+        source = "plugin" if s.name in spec.train_defaults else f"{spec.framework} engine"
+        rows.append([s.flag, json.dumps(config.engine[s.name]), source + f" ({s.limits()})"])
     head = "training (train and compare; an explicit flag wins over these defaults):"
     return [head, _table(["flag", "default", "from"], rows)]

@@ -7,15 +7,27 @@ from pathlib import Path
 
 import click
 
-from ptycho_cli.options import data_file_options, parse_options, train_config_options
+from ptycho_cli.options import data_file_options, parse_options, setting_option, train_config_options
 from ptycho_cli.results_command import db_option
 from ptycho_core.errors import UsageError
+from ptycho_core.generator import train_settings
+from ptycho_core.harness.request import compare_settings
+from ptycho_core.settings import Setting
+from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
+
+#: `ptycho reconstruct --batch-size`: groups per prediction pass.
+BATCH_SETTING = Setting("int", 64, "Prediction batch (groups).", min=1, max=65536, name="batch_size")
 
 NPROC_HELP = (
     "Data-parallel processes on this machine (torch generators): runs this command under "
     "`python -m torch.distributed.run --standalone --nproc-per-node K` (DistributedDataParallel; "
     "--batch-size is per process)."
 )
+
+
+def _declared(settings, name: str) -> Setting:
+    """The declared setting called `name` among `settings`."""
+    return next(s for s in settings if s.name == name)
 
 
 def generator_options(help: str):
@@ -27,9 +39,7 @@ def generator_options(help: str):
 @click.option("--generator", "-g", "generator_name", required=True, help="Generator name (or dist:name).")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Training dataset file.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Checkpoint directory.")
-@click.option(
-    "--gridsize", default=1, show_default=True, type=click.IntRange(1, 4), help="Patterns per group: gridsize**2."
-)
+@setting_option(_declared(compare_settings(), "gridsize"), default=1)
 @train_config_options
 @generator_options("Generator option (see `ptycho describe NAME`); repeatable.")
 @click.option("--nproc", default=1, show_default=True, type=click.IntRange(1), help=NPROC_HELP)
@@ -68,7 +78,7 @@ def train(
         click.get_current_context().exit(_launch_replicas(nproc))
     writer = parallel.is_writer()
     options = spec.resolve_options(parse_options(raw_options))
-    config = spec.train_config(train_fields(train_kwargs))
+    config = spec.train_config(train_fields(train_kwargs, TORCH_SETTINGS))
     dataset = io.load_dataset(data_path, registry, loader=loader, probe=probe_file)
     pipeline.check_usable(spec, dataset.has_ground_truth)
     prepared = pipeline.prepare(dataset, None, gridsize, config.seed, config.val_fraction, spec.supervised)
@@ -104,17 +114,9 @@ def train(
     if writer:
         rundir.write_json(f"{out_dir}/{rundir.HISTORY_JSON}", history.to_dict())
         _print_training_summary(spec.name, history, out_dir)
-    record(started=started, metrics=_training_numbers(generator, history))
-
-
-def _training_numbers(generator, history) -> dict:
-    finite = [v for v in history.val_loss if isinstance(v, (int, float))]
-    numbers = {"train_seconds": sum(history.seconds), "epochs_run": len(history.loss)}
-    numbers["final_loss"] = history.loss[-1] if history.loss else None
-    numbers["best_val_loss"] = min(finite) if finite else None
     count = getattr(generator, "parameter_count", None)
-    numbers["parameters"] = count() if callable(count) else None
-    return numbers
+    numbers = {"parameters": count() if callable(count) else None, **pipeline.training_numbers(history, out_dir)}
+    record(started=started, metrics=numbers)
 
 
 def _record(db, command: str, quiet: bool = False, **fields) -> None:
@@ -170,10 +172,10 @@ def _print_training_summary(name, history, out_dir):
     help="Output: .npz, or a Ptychodus product file (*product.h5) that the Ptychodus GUI opens.",
 )
 @click.option("--stitcher", default="probe_weighted", show_default=True, help="Stitcher name (ptycho list-stitchers).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Prediction batch (groups).")
+@setting_option(BATCH_SETTING)
 @generator_options("Option of the iterative generator (see `ptycho describe NAME`); repeatable.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of an iterative generator.")
+@setting_option(_declared(train_settings(), "device"))
+@setting_option(_declared(train_settings(), "seed"), help="Seed of an iterative generator.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @data_file_options
 @db_option
@@ -286,9 +288,11 @@ def _write_and_print(result, dataset, seconds, run, data_path, out_path, as_json
         click.echo(json.dumps(result.metrics, indent=2, default=float))
     else:
         click.echo(f"reconstructed {dataset.n} patterns with {name} in {seconds:.2f} s -> {out_path}")
-        for key in ("amp_ssim", "phase_ssim", "amp_psnr", "phase_mae", "frc_amp_px", "data_error"):
-            if key in result.metrics and result.metrics[key] is not None:
-                click.echo(f"  {key:<12} {result.metrics[key]:.4g}")
+        from ptycho_core import metric_registry
+
+        for m in metric_registry.select(metric_registry.SCORED, terminal=True):
+            if metric_registry.finite(result.metrics.get(m.key)):
+                click.echo(f"  {m.key:<16} {m.format(result.metrics[m.key])}")
 
 
 def _checkpoint_fields(config: dict) -> dict:

@@ -1,4 +1,4 @@
-"""Shared click options: the training options, derived from TrainConfig, and `--option` parsing."""
+"""Shared click options, generated from declared Settings (`ptycho_core.settings`), and `--option` parsing."""
 
 from __future__ import annotations
 
@@ -8,37 +8,77 @@ import click
 
 from ptycho_core.errors import UsageError
 from ptycho_core.generator import train_settings
+from ptycho_core.settings import Setting
+from ptycho_core.simconfig import SimConfig
+from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
 
-def _click_type(setting):
-    if setting.choices:
-        return click.Choice(setting.choices)
-    kind = {"int": int, "float": float, "str": str}[setting.type]
-    if setting.low is None and setting.high is None:
-        return kind
-    ranged = click.IntRange if kind is int else click.FloatRange
-    return ranged(setting.low, setting.high)
+class SettingType(click.ParamType):
+    """A click type that parses with the declared `Setting` (the one parser): a bad value is a
+    click usage error, which the CLI prints as one line, exit code 2."""
+
+    def __init__(self, setting: Setting):
+        self.setting = setting
+        self.name = setting.type
+
+    def convert(self, value, param, ctx):
+        try:
+            return self.setting.parse(value, param.opts[0] if param is not None else self.setting.flag)
+        except UsageError as exc:
+            raise click.UsageError(str(exc), ctx) from None
+
+    def get_metavar(self, param, ctx=None):
+        return "[" + "|".join(map(str, self.setting.choices)) + "]" if self.setting.choices else self.name.upper()
+
+
+def setting_option(setting: Setting, *, default=..., help: str | None = None, note: str = ""):
+    """The click option of a declared Setting: flag from its name (and `short`), type, choices,
+    range and help from the declaration (`help` replaces the declared sentence, `note` follows the
+    range); `default` overrides the declared default (None: not given)."""
+    flags = [setting.flag] + ([setting.short] if setting.short else [])
+    text = (help if help is not None else setting.help) + _range(setting) + note
+    if default is ...:
+        return click.option(
+            *flags, setting.name, default=setting.default, show_default=True, type=SettingType(setting), help=text
+        )
+    return click.option(*flags, setting.name, default=default, type=SettingType(setting), help=text)
+
+
+def _range(setting: Setting) -> str:
+    """ " [low .. high]" for a help text, or "" (choices show in the metavar)."""
+    return f" [{setting.limits()}]" if setting.limits() and not setting.choices else ""
+
+
+def setting_options(settings, **kwargs):
+    """One click option per Setting (`setting_option`), in order."""
+
+    def decorate(func):
+        for s in reversed(list(settings)):
+            func = setting_option(s, **kwargs)(func)
+        return func
+
+    return decorate
 
 
 def train_config_options(func):
-    """One click option per TrainConfig field (name, type, range, help from TrainConfig itself).
+    """One click option per TrainConfig field and torch engine setting (name, type, range, help
+    from their declarations: `ptycho_core.generator.TrainConfig`, `ptycho_core.torch.settings`).
 
     Every option defaults to None (not given), so that a generator's `train_defaults` apply
     unless the user sets the value; keyword arguments arrive named like the options
     (`train_timeout` for TrainConfig.timeout): turn them into fields with
-    `ptycho_core.generator.train_fields`.
+    `ptycho_core.generator.train_fields(values, TORCH_SETTINGS)`.
     """
     decorators = [
-        click.option(
-            s.flag,
-            s.name,
-            default=None,
-            type=_click_type(s),
-            help=f"{s.help} [default: {s.default}, or the generator's own]",
-        )
-        for s in train_settings()
+        setting_option(s, default=None, note=f" [default: {s.default}, or the generator's own]")
+        for s in [*train_settings(), *TORCH_SETTINGS]
     ]
     return functools.reduce(lambda f, dec: dec(f), reversed(decorators), func)
+
+
+def sim_help(lead: str) -> str:
+    """`--sim KEY=VALUE` help: `lead`, then every simulation setting with its type, range and default."""
+    return lead + " Settings: " + "; ".join(s.describe() for s in SimConfig.settings()) + "."
 
 
 def parse_options(raw: tuple[str, ...] | list[str], flag: str = "--option") -> dict[str, str]:

@@ -9,7 +9,6 @@ returns data and emits events; only this module prints them.
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 
@@ -201,11 +200,8 @@ def _short(value: float) -> str:
     return f"{value:.3g}"
 
 
-def finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _cell(row: dict, col) -> str:
+    from ptycho_core.metric_registry import finite
     from ptycho_core.report import TOO_SMALL_TEXT, too_small
 
     value = row.get(col.key)
@@ -218,8 +214,8 @@ def _cell(row: dict, col) -> str:
 
 
 def print_table(rows: list[dict], console, seeds: int = 1, title: str = "ptycho compare") -> None:
-    """The metrics table (ptycho_core.report.COLUMNS marked `terminal`); failure reasons below it.
-    metrics.csv and report.html have every column.
+    """The metrics table (the `terminal` metrics of ptycho_core.metric_registry); failure reasons
+    below it. metrics.csv and report.html have every column.
 
     On a terminal wide enough for it: a rich table, best values in bold. Otherwise (a log file,
     CI, `| tee`, a narrow window): a plain aligned table at its full width. No number is ever
@@ -230,10 +226,11 @@ def print_table(rows: list[dict], console, seeds: int = 1, title: str = "ptycho 
     from rich.table import Table
 
     from ptycho_cli.listing import _table
-    from ptycho_core.report import COLUMNS, best_values, coverage_note
+    from ptycho_core import metric_registry
+    from ptycho_core.report import best_values, coverage_note
 
     title += f" (mean ± std over {seeds} seeds)" if seeds > 1 else ""
-    cols = [c for c in COLUMNS if c.terminal]
+    cols = metric_registry.select(terminal=True)
     best = best_values(rows)
     headers = ["generator", *(c.label for c in cols), "status"]
     cells = [

@@ -8,6 +8,7 @@ import json
 import click
 
 from ptycho_cli.listing import _echo_json, _table
+from ptycho_core import metric_registry
 
 DB_HELP = "Results database: a SQLAlchemy URL or a SQLite file. Default: $PTYCHO_DB, else results.db in the user's data folder."
 
@@ -100,10 +101,11 @@ def list_(limit, filters, db, as_json):
         return _echo_json(runs)
     if not runs:
         return click.echo(f"no runs recorded in {where}")
-    headers = ["id", "date", "command", "generator", "version", "grid", "status", "amp_ssim", "phase_ssim", "data"]
+    shown = queries.listed()
+    headers = ["id", "date", "command", "generator", "version", "grid", "status", *shown, "data"]
     rows = [
         [r["id"], r["started"] or "", r["command"], r["generator"], r["plugin_version"] or "", _fmt(r["gridsize"])]
-        + [r["status"], _fmt(r["metrics"].get("amp_ssim")), _fmt(r["metrics"].get("phase_ssim"))]
+        + [r["status"], *(_fmt(r["metrics"].get(m)) for m in shown)]
         + [(r["data_description"] or "")[:50]]
         for r in runs
     ]
@@ -111,7 +113,13 @@ def list_(limit, filters, db, as_json):
 
 
 @results.command()
-@click.option("--metric", "-m", default="amp_ssim", show_default=True, help="Rank by this metric (any recorded one).")
+@click.option(
+    "--metric",
+    "-m",
+    default=metric_registry.HEADLINE,
+    show_default=True,
+    help="Rank by this metric (any recorded one).",
+)
 @click.option("--order", type=click.Choice(["max", "min"]), default=None, help="Higher or lower is better.")
 @filter_options
 @db_option
@@ -125,7 +133,7 @@ def leaderboard(metric, order, filters, db, as_json):
         return _echo_json(board)
     if not board["datasets"]:
         return click.echo(f"no successful run with {metric} in {where}")
-    others = [m for m in queries.HEADLINE if m != metric]
+    others = [m for m in queries.listed() if m != metric]
     for group in board["datasets"]:
         click.echo(f"{group['description']} (data {group['fingerprint'][:12]})")
         headers = ["#", "generator", "version", metric, *others, "grid", "run", "date"]
@@ -234,7 +242,7 @@ def import_(folders, db, as_json):
 
 @results.command()
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="The page to write.")
-@click.option("--metric", "-m", default="amp_ssim", show_default=True, help="Rank by this metric.")
+@click.option("--metric", "-m", default=metric_registry.HEADLINE, show_default=True, help="Rank by this metric.")
 @click.option("--order", type=click.Choice(["max", "min"]), default=None, help="Higher or lower is better.")
 @filter_options
 @db_option

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ptycho_core import __version__, rundir
 from ptycho_core.errors import UsageError
-from ptycho_core.generator import TrainConfig
+from ptycho_core.generator import TrainConfig, train_settings
 from ptycho_core.registry import GeneratorSpec, Registry
 
 
@@ -57,14 +57,15 @@ class Selection:
 def select(request, registry: Registry) -> Selection:
     """Check a CompareRequest's usage against the registry; raise UsageError before any work."""
     request.check()
-    base_config = TrainConfig(**request.train)
+    fields = {s.field for s in train_settings()}
+    base_config = TrainConfig(**{k: v for k, v in request.train.items() if k in fields})
     specs, skipped, explicit = select_generators(registry, request.generators)
     stitcher = registry.stitcher(request.stitcher)
     if not stitcher.available:
         raise UsageError(f"stitcher {request.stitcher!r} is {stitcher.status()}")
     option_values, stitch_options = resolve_compare_options(request.options, specs, registry, stitcher)
     for spec in specs:
-        spec.train_config(request.train)  # a bad value fails here, before any work
+        spec.train_config(request.train)  # a bad value, or an engine setting it lacks, fails here: before any work
     return Selection(
         specs, skipped, explicit, option_values, stitcher, stitch_options, dict(request.train), base_config
     )
@@ -125,15 +126,7 @@ def resolve_compare_options(options, specs, registry: Registry, stitcher_spec) -
     for name, values in given.items():
         target = next((s for s in specs if name in (s.name, s.qualified_name)), None)
         if target is None and name in (stitcher_spec.name, stitcher_spec.qualified_name):
-            unknown = sorted(set(values) - set(stitcher_spec.options))
-            if unknown:
-                known = ", ".join(sorted(stitcher_spec.options)) or "none"
-                raise UsageError(
-                    f"stitcher {stitcher_spec.name}: unknown option(s) {', '.join(unknown)} (known: {known})"
-                )
-            for key, value in values.items():
-                opt = stitcher_spec.options[key]
-                stitch_options[key] = opt.parse(value, f"{name}.{key}") if isinstance(value, str) else value
+            stitch_options.update({k: v for k, v in stitcher_spec.resolve_options(values).items() if k in values})
             continue
         if target is None:
             compared = ", ".join(s.name for s in specs)

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import time
-from pathlib import Path
 
 from ptycho_core import __version__
+from ptycho_core.host import git_sha
 
 #: Modules of the core's own numerical stack, always reported.
 CORE_MODULES = ("numpy", "scipy", "skimage")
@@ -19,7 +18,7 @@ CORE_MODULES = ("numpy", "scipy", "skimage")
 
 def build_provenance(request, selection, staged, registry, *, gpus, threads: int, started: float) -> dict:
     """The provenance block of a comparison (see `harness.compare.run` for the arguments)."""
-    from ptycho_core.harness.worker import INFERENCE_BATCH
+    from ptycho_core.pipeline import PREDICT_BATCH
 
     config = selection.base_config
     return {
@@ -54,7 +53,7 @@ def build_provenance(request, selection, staged, registry, *, gpus, threads: int
             "options": selection.stitch_options,
         },
         "timeout_s": request.timeout,
-        "inference_batch_groups": INFERENCE_BATCH,
+        "inference_batch_groups": PREDICT_BATCH,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "wall_seconds": round(time.time() - started, 1),
     }
@@ -86,25 +85,3 @@ def library_versions(modules) -> dict[str, str]:
             except metadata.PackageNotFoundError:
                 pass
     return versions
-
-
-def git_sha() -> str | None:
-    """The git commit of the ptycho_core sources, when they sit in a git checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    sha = out.stdout.strip()
-    if out.returncode != 0 or not sha:
-        return None
-    dirty = subprocess.run(
-        ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        timeout=5,
-        check=False,
-    )
-    return sha + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")

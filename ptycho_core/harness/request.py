@@ -8,8 +8,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ptycho_core.errors import UsageError
 from ptycho_core.generator import train_fields, train_settings
+from ptycho_core.harness.executors import EXECUTORS
+from ptycho_core.settings import check_fields, declared, setting
+from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
 DEFAULT_OUT = "ptycho-compare"
 #: Gridsize of `ptycho compare` by default: 2, so that every physics-informed generator trains
@@ -29,7 +31,8 @@ class CompareRequest:
     data / test_data: dataset files (or `Dataset` objects). With `data` alone, the scan is split
         along x at the median with an N/2 guard band (`ptycho_core.data.spatial_split`).
     simulate: "lines", "grf" or a `SimConfig`; the default when no data is given is DEFAULT_SIM.
-    train: the explicit TrainConfig values by field name ({"epochs": 3, "timeout": 60}); for
+    train: the explicit TrainConfig values by field name ({"epochs": 3, "timeout": 60}) and
+        engine settings by name ({"precision": "bf16"}, checked against each generator's engine); for
         each generator they win over its plugin's `train_defaults`, which win over TrainConfig's
         defaults. train["seed"] seeds the grouping, the split and the first run; seeds: runs per
         generator (seed, seed+1, ...).
@@ -51,39 +54,62 @@ class CompareRequest:
     data: Any = None
     test_data: Any = None
     simulate: Any = None
-    gridsize: int = DEFAULT_GRIDSIZE
+    gridsize: int = setting(DEFAULT_GRIDSIZE, "Patterns per group: gridsize**2.", min=1, max=4)
     train: dict = field(default_factory=dict)
-    seeds: int = 1
-    stitcher: str = DEFAULT_STITCHER
+    seeds: int = setting(
+        1, "Runs per generator (seeds SEED, SEED+1, ...); the table shows mean ± std.", min=1, max=1000
+    )
+    stitcher: str = setting(DEFAULT_STITCHER, "Stitcher for every model.")
     options: Mapping[str, Mapping[str, Any]] | Iterable[str] | None = None
-    jobs: int = 1
-    timeout: float = 0.0
+    jobs: int = setting(
+        1,
+        "Runs at once, each in its own process (threads per run = CPU cores / jobs). With --executor dask "
+        "and no --scheduler: the worker processes of the LocalCluster (default: one per core).",
+        min=1,
+        max=1024,
+        short="-j",
+    )
+    timeout: float = setting(
+        0.0,
+        "Hard limit: seconds per run (from its process's start) before the process is killed and the run "
+        "counts as failed (0: no limit). The graceful training budget is --train-timeout.",
+        min=0.0,
+    )
     out: str | os.PathLike = DEFAULT_OUT
     force: bool = False
     command_line: Sequence[str] | None = None
     db: str | None = None
-    executor: str = "local"
+    executor: str = setting(
+        "local",
+        "Where the runs run: local = spawned processes here; dask = one task per run on a Dask cluster.",
+        choices=EXECUTORS,
+    )
     scheduler: str | None = None
     grid: Mapping[str, Mapping[str, Sequence[Any]]] | None = None
 
     @classmethod
     def from_settings(cls, generators=None, **settings) -> CompareRequest:
         """A request from flat keyword arguments, named as on the command line: the request's
-        own fields plus every training option (`epochs`, `lr`, ..., `train_timeout`)."""
+        own fields plus every training option (`epochs`, `lr`, ..., `train_timeout`) and every
+        engine setting (`precision`, `compile`)."""
         own = {f.name for f in fields(cls)} - {"train"}
-        train_names = {s.name for s in train_settings()}
+        train_names = {s.name for s in train_settings()} | {s.name for s in TORCH_SETTINGS}
         unknown = sorted(set(settings) - own - train_names)
         if unknown:
             raise TypeError(f"unknown compare setting(s): {', '.join(unknown)}")
-        train = train_fields({k: v for k, v in settings.items() if k in train_names})
+        train = train_fields({k: v for k, v in settings.items() if k in train_names}, TORCH_SETTINGS)
         return cls(generators=generators, train=train, **{k: v for k, v in settings.items() if k in own})
 
     def check(self) -> None:
-        """Usage errors that need no registry and no data."""
-        if self.seeds < 1 or self.jobs < 1 or self.gridsize < 1:
-            raise UsageError("--seeds, --jobs and --gridsize must be at least 1")
-        if self.timeout < 0:
-            raise UsageError("--timeout may not be negative")
+        """Usage errors that need no registry and no data: every declared setting (`compare_settings`)
+        typed and in range."""
+        check_fields(self, prefix="--")
+
+
+def compare_settings() -> list:
+    """The declared settings of a comparison (gridsize, seeds, stitcher, jobs, timeout, executor):
+    `ptycho compare` and `ptycho sweep` build their options from these."""
+    return declared(CompareRequest)
 
 
 #: Exit code of a comparison interrupted by Ctrl-C (after its report is written): 128 + SIGINT.

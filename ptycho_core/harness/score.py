@@ -51,8 +51,8 @@ def score_run(
 
         row.fail(f"scoring failed: {failure_reason(exc)}")
         return scored
-    row.add_costs(rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash=""))
     row.metrics = dict(result.metrics)
+    row.add_costs(rundir.RunRecord.read(run_dir) or rundir.RunRecord(name=plan.name, hash=""))
     rundir.write_json(
         run_dir / rundir.METRICS_JSON,
         {

@@ -8,7 +8,7 @@ events (JSON). The child
 1. sends `{"type": "started"}`, redirects its file descriptors 1 and 2 to `run.log`;
 2. loads the split and groups the parent wrote to `DIR/data/` (`harness.prepared`);
 3. builds `factory(**options)`, fits it (`pipeline.fit_generator`, which writes `model/`);
-4. predicts the test groups (one warm-up batch, then timed, `INFERENCE_BATCH` groups per call to
+4. predicts the test groups (one warm-up batch, then timed, `pipeline.PREDICT_BATCH` groups per call to
    `predict`) and keeps channel 0 (the anchors); an iterative generator (`kind="iterative"`)
    instead reconstructs the test data's whole object (`pipeline.reconstruct_scan`), timed;
 5. writes `history.json`, `recon.npz`, `run.json` and, last, `DONE` into a temporary folder
@@ -33,12 +33,10 @@ import traceback
 from pathlib import Path
 
 from ptycho_core import rundir
+from ptycho_core.metric_registry import finite
 
 #: Progress events are forwarded at most this often (seconds), except epoch ends.
 PROGRESS_INTERVAL = 0.5
-
-#: Test groups per `predict` call when timing inference: the same for every generator.
-INFERENCE_BATCH = 64
 
 
 #: Exit code of a child whose parent comparison has gone away.
@@ -159,12 +157,9 @@ def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord
     prepared = load_prepared(job["data_dir"], supervised=spec.supervised)
     resolve_factory(spec.factory)  # import the framework first: training time excludes imports
     started = time.time()
-    t0 = time.perf_counter()
     generator, history = pipeline.fit_generator(
         spec, job["options"], prepared, config, partial / rundir.MODEL_DIR, _throttled(emit)
     )
-    checkpoint = rundir.read_json(partial / rundir.MODEL_DIR / pipeline.CONFIG_NAME)
-    train_seconds = checkpoint.get("training_seconds") or time.perf_counter() - t0
     rundir.write_json(partial / rundir.HISTORY_JSON, history.to_dict())
     check_history(history)
 
@@ -174,7 +169,8 @@ def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord
         partial / rundir.RECON_NPZ, patches=patches, positions=np.asarray(prepared.test.positions, np.float64)
     )
     record = _record(job, spec, config, generator, history, seconds, patches.shape[0])
-    record.train_seconds, record.started = train_seconds, started
+    record.metrics["train_seconds"] = pipeline.training_numbers(history, partial / rundir.MODEL_DIR)["train_seconds"]
+    record.started = started
     return record
 
 
@@ -210,6 +206,9 @@ def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
 
 def _record(job, spec, config, generator, history, seconds, test_patterns) -> rundir.RunRecord:
     """The run.json of a successful run; `seconds` is the timed reconstruction of the test patterns."""
+    from ptycho_core import pipeline
+    from ptycho_core.host import peak_rss_mib
+
     device = device_info(generator)
     return rundir.RunRecord(
         name=job["name"],
@@ -222,16 +221,17 @@ def _record(job, spec, config, generator, history, seconds, test_patterns) -> ru
         kind=spec.kind,
         options=job["options"],
         train_config=config.to_dict(),
-        parameters=parameter_count(generator),
-        epochs_run=len(history.loss),
         stopped=history.stopped,
-        final_loss=history.loss[-1],
-        reconstruct_seconds=seconds,
-        inference_patterns_per_s=test_patterns / seconds if seconds > 0 else None,
-        inference_batch=INFERENCE_BATCH if spec.kind == "learned" else None,
+        inference_batch=pipeline.PREDICT_BATCH if spec.kind == "learned" else None,
         test_patterns=int(test_patterns),
-        peak_rss_mib=peak_rss_mib(),
-        peak_gpu_mib=device.get("peak_gpu_mib"),
+        metrics={
+            "parameters": parameter_count(generator),
+            "reconstruct_seconds": seconds,
+            "inference_patterns_per_s": test_patterns / seconds if seconds > 0 else None,
+            "peak_rss_mib": peak_rss_mib(),
+            "peak_gpu_mib": device.get("peak_gpu_mib"),
+            **pipeline.training_numbers(history),
+        },
         hardware=hardware(int(job.get("threads") or 0), device.get("gpu")),
         finished=time.time(),
         meta=job.get("meta", {}),
@@ -243,10 +243,10 @@ def spec_from_dict(data: dict):
     from ptycho_core.registry import GeneratorSpec, Option
 
     data = dict(data)
-    data["options"] = {
-        k: Option(**{**v, "choices": tuple(v.get("choices") or ())}) for k, v in data.get("options", {}).items()
-    }
+    data["options"] = {k: Option(**v) for k, v in data.get("options", {}).items()}
     data["requires"] = tuple(data.get("requires", ()))
+    if data.get("engine_settings") is not None:
+        data["engine_settings"] = tuple(Option(**s) for s in data["engine_settings"])
     return GeneratorSpec(**data)
 
 
@@ -254,25 +254,26 @@ def check_history(history) -> None:
     """Raise RunFailed for a run whose training ended on a non-finite loss."""
     if str(history.stopped).startswith("non-finite"):
         raise RunFailed(history.stopped)
-    if not history.loss or not all(_finite(v) for v in history.loss):
+    if not history.loss or not all(finite(v) for v in history.loss):
         raise RunFailed("non-finite loss in the training history")
 
 
 def predict_timed(generator, prepared) -> tuple:
     """Anchor patches (n, N, N) complex64 of the test groups and the seconds predicting them took.
 
-    One warm-up call on the first INFERENCE_BATCH groups, then every test group timed, in calls of
-    INFERENCE_BATCH groups: the same measurement for every generator.
+    One warm-up call on the first PREDICT_BATCH groups, then every test group timed, in calls of
+    PREDICT_BATCH groups (`pipeline.PREDICT_BATCH`): the same measurement for every generator.
     """
     import numpy as np
 
     from ptycho_core import pipeline
 
     test, groups = prepared.test, prepared.test_groups
-    warm = slice(0, min(INFERENCE_BATCH, groups.n_groups))
-    pipeline.predict_groups(generator, test.diffraction[groups.indices[warm]], groups.offsets[warm], INFERENCE_BATCH)
+    batch = pipeline.PREDICT_BATCH
+    warm = slice(0, min(batch, groups.n_groups))
+    pipeline.predict_groups(generator, test.diffraction[groups.indices[warm]], groups.offsets[warm], batch)
     t0 = time.perf_counter()
-    patches = pipeline.predict_anchors(generator, test, groups, INFERENCE_BATCH)
+    patches = pipeline.predict_anchors(generator, test, groups, batch)
     seconds = time.perf_counter() - t0
     if not np.isfinite(patches).all():
         raise RunFailed("non-finite values in the predicted patches")
@@ -303,16 +304,6 @@ def device_info(generator) -> dict:
     except Exception:  # an optional measurement never fails a run
         return {}
     return dict(info) if isinstance(info, dict) else {}
-
-
-def peak_rss_mib() -> float | None:
-    """This process's peak resident memory in MiB (resource.getrusage)."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024**2 if sys.platform == "darwin" else peak / 1024
 
 
 def hardware(threads: int = 0, gpu: str | None = None) -> dict:
@@ -372,10 +363,3 @@ def _flush() -> None:
             stream.flush()
         except Exception:
             pass
-
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

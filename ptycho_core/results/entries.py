@@ -16,9 +16,7 @@ from pathlib import Path
 
 from ptycho_core import __version__, rundir
 from ptycho_core.errors import PtychoError
-
-#: Numbers of a run kept beside its scores in the metrics table (so they sort like any metric).
-COST_METRICS = ("parameters", "train_seconds", "inference_patterns_per_s", "peak_rss_mib", "peak_gpu_mib", "epochs_run")
+from ptycho_core.host import git_sha, peak_rss_mib
 
 
 @dataclass
@@ -133,7 +131,7 @@ def _compare_run(folder: Path, row, provenance: dict, comparison: dict) -> RunEn
         "folder": str((folder / row.run_dir).resolve()) if row.run_dir else None,
         "hash": record.hash or None,
     }
-    return RunEntry(columns, {**numbers(row.metrics), **numbers({k: getattr(row, k) for k in COST_METRICS})})
+    return RunEntry(columns, numbers(row.metrics))
 
 
 def _budget(train_config: dict) -> dict:
@@ -149,22 +147,11 @@ def _here() -> dict:
     """Versions and hardware of this process (for runs made outside a comparison)."""
     import platform
 
-    from ptycho_core.harness.provenance import git_sha
-
     return {
         "ptycho_version": __version__,
         "git_sha": git_sha(),
         "hardware": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
-
-
-def peak_rss_mib() -> float | None:
-    """This process's peak resident memory in MiB (None where the platform does not tell)."""
-    try:
-        import resource
-    except ImportError:
-        return None
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def lone_run(command: str, *, spec=None, generator: str = "", started: float, status="ok", reason="", **fields):

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ptycho_core import rundir
-from ptycho_core.results.queries import HEADLINE
+from ptycho_core.results.queries import listed
 
 _STYLE = """
 body { font-family: "DejaVu Sans", sans-serif; margin: 2em; color: #222; }
@@ -64,7 +64,7 @@ def _number(value) -> str:
 
 
 def _table(group: dict, metric: str, page_dir: Path) -> str:
-    others = [m for m in HEADLINE if m != metric]
+    others = [m for m in listed() if m != metric]
     head = ["#", "generator", "plugin", "version", metric, *others, "gridsize", "date", "run", "report"]
     text_columns = {"generator", "plugin", "version", "date", "report"}
     out = ['<div class="scroll"><table class="leaderboard"><thead><tr>']

@@ -15,11 +15,10 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from ptycho_core import metric_registry
 from ptycho_core.errors import UsageError
 from ptycho_core.results.schema import tables
 
-#: Metrics shown beside the sorted one in listings and the leaderboard.
-HEADLINE = ("amp_ssim", "phase_ssim", "frc_amp_px", "data_error", "train_seconds", "parameters")
 #: `runs` columns a listing shows (the rest is in `show`).
 LISTED = ("id", "comparison_id", "command", "generator", "plugin", "plugin_version", "gridsize", "seed", "status")
 
@@ -73,11 +72,9 @@ def iso(seconds: float | None) -> str | None:
     return None if seconds is None else dt.datetime.fromtimestamp(seconds).isoformat(timespec="seconds")
 
 
-def better(metric: str) -> str:
-    """ "max" or "min": which way `metric` improves (the report's column table; unknown: max)."""
-    from ptycho_core.report import COLUMNS
-
-    return next((c.better for c in COLUMNS if c.key == metric and c.better), "max")
+def listed() -> tuple[str, ...]:
+    """The metrics shown beside a run in listings and the leaderboard (the registry's `listed`)."""
+    return metric_registry.keys(listed=True)
 
 
 def _metrics_of(conn, run_ids, names=None) -> dict[int, dict]:
@@ -115,19 +112,21 @@ def list_runs(store, filters: Filters | None = None, limit: int = 20) -> list[di
     def work():
         with store.transaction() as conn:
             rows = [_run_dict(row) for row in conn.execute(query)]
-            metrics = _metrics_of(conn, [row["id"] for row in rows], HEADLINE)
+            metrics = _metrics_of(conn, [row["id"] for row in rows], listed())
         return [{**row, "metrics": metrics.get(row["id"], {})} for row in rows]
 
     return store.guarded(work)
 
 
-def leaderboard(store, metric: str = "amp_ssim", filters: Filters | None = None, order: str | None = None) -> dict:
+def leaderboard(
+    store, metric: str = metric_registry.HEADLINE, filters: Filters | None = None, order: str | None = None
+) -> dict:
     """The best successful run per (dataset, generator) by `metric`.
 
-    order: "max" (higher is better) or "min"; default from the metric (`better`). Returns
+    order: "max" (higher is better) or "min"; default from the metric's registry entry. Returns
     {"metric", "order", "datasets": [{"fingerprint", "description", "rows": [...]}]}, rows best first.
     """
-    order = order or better(metric)
+    order = order or metric_registry.better(metric)
     if order not in ("max", "min"):
         raise UsageError(f"--order must be max or min, not {order!r}")
     return store.guarded(_leaderboard, store, metric, filters or Filters(), order)

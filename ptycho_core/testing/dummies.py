@@ -339,7 +339,9 @@ def specs() -> list[GeneratorSpec]:
             options={
                 "init_gain": Option("float", 0.5, "initial gain", min=0.0),
                 "rate": rate,
-                "phase_per_amplitude": Option("float", 0.5, "phase in rad per unit amplitude / s0"),
+                "phase_per_amplitude": Option(
+                    "float", 0.5, "phase in rad per unit amplitude / s0", min=-100.0, max=100.0
+                ),
             },
             **common,
         ),
@@ -362,14 +364,14 @@ def specs() -> list[GeneratorSpec]:
             name="dummy_dying",
             summary="the process exits in fit",
             factory=f"{here}:build_dying",
-            options={"code": Option("int", 3, "exit code")},
+            options={"code": Option("int", 3, "exit code", min=0, max=255)},
             **common,
         ),
         GeneratorSpec(
             name="dummy_sleeping",
             summary="sleeps in fit",
             factory=f"{here}:build_sleeping",
-            options={"seconds": Option("float", 3600.0, "seconds to sleep")},
+            options={"seconds": Option("float", 3600.0, "seconds to sleep", min=0.0)},
             **common,
         ),
         GeneratorSpec(name="dummy_nan", summary="non-finite loss", factory=f"{here}:build_nan", **common),

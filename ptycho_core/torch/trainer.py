@@ -45,6 +45,7 @@ from ptycho_core.generator import (
     no_progress,
 )
 from ptycho_core.torch import distributed, losses
+from ptycho_core.torch import settings as engine
 from ptycho_core.torch.weights import WEIGHTS_FILE, load_weights, save_weights
 
 GENERATOR_FILE = "generator.json"
@@ -200,7 +201,7 @@ class TorchGenerator:
                 "input_scale": float(train.input_scale),
                 "s0": float(train.s0),
                 "canvas_size": int(train.canvas_size),
-                "precision": resolve_precision(config.precision, device),
+                "precision": resolve_precision(engine.value(config, engine.PRECISION), device),
             }
             self.model = ScaledNetwork(self.build(train.channels, train.patch_size), train.s0).to(device)
             self.device = device
@@ -343,7 +344,7 @@ class TorchGenerator:
         )
 
 
-class _TorchBackend:
+class _TorchBackend(training.EpochBackend):
     """The torch side of one `fit` (`ptycho_core.training.EpochBackend`): Adam, clipping, shuffled
     batches on the device, validation loss, weight snapshots. The policy lives in `training.train`.
 
@@ -359,7 +360,7 @@ class _TorchBackend:
         self.val = _Tensors(val, device, gen.supervised) if val is not None else None
         self.ctx = {
             "device": device,
-            "bf16": resolve_precision(config.precision, device) == "bf16",
+            "bf16": resolve_precision(engine.value(config, engine.PRECISION), device) == "bf16",
             "input_scale": float(train.input_scale),
             "s0": float(train.s0),
             "canvas_size": int(train.canvas_size),
@@ -368,7 +369,7 @@ class _TorchBackend:
         }
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         # the training steps' forward: compiled on request (evaluation and predict stay eager)
-        self.forward = torch.compile(self.net) if config.compile == "on" else self.net
+        self.forward = torch.compile(self.net) if engine.value(config, engine.COMPILE) == "on" else self.net
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.groups_per_epoch = groups_per_epoch(train.n_groups, train.channels)
 

@@ -20,8 +20,8 @@ def ptycho_register_generators(register):
             requires=("torch", "safetensors"),
             factory="ptycho_mynet.network:build_mynet",
             options={
-                "width": Option("int", 16, "hidden channels of every convolution"),
-                "depth": Option("int", 2, "number of 3x3 convolution + GELU layers"),
+                "width": Option("int", 16, "hidden channels of every convolution", min=1, max=1024),
+                "depth": Option("int", 2, "number of 3x3 convolution + GELU layers", min=1, max=64),
             },
             description="An example third-party generator, started from `ptycho new-plugin mynet`.",
         )
@@ -49,6 +49,8 @@ def ptycho_register_stitchers(register):
             summary="weighted average of the patches under a Gaussian window",
             factory="ptycho_mynet.stitch:gaussian",
             requires=("numpy",),
-            options={"sigma": Option("float", 0.25, "window width as a fraction of the patch size N")},
+            options={
+                "sigma": Option("float", 0.25, "window width as a fraction of the patch size N", min=0.01, max=10.0)
+            },
         )
     )

@@ -15,7 +15,9 @@ def ptycho_register_generators(register):
             requires=("torch", "safetensors"),
             factory="ptycho_baseline.network:build_baseline",
             options={
-                "scale": Option("float", 1.0, "filter multiplier: stages have 32, 64, 128 filters times scale"),
+                "scale": Option(
+                    "float", 1.0, "filter multiplier: stages have 32, 64, 128 filters times scale", min=0.05, max=16.0
+                ),
             },
             description=(
                 "Encoder of three conv-pool stages (32, 64, 128 filters, 3x3 convs, ReLU, max-pool) and two "

@@ -22,8 +22,10 @@ TRAIN_DEFAULTS = {
 
 def _shared_options() -> dict:
     return {
-        "width": Option("int", 32, "channels after the lifter (the first level's width)"),
-        "modes": Option("int", 12, "Fourier modes per axis (neuraloperator n_modes), clamped to each map size"),
+        "width": Option("int", 32, "channels after the lifter (the first level's width)", min=1, max=1024),
+        "modes": Option(
+            "int", 12, "Fourier modes per axis (neuraloperator n_modes), clamped to each map size", min=1, max=512
+        ),
         "joint_channels": Option(
             "bool",
             False,
@@ -36,8 +38,10 @@ def _shared_options() -> dict:
 def _uno_options() -> dict:
     return {
         **_shared_options(),
-        "levels": Option("int", 3, "encoder levels, each halving the map (reduced when N cannot be halved)"),
-        "max_hidden_channels": Option("int", 512, "cap on the channel count as levels double it"),
+        "levels": Option(
+            "int", 3, "encoder levels, each halving the map (reduced when N cannot be halved)", min=1, max=8
+        ),
+        "max_hidden_channels": Option("int", 512, "cap on the channel count as levels double it", min=1, max=4096),
     }
 
 
@@ -52,8 +56,8 @@ def ptycho_register_generators(register):
             factory="ptycho_fno.models:build_fno",
             options={
                 **_shared_options(),
-                "blocks": Option("int", 4, "spectral blocks y = x + GELU(Spectral(x) + Conv3x3(x))"),
-                "cnn_blocks": Option("int", 2, "3x3 conv + GELU layers of the CNN refiner"),
+                "blocks": Option("int", 4, "spectral blocks y = x + GELU(Spectral(x) + Conv3x3(x))", min=1, max=64),
+                "cnn_blocks": Option("int", 2, "3x3 conv + GELU layers of the CNN refiner", min=0, max=64),
             },
             description=(
                 "Lifter (two 3x3 convs, GELU) to `width` channels, `blocks` residual blocks of a spectral "
@@ -93,7 +97,9 @@ def ptycho_register_generators(register):
             factory="ptycho_fno.models:build_stable_hybrid",
             options={
                 **_uno_options(),
-                "layerscale_init": Option("float", 1e-3, "initial per-channel gate gamma of each block's update"),
+                "layerscale_init": Option(
+                    "float", 1e-3, "initial per-channel gate gamma of each block's update", min=0.0, max=10.0
+                ),
             },
             description=(
                 "The hybrid U-NO with StablePtychoBlock: y = x + gamma * InstanceNorm(GELU(Spectral(x) + "

@@ -172,7 +172,7 @@ def test_stable_hybrid_trains_under_bf16_with_the_overlap_constraint():
 
     prepared = tiny_data(2)
     gen = _factory("stable_hybrid")(**TINY_OPTIONS["stable_hybrid"])
-    config = TrainConfig(epochs=3, batch_size=4, precision="bf16", device="cpu", patience=0, seed=0)
+    config = TrainConfig(epochs=3, batch_size=4, engine={"precision": "bf16"}, device="cpu", patience=0, seed=0)
     history = gen.fit(prepared.train, prepared.val, config, lambda event: None)
     # each epoch draws a quarter of the groups, so the training loss moves with the draw: the
     # validation loss (always the same groups) is the one that must fall
@@ -192,7 +192,7 @@ def test_bf16_training_reaches_the_fp32_loss_and_infers_close_to_fp32(monkeypatc
     losses = {}
     for precision in ("fp32", "bf16"):
         gen = _factory("fno")(**TINY_OPTIONS["fno"])
-        config = TrainConfig(epochs=2, batch_size=4, precision=precision, device="cpu", patience=0, seed=0)
+        config = TrainConfig(epochs=2, batch_size=4, engine={"precision": precision}, device="cpu", patience=0, seed=0)
         losses[precision] = gen.fit(prepared.train, prepared.val, config, lambda event: None).val_loss[-1]
     assert abs(losses["bf16"] - losses["fp32"]) < 0.05 * abs(losses["fp32"])
     x = prepared.val.diffraction

@@ -9,7 +9,8 @@ the predicted patches, in normalised units, with the overlap constraint when C >
 `overlap`, canvas side `TrainingSet.canvas_size`). Adam at `config.lr`, gradient clipping at
 `config.clip_norm`; the schedule, early stop, timeout, non-finite loss guard, progress events and
 best weights are the bench's one policy, `ptycho_core.training` (the same as every torch model's).
-Precision is fp32 only: `precision="bf16"` is refused with a UsageError ("auto" trains in fp32).
+Precision is fp32 only: the engine setting `precision` (`ptycho_pinn_tf.settings`) accepts fp32 and
+auto (which trains in fp32); bf16 is refused while a comparison is planned, and by `fit` too.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ptycho_core.physics import canvas_size
 from ptycho_pinn_tf import physics
 from ptycho_pinn_tf.env import keras, tf
 from ptycho_pinn_tf.model import build_model, to_keras_layout, to_patches
+from ptycho_pinn_tf.settings import PRECISION
 
 WEIGHTS_FILE = "model.weights.h5"
 META_FILE = "generator.json"
@@ -91,7 +93,7 @@ class PinnTF:
         self, train: TrainingSet, val: TrainingSet, config: TrainConfig, progress: ProgressCallback = no_progress
     ) -> History:
         """Train from scratch on `train`, validating on `val` only; returns the per-epoch History."""
-        if config.precision == "bf16":
+        if config.engine.get("precision", PRECISION.default) not in PRECISION.choices:  # planning refuses it first
             raise UsageError("pinn_tf supports precision fp32 only (bf16 is not implemented for the TensorFlow PINN)")
         device = _device(config.device)
         _check_training_set(train, "training")
@@ -295,7 +297,7 @@ def _make_steps(gen: PinnTF, train: TrainingSet, config: TrainConfig, optimizer)
     return train_step, eval_step
 
 
-class _KerasBackend:
+class _KerasBackend(training.EpochBackend):
     """The TensorFlow side of one `fit` (`ptycho_core.training.EpochBackend`): the compiled steps,
     shuffled batches, validation loss, weight snapshots and the optimiser's learning rate. The
     policy (schedule, stop rules, events, History) is the bench's own, `ptycho_core.training`."""

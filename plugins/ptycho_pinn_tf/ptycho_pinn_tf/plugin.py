@@ -2,6 +2,7 @@
 
 from ptycho_core.hookspecs import hookimpl
 from ptycho_core.registry import GeneratorSpec, Option
+from ptycho_pinn_tf.settings import SETTINGS
 
 
 @hookimpl
@@ -16,7 +17,9 @@ def ptycho_register_generators(register):
             requires=("tensorflow", "keras", "h5py"),
             factory="ptycho_pinn_tf.generator:build_pinn_tf",
             options={
-                "filter_scale": Option("int", 2, "encoder/decoder width multiplier (32, 64, 128 filters x this)"),
+                "filter_scale": Option(
+                    "int", 2, "encoder/decoder width multiplier (32, 64, 128 filters x this)", min=1, max=64
+                ),
                 "overlap": Option("bool", True, "merge the C patches of a group on a shared canvas (C > 1)"),
                 "joint_channels": Option(
                     "bool",
@@ -36,6 +39,7 @@ def ptycho_register_generators(register):
             # measured on DEFAULT_SIM at gridsize 2, 2 CPU cores: about 5 s an epoch (joint channels); the
             # plateau schedule at lr 1e-3 (cosine from 2e-3 diverged to a flat object): see the README
             train_defaults={"epochs": 14},
+            engine_settings=SETTINGS,
             child_env={
                 "KERAS_BACKEND": "tensorflow",
                 "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -146,7 +146,7 @@ def test_non_finite_loss_stops_training_and_keeps_finite_weights(prepared_g1, pi
 def test_bf16_and_missing_gpu_are_refused_clearly(prepared_g1, pinn_tf):
     gen = pinn_tf.build_pinn_tf(filter_scale=1)
     with pytest.raises(UsageError, match="fp32 only"):
-        gen.fit(prepared_g1.train, prepared_g1.val, TrainConfig(precision="bf16"), lambda event: None)
+        gen.fit(prepared_g1.train, prepared_g1.val, TrainConfig(engine={"precision": "bf16"}), lambda event: None)
     if not pinn_tf.tf.config.list_physical_devices("GPU"):
         with pytest.raises(UsageError, match="no GPU"):
             gen.fit(prepared_g1.train, prepared_g1.val, TrainConfig(device="cuda"), lambda event: None)

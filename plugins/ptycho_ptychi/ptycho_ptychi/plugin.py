@@ -47,12 +47,15 @@ def engine_options(engine: str) -> dict:
     """The declared options of `engine` (name -> Option, with its documented default)."""
     iterations = ENGINES[engine][2]
     options = {
-        "iterations": Option("int", iterations, "iterations (pty-chi epochs, each a pass over all patterns)", min=1),
+        "iterations": Option(
+            "int", iterations, "iterations (pty-chi epochs, each a pass over all patterns)", min=1, max=1_000_000
+        ),
         "minibatch": Option(
             "int",
             64 if engine != "dm" else 256,
             "patterns per update (pty-chi batch_size; DM: chunk_length, which only bounds memory)",
             min=1,
+            max=1_000_000,
         ),
         "refine_probe": Option(
             "bool",

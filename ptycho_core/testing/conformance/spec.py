@@ -4,7 +4,7 @@ requires, typed options with defaults and help)."""
 from __future__ import annotations
 
 from ptycho_core.errors import PtychoError
-from ptycho_core.registry import OPTION_TYPES, GeneratorSpec, LoaderSpec, Option, StitcherSpec
+from ptycho_core.registry import GeneratorSpec, LoaderSpec, Option, StitcherSpec
 from ptycho_core.testing.conformance.base import fail
 
 
@@ -13,14 +13,11 @@ def _check_option(owner: str, key: str, opt) -> None:
         raise fail(f"{owner}: option {key!r} must be a ptycho_core.registry.Option, not {type(opt).__name__}")
     if not key.isidentifier():
         raise fail(f"{owner}: option name {key!r} must be a Python identifier (the factory gets it as a keyword)")
-    want = OPTION_TYPES[opt.type]
     value = opt.default
-    if opt.type == "float":
-        good = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif opt.type == "int":
-        good = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        good = isinstance(value, want)
+    try:
+        good = isinstance(value, str) == (opt.type == "str") and opt.typed(value, key) is not None
+    except PtychoError:
+        good = False
     if not good:
         raise fail(f"{owner}: option {key!r} is declared {opt.type} but its default {value!r} is not")
     if not str(opt.help).strip():
