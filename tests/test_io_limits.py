@@ -206,3 +206,17 @@ def test_a_file_of_an_uninstalled_loader_says_no_loader_reads_it(tiny, tmp_path,
     with zipfile.ZipFile(tmp_path / "y.old.npz", "w") as z:
         z.writestr("readme.txt", "not arrays")
     assert "no loader for .old.npz files" in one_line_error(invoke("inspect", tmp_path / "y.old.npz"))
+
+
+def test_random_max_memory_values_read_the_file_or_are_one_line_and_exit_2(tiny, tmp_path, invoke, one_line_error):
+    import random
+
+    path = save_dataset(tiny, tmp_path / "scan.npz")
+    pool = ["", " ", "abc", "nan", "inf", "-1", "0", "1", "1e3", "1e12", "4K", "64M", "2G", "1.5GiB", "3GB", "0.5%"]
+    pool += ["25%", "100%", "101%", "-5%", "%", "G", "1Q", "10**9", "0x10", "1_000", str(2**70), "12 MiB"]
+    rng = random.Random(23)
+    for value in [*pool, *(rng.choice(pool) + rng.choice(["", "B", "kb", "TiB"]) for _ in range(20))]:
+        result = invoke("inspect", "--max-memory", value, path)
+        if result.exit_code != 0:
+            line = one_line_error(result)
+            assert "--max-memory" in line or "over the memory limit" in line, (value, line)

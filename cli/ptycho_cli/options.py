@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import click
 
 from ptycho_core.errors import UsageError
 from ptycho_core.generator import train_settings
+from ptycho_core.io import limits
+from ptycho_core.io.limits import MAX_MEMORY
 from ptycho_core.settings import Setting
 from ptycho_core.simconfig import SimConfig
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
@@ -98,10 +101,6 @@ def _max_memory(ctx: click.Context, _param, value):
     loaders and the command's child processes read it); the old value comes back afterwards."""
     if value is None:
         return None
-    import os
-
-    from ptycho_core.io import limits
-
     try:
         limits.parse_size(value, "--max-memory")
     except UsageError as exc:
@@ -117,14 +116,15 @@ def _max_memory(ctx: click.Context, _param, value):
 def data_file_options(func):
     """`--loader NAME`, `--probe FILE` and `--max-memory SIZE`: how every data file of the command is read."""
     func = click.option(
-        "--max-memory",
+        MAX_MEMORY.flag,
+        MAX_MEMORY.name,
         default=None,
         metavar="SIZE",
+        type=SettingType(MAX_MEMORY),
         expose_value=False,
         is_eager=True,
         callback=_max_memory,
-        help="Largest array a data file may declare (8G, 512M, 25% of available memory; default 50% of "
-        "available memory, or PTYCHO_MAX_MEMORY): a file declaring more is refused before it is read.",
+        help=MAX_MEMORY.help,
     )(func)
     func = click.option(
         "--probe",

@@ -22,11 +22,22 @@ import re
 from pathlib import Path
 
 from ptycho_core.errors import DataError, UsageError
+from ptycho_core.settings import Setting
 
 ENV = "PTYCHO_MAX_MEMORY"
 #: Share of the available memory one array may take by default: a loader's conversions (counts
 #: to amplitudes, dtype casts) and the dataset's validation need room beside it.
 DEFAULT_SHARE = 0.5
+
+#: The command-line setting (`--max-memory`, on every command that reads data files); its text is
+#: parsed by `parse_size`, and the command exports it as ENV for the loaders and its children.
+MAX_MEMORY = Setting(
+    "str",
+    "",
+    "Largest array a data file may declare (8G, 512M, 4GB, 25% of available memory; default 50% of available "
+    f"memory, or {ENV}): a file declaring more is refused before it is read.",
+    name="max_memory",
+)
 
 _UNITS = {
     "": 1,
