@@ -27,14 +27,15 @@ $(STAMP): pyproject.toml constraints.txt $(PLUGINS)
 	$(PIP_INSTALL) --no-deps ptychodus==1.7.0
 	touch $(STAMP)
 
-# Wheels of ptycho's dependencies (with torch, safetensors, pytest, h5py), so that tests can build
+# Wheels of ptycho's dependencies (with torch, safetensors, pytest, h5py, and neuraloperator for
+# ptycho-fno: docs/install.md installs core + baseline + fno offline), so that tests can build
 # a fresh virtual environment offline: pip install --no-index --find-links wheelhouse ...
 # (tests/test_third_party_install.py). Nothing is downloaded at test time.
 WHEELHOUSE := wheelhouse
 .PHONY: wheelhouse
-$(WHEELHOUSE)/.filled: pyproject.toml constraints.txt examples/ptycho-mynet/pyproject.toml | $(STAMP)
+$(WHEELHOUSE)/.filled: Makefile pyproject.toml constraints.txt examples/ptycho-mynet/pyproject.toml plugins/ptycho_fno/pyproject.toml | $(STAMP)
 	$(PIP) download --disable-pip-version-check -q -c constraints.txt --only-binary :all: --no-build-isolation \
-		-d $(WHEELHOUSE) '.[torch,test]' h5py
+		-d $(WHEELHOUSE) '.[torch,test]' h5py neuraloperator
 	touch $@
 
 wheelhouse: $(WHEELHOUSE)/.filled

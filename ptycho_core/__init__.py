@@ -1,6 +1,6 @@
 """ptycho_core: shared contracts of the ptycho model zoo.
 
-Importing this package is cheap: only the standard library (DESIGN section 2). Numerical
+Importing this package is cheap: only the standard library (docs/design.md#layers). Numerical
 modules (`physics`, `data`, `metrics`, ...) are imported explicitly by whoever needs them.
 """
 

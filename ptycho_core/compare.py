@@ -16,6 +16,7 @@ its process is killed. Every setting is declared once (`ptycho_core.settings.Set
 
 from __future__ import annotations
 
+from ptycho_core import harness
 from ptycho_core.harness import events
 from ptycho_core.harness.request import (
     DEFAULT_OUT,
@@ -40,6 +41,4 @@ __all__ = [
 def run(generators=None, *, on_event=events.ignore, host=None, **settings) -> CompareResult:
     """Compare generators (names, "a,b" or None for every available one); see `CompareRequest`
     for the settings. `on_event` receives `ptycho_core.harness.events` while the comparison runs."""
-    from ptycho_core import harness
-
     return harness.run(CompareRequest.from_settings(generators, **settings), on_event, host=host)

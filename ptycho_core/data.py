@@ -1,12 +1,19 @@
-"""The dataset contract (DESIGN section 3), splits and grouping (DESIGN section 5).
+"""The dataset contract (docs/design.md#dataset), splits and grouping (docs/design.md#splits).
 
-A `Dataset` holds, in contract units:
-    diffraction  float32 (n, N, N) amplitude (sqrt counts), fftshifted, >= 0, finite, N even
-    positions    float64 (n, 2) (y, x) object pixels under each patch's centre pixel (N//2, N//2)
-    probe        complex64 (N, N) on the diffraction's scale
-    object       complex64 (H, W) optional ground truth on the positions' grid
-    mask         bool (N, N) or (n, N, N) optional, True = valid detector pixel
-    metadata     JSON-serialisable dict (source, counts_scale, nphotons, conversions, ...)
+A `Dataset` is one scan plus optional ground truth, in contract units:
+    diffraction   float32 (n, N, N) amplitude (sqrt counts), fftshifted, >= 0, finite, N even
+    positions     float64 (n, 2) (y, x) object pixels under each patch's centre pixel (N//2, N//2)
+    probe         complex64 (N, N) on the diffraction's scale
+    object        complex64 (H, W) optional ground truth on the positions' grid
+    mask          bool (N, N) or (n, N, N) optional, True = valid detector pixel
+    metadata      JSON-serialisable dict (source, counts_scale, nphotons, conversions, ...)
+    object_shape  (H, W) of the object grid, or None when not known (the object's shape when given)
+
+The positions frame (one for the whole code base): pixel (0, 0) is the top-left pixel of the object
+grid, y down, x right, and a position names the object pixel under the patch's centre pixel
+(N//2, N//2). When `object_shape` is known every patch lies on that grid; when it is not (measured
+data without ground truth) `pipeline.object_grid` chooses the smallest grid covering every patch
+and shifts the positions onto it by whole pixels (`pipeline.scan_for` returns the scan on it).
 """
 
 from __future__ import annotations
@@ -32,6 +39,14 @@ class Dataset:
     object: np.ndarray | None = None
     mask: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
+    object_shape: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        # With ground truth the grid is the object's (also after `dataclasses.replace(object=...)`).
+        if self.object is not None and getattr(self.object, "ndim", 0) == 2:
+            self.object_shape = self.object.shape
+        if self.object_shape is not None:
+            self.object_shape = tuple(int(v) for v in self.object_shape)
 
     @property
     def n(self) -> int:
@@ -71,7 +86,8 @@ class Dataset:
         )
 
     def fingerprint(self) -> str:
-        """A content hash (sha256 hex) of arrays and metadata, for caches and resume."""
+        """A content hash (sha256 hex) of arrays and metadata, for caches and resume (`object_shape`
+        is not hashed: it is the object's shape, or a grid the harness derives for its children)."""
         h = hashlib.sha256()
         for arr in (self.diffraction, self.positions, self.probe, self.object, self.mask):
             if arr is None:
@@ -97,7 +113,7 @@ class Dataset:
             "mask": None if self.mask is None else list(self.mask.shape),
         }
         if len(pos) > 1:
-            from scipy.spatial import cKDTree
+            from scipy.spatial import cKDTree  # lazy: import time (scipy), only this function needs it
 
             d, _ = cKDTree(pos).query(pos, k=2)
             out["median_step"] = float(np.median(d[:, 1]))
@@ -109,7 +125,7 @@ def _fail(source: str, key: str, expected: str, got: str) -> DataError:
 
 
 def validate(ds: Dataset, source: str = "dataset") -> None:
-    """The units and shapes contract of DESIGN section 3."""
+    """The units and shapes contract of docs/design.md#dataset."""
     d, p, probe = ds.diffraction, ds.positions, ds.probe
     if not isinstance(d, np.ndarray) or d.dtype != np.float32:
         raise _fail(source, "diffraction", "must be a float32 array", getattr(d, "dtype", type(d).__name__))
@@ -153,7 +169,8 @@ def validate(ds: Dataset, source: str = "dataset") -> None:
             raise _fail(source, "object", "must be complex64 (H, W)", f"{obj.dtype} shape {obj.shape}")
         if not np.isfinite(obj).all():
             raise _fail(source, "object", "must be finite", "NaN/inf values")
-        h, w = obj.shape
+    if ds.object_shape is not None:
+        h, w = ds.object_shape
         half = n_pix // 2
         lo = p.min(axis=0)
         hi = p.max(axis=0)
@@ -233,7 +250,7 @@ def _make_groups(positions: np.ndarray, indices: np.ndarray) -> Groups:
 
 
 def group(positions: np.ndarray, gridsize: int, *, train: bool, seed: int = 0) -> Groups:
-    """One group per anchor pattern (DESIGN section 5).
+    """One group per anchor pattern (docs/design.md#splits).
 
     Training: the anchor plus C-1 patterns drawn (seeded) from its 2C nearest neighbours.
     Test: the anchor plus its C-1 nearest neighbours (deterministic).
@@ -246,7 +263,7 @@ def group(positions: np.ndarray, gridsize: int, *, train: bool, seed: int = 0) -
         return _make_groups(positions, np.arange(n)[:, None])
     if n < c:
         raise DataError(f"gridsize {gridsize} needs at least {c} patterns, got {n}")
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # lazy: import time (scipy), only this function needs it
 
     k = min(n, 2 * c + 1 if train else c)
     _, nbrs = cKDTree(positions).query(positions, k=k)

@@ -1,4 +1,4 @@
-"""The generator runtime contract (DESIGN section 7): what a generator is given and returns.
+"""The generator runtime contract (docs/design.md#contracts): what a generator is given and returns.
 
     gen = factory(**options)
     gen.fit(train: TrainingSet, val: TrainingSet, config: TrainConfig, progress) -> History
@@ -9,11 +9,12 @@
 Inputs are raw amplitudes in contract units; the generator applies `TrainingSet.input_scale`
 itself. `predict` returns per-channel patches before any overlap averaging, in contract units.
 
-Iterative generators (`kind="iterative"`, DESIGN section 10) have no fit: the core hands them one
-`Scan` (the test data on its object grid) and they return an `ObjectEstimate`:
+Iterative generators (`kind="iterative"`, docs/design.md#contracts) have no fit: the core hands them one
+`Dataset` (the test data on its object grid, `object_shape` set, no ground truth: see
+`pipeline.scan_for`) and they return a `Reconstruction`:
 
     gen = factory(**options)
-    gen.reconstruct(scan: Scan, config: TrainConfig, progress) -> ObjectEstimate
+    gen.reconstruct(scan: Dataset, config: TrainConfig, progress) -> Reconstruction
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from ptycho_core.settings import Setting, check_fields, declared, setting
 
 if TYPE_CHECKING:  # numpy only for annotations: this module is imported by the light CLI
     import numpy as np
+
+    from ptycho_core.data import Dataset
 
 ProgressCallback = Callable[[dict], None]
 
@@ -102,7 +105,7 @@ def train_settings() -> list[Setting]:
 
 
 #: TrainConfig fields a plugin may not set in `GeneratorSpec.train_defaults`: the split and the
-#: grouping are made once for every generator of a comparison (DESIGN section 5).
+#: grouping are made once for every generator of a comparison (docs/design.md#splits).
 SHARED_SETTINGS = frozenset({"seed", "val_fraction"})
 
 
@@ -235,40 +238,28 @@ class Generator(Protocol):
 
 
 @dataclass
-class Scan:
-    """What an iterative generator reconstructs: one scan, in contract units, on its object grid.
+class Reconstruction:
+    """A reconstructed object, one type from the generator to the file (docs/design.md#contracts).
 
-    diffraction (n, N, N) float32 amplitudes; positions (n, 2) float64 (y, x) object pixels of
-    each pattern's centre pixel (N//2, N//2) on a grid of `object_shape` (H, W), every N x N patch
-    inside it; probe (N, N) complex64; mask (N, N) or (n, N, N) bool or None; metadata as loaded.
+    An iterative generator's `reconstruct` returns one with `object` (H, W) complex64 on the
+    scan's object grid (`Dataset.object_shape`), `history` (one entry per iteration: `loss` the
+    engine's data error, `val_loss` entries None) and, when the engine refined them, `probe` (N, N)
+    and `positions` (n, 2) (else None). Scoring (`pipeline.score_object`) fills in `weights` (H, W)
+    on the grid, `positions` on it, `shift` (the whole-pixel shift of the grid, non-zero only
+    without a known grid), `metrics` (plain floats), `frc` and `region` (the scored box). Read from
+    a file (`io.reconstruction.read`), it carries the file's probe and `geometry` when it has them.
     """
 
-    diffraction: np.ndarray
-    positions: np.ndarray
-    probe: np.ndarray
-    object_shape: tuple
-    mask: np.ndarray | None = None
-    metadata: dict = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        return int(self.diffraction.shape[0])
-
-    @property
-    def patch_size(self) -> int:
-        return int(self.diffraction.shape[-1])
-
-
-@dataclass
-class ObjectEstimate:
-    """What `reconstruct` returns: the object (H, W) complex64 on the scan's object grid, the refined
-    probe (N, N) and positions (n, 2) when the engine refined them (else None), and a History with
-    one entry per iteration (`loss`: the engine's data error; `val_loss` entries None)."""
-
     object: np.ndarray
-    history: History
+    history: History | None = None
     probe: np.ndarray | None = None
     positions: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    shift: tuple = (0.0, 0.0)
+    metrics: dict = field(default_factory=dict)
+    frc: dict = field(default_factory=dict)
+    region: list = field(default_factory=list)
+    geometry: Any = None
 
 
 @runtime_checkable
@@ -280,7 +271,7 @@ class IterativeGenerator(Protocol):
     `progress` gets the same events as `fit`'s, one epoch per iteration.
     """
 
-    def reconstruct(self, scan: Scan, config: TrainConfig, progress: ProgressCallback) -> ObjectEstimate: ...
+    def reconstruct(self, scan: Dataset, config: TrainConfig, progress: ProgressCallback) -> Reconstruction: ...
 
 
 def groups_per_epoch(n_groups: int, channels: int) -> int:
@@ -288,7 +279,7 @@ def groups_per_epoch(n_groups: int, channels: int) -> int:
 
     Training groups are one per anchor pattern, so every pattern sits in about C groups; drawing
     1/C of them makes an epoch one pass over the patterns at every gridsize, and gridsize C costs
-    about what gridsize 1 costs per epoch (DESIGN section 5).
+    about what gridsize 1 costs per epoch (docs/design.md#splits).
     """
     return max(1, min(n_groups, math.ceil(n_groups / max(1, channels))))
 

@@ -38,7 +38,7 @@ def peak_rss_mib() -> float | None:
     """This process's peak resident memory in MiB (`resource.getrusage`: kilobytes on Linux,
     bytes on macOS); None where the platform does not tell."""
     try:
-        import resource
+        import resource  # lazy: Unix only
     except ImportError:  # pragma: no cover - not on Windows
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -1,4 +1,4 @@
-"""Alignment and metrics of a stitched reconstruction (DESIGN section 8).
+"""Alignment and metrics of a stitched reconstruction (docs/design.md#scoring).
 
 `score(...)` runs, per reconstruction:
 
@@ -110,6 +110,7 @@ def region(weights: np.ndarray, positions: np.ndarray) -> tuple[tuple[int, int, 
 def registration_shift(recon: np.ndarray, ground_truth: np.ndarray, upsample: int = 20) -> tuple[float, float]:
     """Sub-pixel shift (dy, dx) that registers `recon` onto `ground_truth` (same-shape complex
     crops): applying it to `recon` aligns the two. Mean-removed, Hann-tapered phase correlation."""
+    # lazy: import time (scikit-image), only this function needs it
     from skimage.registration import phase_cross_correlation
 
     taper = np.outer(np.hanning(recon.shape[0]), np.hanning(recon.shape[1]))
@@ -139,7 +140,7 @@ def _iterative_registration(recon_full, truth_box, box, keep, rounds=6, tol=0.01
 
 def fourier_shift(image: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
     """`image` (H, W) complex translated by `shift` (dy, dx) pixels (periodic, sub-pixel)."""
-    from scipy import ndimage
+    from scipy import ndimage  # lazy: import time (scipy), only this function needs it
 
     return np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(image), shift))
 
@@ -175,7 +176,7 @@ def _psnr(peak: float, rmse: float) -> float:
 def scored_mask(covered: np.ndarray) -> np.ndarray:
     """The pixels whose whole SSIM window (7 x 7, centred) lies inside `covered` (and the box):
     the covered mask eroded by the window, pixels within 3 of the box edge dropped."""
-    from scipy.ndimage import binary_erosion
+    from scipy.ndimage import binary_erosion  # lazy: import time (scipy), only this function needs it
 
     window = np.ones((SSIM_WINDOW, SSIM_WINDOW), dtype=bool)
     return binary_erosion(np.asarray(covered, dtype=bool), structure=window, border_value=0)
@@ -184,7 +185,7 @@ def scored_mask(covered: np.ndarray) -> np.ndarray:
 def ssim(reference: np.ndarray, image: np.ndarray, mask: np.ndarray, data_range: float) -> float:
     """Mean SSIM (window 7) over the pixels whose whole window lies inside `mask` (the covered
     pixels): values outside the mask never enter a window that is averaged. NaN if none."""
-    from skimage.metrics import structural_similarity
+    from skimage.metrics import structural_similarity  # lazy: import time (scikit-image), only this function needs it
 
     scored = scored_mask(mask)
     if not data_range > 0 or min(reference.shape) < SSIM_WINDOW or not scored.any():

@@ -1,4 +1,4 @@
-"""Data-parallel training (DESIGN section 10, DDP): torchrun's environment, and the launcher of
+"""Data-parallel training (docs/design.md#scaling, DDP): torchrun's environment, and the launcher of
 `ptycho train --nproc K`. Standard library only: the torch side is `ptycho_core.torch.distributed`.
 
 Under `torchrun --nproc-per-node K` (or `python -m torch.distributed.run`) every process gets
@@ -8,40 +8,15 @@ DistributedDataParallel (gloo on CPU, NCCL on GPUs), and only rank 0 writes file
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+
+from ptycho_core.ranks import Ranks, is_writer, ranks
+
+__all__ = ["NPROC_OPTION", "Ranks", "is_writer", "launch_command", "ranks", "without_nproc"]
 
 #: The option of `ptycho train` that launches torchrun for itself.
 NPROC_OPTION = "--nproc"
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place among the data-parallel replicas."""
-
-    rank: int
-    world_size: int
-    local_rank: int
-
-
-def ranks(environ: Mapping[str, str] | None = None) -> Ranks | None:
-    """torchrun's RANK / WORLD_SIZE / LOCAL_RANK, or None outside torchrun (or with one process)."""
-    environ = os.environ if environ is None else environ
-    try:
-        world = int(environ.get("WORLD_SIZE", "1"))
-        if world <= 1 or "RANK" not in environ:
-            return None
-        return Ranks(int(environ["RANK"]), world, int(environ.get("LOCAL_RANK", environ["RANK"])))
-    except ValueError:
-        return None
-
-
-def is_writer(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether this process writes checkpoints, histories and reports: rank 0, or not distributed."""
-    r = ranks(environ)
-    return r is None or r.rank == 0
 
 
 def launch_command(nproc: int, args: Sequence[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Numpy reference physics (DESIGN section 4). Torch and TF implementations match this.
+"""Numpy reference physics (docs/design.md#physics). Torch and TF implementations match this.
 
 Conventions:
     extract:  o_i[u, v] = O(y_i + u - N//2, x_i + v - N//2)   bilinear, zero outside O

@@ -1,13 +1,14 @@
 """The one train / predict / reconstruct path, shared by `ptycho train`, `ptycho reconstruct` and the
 compare worker, whatever the generator's framework.
 
-Checkpoints (DESIGN section 7): a directory holding the core's `config.json` and whatever the
+Checkpoints (docs/design.md#contracts): a directory holding the core's `config.json` and whatever the
 generator's `save` writes (`weights.safetensors` for torch, `model.weights.h5` for Keras, plus an
 optional JSON of its own). Loading is `factory(**config["options"]).load(directory)`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -17,19 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho_core import __version__, data, physics, rundir
+from ptycho_core import __version__, data, metrics, physics, ranks, rundir, stitch
 from ptycho_core.data import Dataset, Groups
 from ptycho_core.errors import DataError, PtychoError, UsageError
 from ptycho_core.generator import (
     Generator,
     History,
     IterativeGenerator,
-    ObjectEstimate,
-    Scan,
+    Reconstruction,
     TrainConfig,
     TrainingSet,
     no_progress,
 )
+from ptycho_core.metric_registry import finite
 from ptycho_core.registry import GeneratorSpec, resolve_factory
 
 CHECKPOINT_FORMAT = 1
@@ -131,15 +132,13 @@ def fit_generator(
     progress=no_progress,
 ) -> tuple[Generator, History]:
     """Build `factory(**options)`, fit it, save its weights and the core's config.json in model_dir
-    (under torchrun: rank 0 alone writes, `ptycho_core.parallel`)."""
-    from ptycho_core import parallel
-
+    (under torchrun: rank 0 alone writes, `ptycho_core.ranks`)."""
     options = spec.resolve_options(options)
     generator = build_generator(spec, options)
     start = time.perf_counter()
     history = generator.fit(prepared.train, prepared.val, config, progress)
     seconds = time.perf_counter() - start
-    if not parallel.is_writer():
+    if not ranks.is_writer():
         return generator, history
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -152,8 +151,6 @@ def training_numbers(history: History, model_dir: str | os.PathLike | None = Non
     """The registry's "training" numbers of a fit or an iterative run (`ptycho_core.metric_registry`):
     epochs_run, final_loss, best_val_loss; with `model_dir` (the checkpoint `fit_generator` wrote)
     also train_seconds, the wall time of the generator's `fit`, the one meaning it has everywhere."""
-    from ptycho_core.metric_registry import finite
-
     val = [v for v in history.val_loss if finite(v)]
     out = {
         "epochs_run": len(history.loss),
@@ -178,7 +175,7 @@ def build_generator(spec: GeneratorSpec, options: dict) -> Generator | Iterative
 def checkpoint_config(
     spec: GeneratorSpec, options: dict, prepared: Prepared, config: TrainConfig, seconds: float
 ) -> dict:
-    """The core's part of a checkpoint (DESIGN section 7)."""
+    """The core's part of a checkpoint (docs/design.md#contracts)."""
     return {
         "format_version": CHECKPOINT_FORMAT,
         "generator": spec.name,
@@ -276,45 +273,21 @@ def predict_anchors(generator, ds: Dataset, groups: Groups, batch_size: int = PR
     return predict_groups(generator, ds.diffraction[groups.indices], groups.offsets, batch_size, slice(0, 1))[:, 0]
 
 
-@dataclass
-class Reconstruction:
-    """A stitched and scored object.
-
-    object (H, W) complex64 and weights (H, W) on the canvas; positions: the dataset's positions plus
-    `shift` (a whole-pixel shift, non-zero only without ground truth, when the canvas is sized to
-    cover every patch); metrics: plain floats (only the data-space error without ground truth);
-    frc: FRC curves; region: the scored box.
-    """
-
-    object: np.ndarray
-    weights: np.ndarray
-    positions: np.ndarray
-    shift: tuple
-    metrics: dict
-    frc: dict = field(default_factory=dict)
-    region: list = field(default_factory=list)
-
-
 def object_grid(ds: Dataset) -> tuple[tuple[int, int], np.ndarray, tuple[float, float]]:
     """The object grid a dataset is reconstructed and scored on: (shape (H, W), positions on it,
     shift). The ground truth's grid when the data has one, else the smallest canvas covering every
     patch (`stitch.canvas_for`; the whole-pixel shift is recorded)."""
-    from ptycho_core import stitch
-
-    known = (ds.metadata or {}).get(OBJECT_SHAPE_KEY) if ds.object is None else ds.object.shape
-    shape, shift = stitch.canvas_for(ds.positions, ds.patch_size, None if known is None else tuple(known))
+    shape, shift = stitch.canvas_for(ds.positions, ds.patch_size, ds.object_shape)
     return shape, ds.positions + np.asarray(shift, dtype=np.float64), shift
 
 
 def stitch_and_score(
     patches: np.ndarray, ds: Dataset, stitcher="probe_weighted", registry=None, **stitch_options
 ) -> Reconstruction:
-    """Stitch anchor patches (n, N, N) at the dataset's positions and score them (DESIGN section 8).
+    """Stitch anchor patches (n, N, N) at the dataset's positions and score them (docs/design.md#scoring).
 
     `stitcher` is a name, `dist:name` or a StitcherSpec; options are checked against its spec.
     """
-    from ptycho_core import stitch
-
     shape, positions, shift = object_grid(ds)
     obj, weights = stitch.stitch(stitcher, patches, positions, shape, ds.probe, registry=registry, **stitch_options)
     return score_object(obj, weights, positions, shift, ds, patches)
@@ -324,8 +297,6 @@ def score_whole_object(obj: np.ndarray, ds: Dataset) -> Reconstruction:
     """Score a whole object (an iterative generator's, on `object_grid(ds)`) exactly as a stitched
     one: the weights are the probe-weighted stitcher's (the illumination, splat |P|^2) and the
     patches for the twin share are cut from the object at the positions."""
-    from ptycho_core import stitch
-
     shape, positions, shift = object_grid(ds)
     obj = np.asarray(obj)
     if obj.shape != tuple(shape):
@@ -338,9 +309,7 @@ def score_whole_object(obj: np.ndarray, ds: Dataset) -> Reconstruction:
 
 
 def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Reconstruction:
-    """The one scoring path (DESIGN section 8) for stitched and whole objects on the object grid."""
-    from ptycho_core import metrics
-
+    """The one scoring path (docs/design.md#scoring) for stitched and whole objects on the object grid."""
     scores = metrics.score(obj, weights, ds.object, positions, ds.probe, ds.diffraction, mask=ds.mask)
     values = {k: float(v) for k, v in scores.as_dict().items() if isinstance(v, (int, float))}
     if ds.object is not None:
@@ -356,22 +325,20 @@ def score_object(obj, weights, positions, shift, ds: Dataset, patches) -> Recons
     )
 
 
-# --- iterative generators (DESIGN section 10) -------------------------------------------------------
-
-#: Dataset.metadata key the compare children read the test object's grid shape from (they never
-#: see the object itself).
-OBJECT_SHAPE_KEY = "object_shape"
+# --- iterative generators (docs/design.md#contracts) -------------------------------------------------------
 
 
-def scan_for(ds: Dataset) -> Scan:
-    """The `Scan` an iterative generator gets: the dataset on its object grid (`object_grid`)."""
+def scan_for(ds: Dataset) -> Dataset:
+    """The scan an iterative generator gets: `ds` on its object grid (`object_grid`: positions
+    shifted onto it, `object_shape` set) without the ground truth (generators never see it)."""
     shape, positions, _ = object_grid(ds)
-    return Scan(
+    return dataclasses.replace(
+        ds,
         diffraction=np.ascontiguousarray(ds.diffraction, dtype=np.float32),
         positions=positions,
         probe=np.asarray(ds.probe, dtype=np.complex64),
+        object=None,
         object_shape=tuple(int(v) for v in shape),
-        mask=ds.mask,
         metadata=dict(ds.metadata or {}),
     )
 
@@ -387,9 +354,9 @@ def check_iterative(spec: GeneratorSpec) -> None:
 
 def reconstruct_scan(
     spec: GeneratorSpec, options: dict | None, ds: Dataset, config: TrainConfig, progress=no_progress
-) -> tuple[IterativeGenerator, ObjectEstimate, float]:
-    """Build `factory(**options)` and run its `reconstruct` on `ds`; returns (generator, estimate,
-    seconds of `reconstruct`).
+) -> tuple[IterativeGenerator, Reconstruction, float]:
+    """Build `factory(**options)` and run its `reconstruct` on `ds`; returns (generator, its
+    Reconstruction, seconds of `reconstruct`).
 
     The object is checked: the grid's shape, finite values (PtychoError otherwise).
     """

@@ -1,4 +1,4 @@
-"""Plugin discovery with per-plugin isolation (DESIGN section 6).
+"""Plugin discovery with per-plugin isolation (docs/design.md#plugins).
 
 Entry points of the `ptycho` group are loaded one at a time; each plugin's hook implementations
 are called separately, each with its own `register` closure, inside try/except. A plugin that
@@ -24,7 +24,7 @@ from importlib import metadata
 
 import pluggy
 
-from ptycho_core import __version__, hookspecs
+from ptycho_core import __version__, default_plugins, hookspecs
 from ptycho_core.errors import PluginError
 from ptycho_core.registry import GeneratorSpec, LoaderSpec, Problem, Registry, StitcherSpec
 
@@ -61,8 +61,6 @@ class PluginHost:
         self._info: dict[str, dict] = {}
         self._load_problems: list[Problem] = []
         self._registry: Registry | None = None
-        from ptycho_core import default_plugins
-
         self.register(default_plugins, "ptycho", distribution=CORE_DISTRIBUTION, version=__version__, builtin=True)
         if entry_points:
             self.load_entry_points(load)

@@ -30,7 +30,7 @@ Option = Setting
 
 def reserved_option_names() -> frozenset:
     """TrainConfig field and option names and every engine setting's name: generator options may
-    not shadow them (DESIGN section 6)."""
+    not shadow them (docs/design.md#plugins)."""
     names = {n for s in train_settings() for n in (s.field, s.name)}
     return frozenset(names | {s.name for s in TORCH_SETTINGS} | {"engine"})
 

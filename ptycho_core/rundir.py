@@ -166,7 +166,7 @@ def read_json(path) -> dict:
 
 def write_npz(path, digest=None, **arrays) -> Path:
     """Atomic np.savez (never pickled); optionally feed every array into a hashlib digest."""
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
     path = Path(path)
     with atomic(path) as tmp, open(tmp, "wb") as fh:

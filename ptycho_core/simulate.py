@@ -36,6 +36,7 @@ import numpy as np
 from ptycho_core import physics
 from ptycho_core.data import Dataset
 from ptycho_core.errors import UsageError
+from ptycho_core.io import load_dataset
 
 # SimConfig and DEFAULT_SIM are declared in the light simconfig module; they are used and offered here too
 from ptycho_core.simconfig import DEFAULT_SIM, MATERIALS, OBJECTS, PHASES, PROBES, SimConfig  # noqa: F401
@@ -51,8 +52,8 @@ def _normalise(img: np.ndarray) -> np.ndarray:
 
 def lines_object(size: int, rng: np.random.Generator) -> np.ndarray:
     """Random lines on a 2x canvas, blurred at several widths and summed, cropped; in [0, 1]."""
-    from scipy.ndimage import gaussian_filter
-    from skimage.draw import line
+    from scipy.ndimage import gaussian_filter  # lazy: import time (scipy), only this function needs it
+    from skimage.draw import line  # lazy: import time (scikit-image), only this function needs it
 
     big = 2 * size
     canvas = np.zeros((big, big))
@@ -166,7 +167,7 @@ def aberrated_probe(
 def resample_probe(probe: np.ndarray, n: int) -> np.ndarray:
     """A complex (M, M) probe resampled to (n, n) (bicubic on real and imaginary parts), so that it
     spans the same fraction of the patch; peak |P| = 1."""
-    from scipy.ndimage import zoom
+    from scipy.ndimage import zoom  # lazy: import time (scipy), only this function needs it
 
     probe = np.asarray(probe)
     if probe.ndim != 2 or probe.shape[0] != probe.shape[1]:
@@ -183,8 +184,6 @@ def resample_probe(probe: np.ndarray, n: int) -> np.ndarray:
 
 def probe_from_file(path: str, n: int) -> np.ndarray:
     """The probe of a dataset file (any installed loader), resampled to (n, n)."""
-    from ptycho_core.io import load_dataset
-
     return resample_probe(load_dataset(path).probe, n)
 
 

@@ -1,4 +1,4 @@
-"""Built-in stitchers (DESIGN section 8), registered through the same hooks as any plugin.
+"""Built-in stitchers (docs/design.md#scoring), registered through the same hooks as any plugin.
 
 A stitcher takes patches (n, N, N) complex, positions (n, 2) as (y, x) object pixels of each
 patch's centre pixel (N//2, N//2), the canvas shape (H, W) and the probe (N, N), splats with the
@@ -13,6 +13,7 @@ import numpy as np
 
 from ptycho_core import physics
 from ptycho_core.errors import UsageError
+from ptycho_core.plugins import load_registry
 
 #: Canvas pixels whose weight is below this fraction of the maximum are set to 0.
 WEIGHT_FLOOR = 1e-3
@@ -121,8 +122,6 @@ def stitch(name_or_spec, patches, positions, shape, probe, registry=None, **opti
     spec = name_or_spec
     if isinstance(name_or_spec, str):
         if registry is None:
-            from ptycho_core.plugins import load_registry
-
             registry = load_registry()
         spec = registry.stitcher(name_or_spec)
     values = spec.resolve_options(options)

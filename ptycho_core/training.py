@@ -1,4 +1,4 @@
-"""The one training policy of the bench (DESIGN section 7), framework-neutral.
+"""The one training policy of the bench (docs/design.md#contracts), framework-neutral.
 
 `train(backend, config, progress) -> History` owns everything that must be the same for every
 generator of a comparison: the epochs, the stop rules, the learning-rate schedule, the timeout,

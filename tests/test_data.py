@@ -1,4 +1,4 @@
-"""The dataset contract, splits, grouping and simulation (DESIGN sections 3 and 5)."""
+"""The dataset contract, splits, grouping and simulation (docs/design.md#dataset, #splits)."""
 
 import dataclasses
 

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from ptycho_core import compare, pipeline, report, rundir
+from ptycho_core import compare, errors, pipeline, report, rundir
 from ptycho_core.generator import History, TrainConfig
 from ptycho_core.harness import plan as planning
 from ptycho_core.harness import score, supervise, worker
@@ -87,7 +87,7 @@ def test_nan_predictions_give_a_failed_row_with_the_reason(staged, tmp_path, mon
 
 @pytest.mark.parametrize("loss", [[2.0, float("nan")], [float("inf"), 1.0], [], [1.0, None]])
 def test_a_non_finite_loss_without_a_stop_reason_fails_the_run(loss):
-    with pytest.raises(worker.RunFailed, match="non-finite loss in the training history"):
+    with pytest.raises(errors.RunFailed, match="non-finite loss in the training history"):
         worker.check_history(History(loss=loss, stopped=""))
     worker.check_history(History(loss=[2.0, 1.0], stopped="early stop at epoch 2"))  # finite: accepted
 

@@ -1,4 +1,4 @@
-"""Listing never imports numpy or a framework (DESIGN section 2), checked in a fresh process."""
+"""Listing never imports numpy or a framework (docs/design.md#layers), checked in a fresh process."""
 
 import json
 import os

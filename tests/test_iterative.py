@@ -1,4 +1,4 @@
-"""Iterative generators (`kind="iterative"`, DESIGN section 10) in the core, with the numpy dummy
+"""Iterative generators (`kind="iterative"`, docs/design.md#contracts) in the core, with the numpy dummy
 `dummy_iterative` (full-batch PIE): whole-object scoring shares the stitched path's region,
 alignment and metrics; compare runs iterative rows beside learned ones (times, failures, resume,
 report, the default selection); `ptycho reconstruct --generator` needs no model; the conformance
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ptycho_core import compare, pipeline
-from ptycho_core.generator import ObjectEstimate, TrainConfig
+from ptycho_core.generator import Reconstruction, TrainConfig
 from ptycho_core.plugins import PluginHost
 from ptycho_core.simulate import SimConfig, simulate_pair
 from ptycho_core.testing import dummies
@@ -69,23 +69,29 @@ def test_whole_object_scoring_refuses_a_wrong_grid_or_nan(tiny_test):
 
 
 def test_without_ground_truth_the_grid_covers_every_patch_and_the_shift_is_recorded(tiny_test):
-    blind = dataclasses.replace(tiny_test, object=None)
+    blind = dataclasses.replace(tiny_test, object=None, object_shape=None)  # measured data: no grid known
     scan = pipeline.scan_for(blind)
     n = scan.patch_size
     assert (scan.positions - n // 2 >= 0).all()
     assert (scan.positions + n // 2 < np.array(scan.object_shape)).all()
     shape, positions, shift = pipeline.object_grid(blind)
     np.testing.assert_allclose(positions - blind.positions, np.broadcast_to(shift, positions.shape))
-    # the children never see the object: its grid comes through the metadata
-    told = dataclasses.replace(blind, metadata={pipeline.OBJECT_SHAPE_KEY: list(tiny_test.object.shape)})
+    # the children never see the object: its grid comes as Dataset.object_shape
+    told = dataclasses.replace(blind, object_shape=tiny_test.object.shape)
     assert pipeline.object_grid(told)[0] == tiny_test.object.shape
+    assert tiny_test.object_shape == tiny_test.object.shape  # set from the ground truth
+    # the scan an iterative generator gets: one Dataset type, on its grid, without the ground truth
+    on_grid = pipeline.scan_for(tiny_test)
+    assert on_grid.object is None and on_grid.object_shape == tiny_test.object.shape
+    np.testing.assert_array_equal(on_grid.positions, tiny_test.positions)  # a known grid: no shift
+    on_grid.validate("scan")
 
 
 def test_the_dummy_solver_reconstructs_the_object(tiny_test):
     spec = _host().registry().generator("dummy_iterative")
     events = []
     _, estimate, seconds = pipeline.reconstruct_scan(spec, {"iterations": 30}, tiny_test, TrainConfig(), events.append)
-    assert isinstance(estimate, ObjectEstimate) and seconds > 0
+    assert isinstance(estimate, Reconstruction) and seconds > 0
     assert len(estimate.history.loss) == 30 and estimate.history.loss[-1] < 0.1 * estimate.history.loss[0]
     assert [e["epoch"] for e in events] == list(range(1, 31))
     scores = pipeline.score_whole_object(estimate.object, tiny_test).metrics

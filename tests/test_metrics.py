@@ -1,4 +1,4 @@
-"""Metrics against known answers (DESIGN section 8)."""
+"""Metrics against known answers (docs/design.md#scoring)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Sanity rows: every metric is honest on full and partial coverage (issue 15, DESIGN section 8).
+"""Sanity rows: every metric is honest on full and partial coverage (issue 15, docs/design.md#scoring).
 
 The ground truth's own patches, stitched and scored against it, are perfect on every metric; pure
 noise, a flat object, the object shifted by a few pixels and the twin image each score badly on

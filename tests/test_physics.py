@@ -1,4 +1,4 @@
-"""The numpy reference physics (DESIGN section 4) against known answers."""
+"""The numpy reference physics (docs/design.md#physics) against known answers."""
 
 import numpy as np
 import pytest

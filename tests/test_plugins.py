@@ -1,4 +1,4 @@
-"""Plugin discovery and isolation (DESIGN section 6), seen through the CLI.
+"""Plugin discovery and isolation (docs/design.md#plugins), seen through the CLI.
 
 Entry points are faked by monkeypatching `importlib.metadata.entry_points` (as used by
 `ptycho_core.plugins`), and once for real: a temporary dist-info directory on PYTHONPATH in a

@@ -37,6 +37,7 @@ WHEELHOUSE = ROOT / "wheelhouse"
 CONSTRAINTS = ROOT / "constraints.txt"
 EXAMPLE = ROOT / "examples" / "ptycho-mynet"
 BASELINE = ROOT / "plugins" / "ptycho_baseline"
+FNO = ROOT / "plugins" / "ptycho_fno"
 GUIDE = ROOT / "docs" / "writing-a-plugin.md"
 INSTALL_DOC = ROOT / "docs" / "install.md"
 
@@ -95,7 +96,8 @@ def _copy_checkout(dst: Path) -> Path:
         shutil.copy2(ROOT / name, dst / name)
     for name in ("ptycho_core", "cli"):
         shutil.copytree(ROOT / name, dst / name, ignore=SOURCE_IGNORE)
-    shutil.copytree(BASELINE, dst / "plugins" / BASELINE.name, ignore=SOURCE_IGNORE)
+    for plugin in (BASELINE, FNO):
+        shutil.copytree(plugin, dst / "plugins" / plugin.name, ignore=SOURCE_IGNORE)
     (dst / "wheelhouse").symlink_to(WHEELHOUSE, target_is_directory=True)
     return dst
 
@@ -186,12 +188,17 @@ def venv(tmp_path_factory):
     home = _venv_home(tmp)
     try:
         env = Venv(home / "ptycho-env", dist)
-        # docs/install.md as written: the venv in ~/ptycho-env, torch first, then core and baseline.
+        # docs/install.md as written: the venv in ~/ptycho-env, torch first, then core, baseline, fno
+        # and pytest together; then core and baseline again from a copy of the sources.
         (tmp / "install.sh").write_text(doc_script(INSTALL_DOC))
         path = f"{Path(getattr(sys, '_base_executable', sys.executable)).parent}{os.pathsep}{os.environ['PATH']}"
         proc = _run(["bash", tmp / "install.sh"], check=False, timeout=600, cwd=checkout, HOME=str(home), PATH=path)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "baseline" in proc.stdout and "ptycho-baseline" in proc.stdout, proc.stdout
+        assert "stable_hybrid" in proc.stdout and "ptycho-fno" in proc.stdout, proc.stdout
+        assert env.installed("pytest") and env.installed("neuraloperator")
+        # what the guide says: installing from a folder leaves setuptools' folders in it
+        assert list(checkout.glob("*.egg-info")) and list((home / "ptycho-src").glob("*.egg-info")), proc.stdout
         yield env
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -277,7 +284,7 @@ def guide_blocks() -> list[tuple[str, str, bool]]:
     return doc_blocks(GUIDE)
 
 
-@pytest.mark.parametrize(("doc", "runnable_blocks"), [(GUIDE, 6), (INSTALL_DOC, 1)])
+@pytest.mark.parametrize(("doc", "runnable_blocks"), [(GUIDE, 6), (INSTALL_DOC, 2)])
 def test_doc_python_blocks_compile_and_toml_blocks_parse(doc, runnable_blocks):
     blocks = doc_blocks(doc)
     assert sum(runnable for _, _, runnable in blocks) >= runnable_blocks

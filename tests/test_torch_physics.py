@@ -1,4 +1,4 @@
-"""Parity of the torch physics with the numpy reference (DESIGN section 4), and its gradients."""
+"""Parity of the torch physics with the numpy reference (docs/design.md#physics), and its gradients."""
 
 import os
 

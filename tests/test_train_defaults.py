@@ -49,7 +49,9 @@ def test_explicit_values_win_over_plugin_defaults_which_win_over_trainconfig():
     assert spec.train_config({"epochs": 2}) == TrainConfig(epochs=2, lr=2e-3, batch_size=8)
     assert spec.train_config({"epochs": None}).epochs == 4, "None means not given"
     plain = next(s for s in dummies.specs() if s.name == "dummy_intensity")
-    plans = planning.make_plans([spec, plain], {id(spec): {}, id(plain): {}}, {"lr": 0.01}, seeds=2)
+    plans = planning.make_plans(
+        [spec, plain], {spec.qualified_name: {}, plain.qualified_name: {}}, {"lr": 0.01}, seeds=2
+    )
     assert [(p.name, p.config.epochs, p.config.lr, p.config.seed) for p in plans] == [
         ("dummy_defaults-seed0", 4, 0.01, 0),
         ("dummy_defaults-seed1", 4, 0.01, 1),

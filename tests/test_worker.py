@@ -9,7 +9,7 @@ import signal
 import numpy as np
 import pytest
 
-from ptycho_core import pipeline, rundir
+from ptycho_core import errors, pipeline, rundir
 from ptycho_core.generator import TrainConfig
 from ptycho_core.harness import worker
 from ptycho_core.harness.prepared import load_prepared, save_prepared
@@ -130,16 +130,16 @@ def test_failing_fit_raises_and_publishes_nothing(data_dir, tmp_path):
 
 def test_non_finite_loss_fails_the_run_with_the_history_reason(data_dir, tmp_path):
     directory, _, _ = data_dir
-    with pytest.raises(worker.RunFailed, match="non-finite loss at epoch 1"):
+    with pytest.raises(errors.RunFailed, match="non-finite loss at epoch 1"):
         worker.execute(_job(tmp_path, directory, "dummy_nan"))
     history = json.loads((tmp_path / ".dummy_nan.partial" / "history.json").read_text())
     assert history["loss"] == [None], "NaN is written as null: strict JSON"
 
 
 def test_failure_reasons_name_the_cause():
-    assert worker.failure_reason(MemoryError("big")) == "out of memory (MemoryError: big)"
-    assert worker.failure_reason(ValueError("bad\nmore")) == "ValueError: bad"
-    assert worker.failure_reason(worker.RunFailed("non-finite loss at epoch 2")) == "non-finite loss at epoch 2"
+    assert errors.failure_reason(MemoryError("big")) == "out of memory (MemoryError: big)"
+    assert errors.failure_reason(ValueError("bad\nmore")) == "ValueError: bad"
+    assert errors.failure_reason(errors.RunFailed("non-finite loss at epoch 2")) == "non-finite loss at epoch 2"
     assert worker.exit_reason(-signal.SIGKILL) == "killed by SIGKILL (out of memory?)"
     assert worker.exit_reason(-signal.SIGTERM) == "killed by SIGTERM"
     assert worker.exit_reason(3) == "child process exited with code 3"

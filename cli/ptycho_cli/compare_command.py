@@ -1,4 +1,4 @@
-"""`ptycho compare`: a thin shell over `ptycho_core.harness.run` (DESIGN section 9): parse, run, render."""
+"""`ptycho compare`: a thin shell over `ptycho_core.harness.run` (docs/design.md#compare): parse, run, render."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import click
 
 from ptycho_cli.options import data_file, data_file_options, setting_options, sim_help, train_config_options
 from ptycho_cli.results_command import db_option
-from ptycho_core.harness.request import DEFAULT_OUT, SIMULATIONS, compare_settings
+from ptycho_core import harness
+from ptycho_core.harness import DEFAULT_OUT, SIMULATIONS, compare_settings
 
 
 @click.command()
@@ -116,7 +117,6 @@ def run_comparison(
     `settings`: the declared compare settings (`compare_settings()`: gridsize, seeds, ...) and the
     training and engine options, by option name."""
     from ptycho_cli.progress import CompareDisplay, print_result
-    from ptycho_core import harness
 
     if sim_settings:
         from ptycho_cli.sim_settings import sim_config

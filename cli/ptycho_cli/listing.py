@@ -1,6 +1,6 @@
 """Listing commands: list-generators, list-loaders, list-stitchers, plugins, describe.
 
-Standard library, click and ptycho_core's light modules only (DESIGN section 2): listing never
+Standard library, click and ptycho_core's light modules only (docs/design.md#layers): listing never
 imports numpy or a framework; availability is checked with `importlib.util.find_spec`.
 """
 

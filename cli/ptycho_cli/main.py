@@ -1,7 +1,7 @@
 """The `ptycho` command: a thin click shell over ptycho_core.
 
 Commands live in small modules that are imported only when their command is looked up, and
-import nothing heavier than click at module level (DESIGN section 2: listing plugins must not
+import nothing heavier than click at module level (docs/design.md#layers: listing plugins must not
 import numpy, torch or TensorFlow). Errors users can cause (`PtychoError`, and click's usage errors
 for a bad flag or value) become one line on stderr and exit code 2.
 """

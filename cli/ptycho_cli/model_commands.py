@@ -9,9 +9,9 @@ import click
 
 from ptycho_cli.options import data_file_options, parse_options, setting_option, train_config_options
 from ptycho_cli.results_command import db_option
-from ptycho_core.errors import UsageError
+from ptycho_core.errors import UsageError, failure_reason
 from ptycho_core.generator import train_settings
-from ptycho_core.harness.request import compare_settings
+from ptycho_core.harness import compare_settings
 from ptycho_core.settings import Setting
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
@@ -107,8 +107,6 @@ def train(
             progress = display.callback(spec.name) if writer else (lambda event: None)
             generator, history = pipeline.fit_generator(spec, options, prepared, config, out_dir, progress)
     except Exception as exc:
-        from ptycho_core.harness.worker import failure_reason
-
         record(started=started, status="failed", reason=failure_reason(exc))
         raise
     if writer:
@@ -186,15 +184,13 @@ def reconstruct(state, model_dir, generator_name, raw_options, device, seed, **k
 
     An .npz output holds `object` (H, W) complex64, `weights`, `positions` and `metrics_json`; a
     *product.h5 output is a Ptychodus product (object, probe, positions in metres, pixel size). With ground
-    truth in the data the reconstruction is scored (DESIGN section 8); without, only the data-space error.
+    truth in the data the reconstruction is scored (docs/design.md#scoring); without, only the data-space error.
 
     \b
     Example:
       ptycho simulate --out lines.npz
       ptycho reconstruct --generator lsqml --data lines.npz --out recon.npz
     """
-    from ptycho_core.errors import UsageError
-
     if (model_dir is None) == (generator_name is None):
         raise UsageError("give either --model DIR (a trained generator) or --generator NAME (an iterative one)")
     if generator_name is not None:

@@ -35,7 +35,7 @@ def _params() -> list[click.Parameter]:
 
 @click.pass_obj
 def _sweep(state, raw_options, **settings):
-    from ptycho_core.harness.sweep import split_grid
+    from ptycho_core.harness import split_grid
 
     fixed, grid = split_grid(raw_options)
     if not grid:

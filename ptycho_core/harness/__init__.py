@@ -1,4 +1,4 @@
-"""The compare harness (DESIGN section 9): every generator on the same footing.
+"""The compare harness (docs/design.md#compare): every generator on the same footing.
 
 One dataset, one split, one set of groups, one seed, one training budget, one stitcher, one
 metric pipeline. The parent never imports torch or TensorFlow. Its files name their jobs:
@@ -21,7 +21,34 @@ Spawned children import the main module of the parent: a script calling `run(...
 it with `if __name__ == "__main__":`, as for any multiprocessing program.
 """
 
+from ptycho_core.harness import events
 from ptycho_core.harness.compare import run
-from ptycho_core.harness.request import CompareRequest, CompareResult
+from ptycho_core.harness.executors import EXECUTORS
+from ptycho_core.harness.request import (
+    DEFAULT_GRIDSIZE,
+    DEFAULT_OUT,
+    DEFAULT_STITCHER,
+    INTERRUPTED_EXIT,
+    SIMULATIONS,
+    CompareRequest,
+    CompareResult,
+    compare_settings,
+)
+from ptycho_core.harness.sweep import split_grid
 
-__all__ = ["CompareRequest", "CompareResult", "run"]
+#: The public API (the CLI uses only these names): `run`, its request and result, the settings'
+#: defaults and choices, `compare_settings` (their declarations, for generated options), `events` (what `run` reports while it works) and `split_grid` (sweeps).
+__all__ = [
+    "DEFAULT_GRIDSIZE",
+    "DEFAULT_OUT",
+    "DEFAULT_STITCHER",
+    "EXECUTORS",
+    "INTERRUPTED_EXIT",
+    "SIMULATIONS",
+    "CompareRequest",
+    "CompareResult",
+    "compare_settings",
+    "events",
+    "run",
+    "split_grid",
+]

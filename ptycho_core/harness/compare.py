@@ -13,6 +13,7 @@ from ptycho_core import rundir
 from ptycho_core.harness import events as ev
 from ptycho_core.harness import executors, plan, score, source, sweep
 from ptycho_core.harness.request import INTERRUPTED_EXIT, CompareRequest, CompareResult
+from ptycho_core.plugins import PluginHost
 
 
 def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult:
@@ -26,8 +27,6 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     Ctrl-C while the children run ends the unfinished runs as "interrupted" rows; the report is
     still written and `exit_code` is INTERRUPTED_EXIT.
     """
-    from ptycho_core.plugins import PluginHost
-
     started = time.time()
     registry = (host or PluginHost.from_environment()).registry()
     selection = plan.select(request, registry)
@@ -65,7 +64,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
 
 def _record(request, result, on_event) -> None:
     """Index the finished comparison in the results database (an error there is only a warning)."""
-    from ptycho_core.results import record_comparison
+    from ptycho_core.results import record_comparison  # lazy: loaded when listing; the target imports numpy
 
     line = record_comparison(result, request.db, warn=lambda text: on_event(ev.Note(text)))
     if line:
@@ -106,8 +105,8 @@ def _epochs(plans) -> str:
 
 
 def _report(request, selection, staged, registry, scored, threads, started, plans) -> CompareResult:
-    from ptycho_core import report
-    from ptycho_core.harness.provenance import build_provenance
+    from ptycho_core import report  # lazy: loaded when listing; the target imports numpy
+    from ptycho_core.harness.provenance import build_provenance  # lazy: loaded when listing; the target imports numpy
 
     runs = [s.row for s in scored]
     rows = report.summarise([r.to_dict() for r in runs], request.seeds)

@@ -30,7 +30,7 @@ class RunStarted:
 
 @dataclass(frozen=True)
 class RunProgress:
-    """A trainer's progress event (DESIGN section 7); step == steps ends an epoch."""
+    """A trainer's progress event (docs/design.md#contracts); step == steps ends an epoch."""
 
     run: str
     epoch: int = 0

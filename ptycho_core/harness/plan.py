@@ -1,5 +1,5 @@
 """Planning a comparison: which generators run, with which options and budget, into which
-folders, and which finished runs can be reused (DESIGN section 9, resume).
+folders, and which finished runs can be reused (docs/design.md#compare, resume).
 
 Nothing here imports numpy or a framework.
 """
@@ -39,7 +39,7 @@ class Selection:
     """What a request selects, checked against the registry before any data is touched.
 
     specs: generators to run; skipped: [{generator, reason}]; explicit: generators were named;
-    option_values: typed options by id(spec); stitcher / stitch_options: the stitcher and its
+    option_values: typed options by `spec.qualified_name`; stitcher / stitch_options: the stitcher and its
     typed options; train: explicit TrainConfig values; base_config: TrainConfig from `train` alone
     (the split's seed and val_fraction, provenance).
     """
@@ -131,8 +131,8 @@ def resolve_compare_options(options, specs, registry: Registry, stitcher_spec) -
         if target is None:
             compared = ", ".join(s.name for s in specs)
             raise UsageError(f"--option {name}.*: {name!r} is not a generator being compared ({compared})")
-        per_spec.setdefault(id(target), {}).update(values)
-    resolved = {id(spec): spec.resolve_options(per_spec.get(id(spec), {})) for spec in specs}
+        per_spec.setdefault(target.qualified_name, {}).update(values)
+    resolved = {spec.qualified_name: spec.resolve_options(per_spec.get(spec.qualified_name, {})) for spec in specs}
     return resolved, stitch_options
 
 
@@ -178,13 +178,15 @@ def make_plans(specs, option_values: dict, train: dict, seeds: int) -> list[RunP
             name = label if seeds == 1 else f"{label}-seed{s}"
             config = dataclasses.replace(base, seed=s)
             plans.append(
-                RunPlan(name=name, label=label, spec=spec, options=option_values[id(spec)], seed=s, config=config)
+                RunPlan(
+                    name=name, label=label, spec=spec, options=option_values[spec.qualified_name], seed=s, config=config
+                )
             )
     return plans
 
 
 def run_hash(plan: RunPlan, fingerprint: str, prepared_hash: str, split_info: dict) -> str:
-    """sha256 over everything a run's result depends on (DESIGN section 9, resume)."""
+    """sha256 over everything a run's result depends on (docs/design.md#compare, resume)."""
     payload = {
         "data": fingerprint,
         "prepared": prepared_hash,

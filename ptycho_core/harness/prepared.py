@@ -8,9 +8,15 @@ never written (children never see test ground truth).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
+from ptycho_core.data import Dataset, Groups
+from ptycho_core.generator import TrainingSet
+from ptycho_core.pipeline import Prepared
 from ptycho_core.rundir import PREPARED_JSON, write_json, write_npz
 
 
@@ -21,10 +27,6 @@ def save_prepared(prepared, directory) -> dict:
 
     Returns the JSON record (it includes a content hash of everything written: `hash`).
     """
-    import hashlib
-
-    import numpy as np
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -64,7 +66,7 @@ def save_prepared(prepared, directory) -> dict:
     record["ground_truth"] = flags
     # The test object's grid (not the object): iterative generators reconstruct on it. Derived from
     # the object, which the data fingerprint already covers, so it stays out of the hash.
-    record["test_object_shape"] = None if test.object is None else list(test.object.shape)
+    record["test_object_shape"] = None if test.object_shape is None else list(test.object_shape)
     write_json(directory / PREPARED_JSON, record)
     return record
 
@@ -74,12 +76,6 @@ def load_prepared(directory, supervised: bool = False):
 
     Ground-truth patches are loaded only when `supervised` (PINNs never see ground truth).
     """
-    import numpy as np
-
-    from ptycho_core.data import Dataset, Groups
-    from ptycho_core.generator import TrainingSet
-    from ptycho_core.pipeline import Prepared
-
     directory = Path(directory)
     record = json.loads((directory / PREPARED_JSON).read_text())
     sets = {}
@@ -98,7 +94,8 @@ def load_prepared(directory, supervised: bool = False):
         positions=t["positions"],
         probe=t["probe"],
         mask=t.get("mask"),
-        metadata=_test_metadata(record),
+        metadata=dict(record.get("test_metadata") or {}),
+        object_shape=record.get("test_object_shape") or None,
     )
     groups = Groups(indices=t["group_indices"], positions=t["group_positions"], offsets=t["group_offsets"])
     return Prepared(
@@ -109,13 +106,3 @@ def load_prepared(directory, supervised: bool = False):
         gridsize=record["gridsize"],
         info=record["info"],
     )
-
-
-def _test_metadata(record: dict) -> dict:
-    """The test set's metadata, with the object grid's shape when the parent's test data has one."""
-    from ptycho_core.pipeline import OBJECT_SHAPE_KEY
-
-    metadata = dict(record.get("test_metadata") or {})
-    if record.get("test_object_shape"):
-        metadata[OBJECT_SHAPE_KEY] = list(record["test_object_shape"])
-    return metadata

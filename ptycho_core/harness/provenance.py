@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 import platform
 import time
+from importlib import metadata
 
 from ptycho_core import __version__
 from ptycho_core.host import git_sha
+from ptycho_core.pipeline import PREDICT_BATCH
 
 #: Modules of the core's own numerical stack, always reported.
 CORE_MODULES = ("numpy", "scipy", "skimage")
@@ -18,8 +20,6 @@ CORE_MODULES = ("numpy", "scipy", "skimage")
 
 def build_provenance(request, selection, staged, registry, *, gpus, threads: int, started: float) -> dict:
     """The provenance block of a comparison (see `harness.compare.run` for the arguments)."""
-    from ptycho_core.pipeline import PREDICT_BATCH
-
     config = selection.base_config
     return {
         "ptycho": __version__,
@@ -74,8 +74,6 @@ def _generator(spec, train: dict) -> dict:
 
 def library_versions(modules) -> dict[str, str]:
     """{distribution: version} of the installed distributions providing these top-level modules."""
-    from importlib import metadata
-
     providers = metadata.packages_distributions()
     versions = {}
     for module in dict.fromkeys(modules):

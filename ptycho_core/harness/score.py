@@ -1,5 +1,5 @@
 """Scoring a finished run: stitch its anchor patches, or take an iterative generator's whole
-object, and score the object (DESIGN section 8: one region, alignment and metrics for both, in
+object, and score the object (docs/design.md#scoring: one region, alignment and metrics for both, in
 `pipeline.score_object`); write `metrics.json` and `object.npz` into its folder.
 
 `score_run` returns a `Scored`: the run's typed `Row` plus what the figures need (the object
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ptycho_core import rundir
+from ptycho_core.errors import failure_reason
 from ptycho_core.harness.plan import RunPlan
 
 
@@ -47,8 +48,6 @@ def score_run(
     try:
         result = _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry)
     except Exception as exc:  # a bad prediction or a stitcher plugin's error fails this row only
-        from ptycho_core.harness.worker import failure_reason
-
         row.fail(f"scoring failed: {failure_reason(exc)}")
         return scored
     row.metrics = dict(result.metrics)
@@ -73,9 +72,9 @@ def score_run(
 
 
 def _stitch_and_score(run_dir, test_ds, stitcher_spec, stitch_options, registry):
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
-    from ptycho_core import pipeline
+    from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
 
     with np.load(run_dir / rundir.RECON_NPZ, allow_pickle=False) as z:
         if "object" in z.files:  # an iterative generator's whole object: no stitching

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptycho_core.errors import DataError, UsageError
+from ptycho_core.harness.plan import sha256
 from ptycho_core.harness.request import SIMULATIONS
 from ptycho_core.registry import Registry
 
@@ -34,9 +35,8 @@ class Staged:
 
 def stage(train_ds, test_ds, source: dict, selection, gridsize: int, layout) -> Staged:
     """Group the data once for every generator and write it for the children."""
-    from ptycho_core import pipeline
-    from ptycho_core.harness.plan import sha256
-    from ptycho_core.harness.prepared import save_prepared
+    from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
+    from ptycho_core.harness.prepared import save_prepared  # lazy: loaded when listing; the target imports numpy
 
     config = selection.base_config
     supervised = any(s.supervised for s in selection.specs)
@@ -70,7 +70,7 @@ def load_data(data, test_data, simulate, registry: Registry):
             )
         desc = f"{train_src} ({train.n} patterns) / test {test_src} ({test.n} patterns)"
         return train, test, {"kind": "files", "description": desc, "data": train_src, "test_data": test_src}
-    from ptycho_core.data import spatial_split
+    from ptycho_core.data import spatial_split  # lazy: loaded when listing; the target imports numpy
 
     train_part, test_part, split = spatial_split(train)
     desc = (
@@ -82,7 +82,7 @@ def load_data(data, test_data, simulate, registry: Registry):
 
 def simulated(simulate):
     """Train and test datasets simulated with DEFAULT_SIM (or `simulate`: an object name or a SimConfig)."""
-    from ptycho_core import simulate as sim
+    from ptycho_core import simulate as sim  # lazy: loaded when listing; the target imports numpy
 
     cfg = simulate
     if cfg is None:
@@ -104,11 +104,11 @@ def simulated(simulate):
 
 def read(item, role: str, registry: Registry):
     """(Dataset, source text) from a file path, a `ptycho_core.io.DataFile` or a `Dataset` object."""
-    from ptycho_core.data import Dataset
+    from ptycho_core.data import Dataset  # lazy: loaded when listing; the target imports numpy
 
     if isinstance(item, Dataset):
         return item.validate(source=f"{role} dataset"), f"<{role} dataset>"
-    from ptycho_core.io import DataFile, load_dataset
+    from ptycho_core.io import DataFile, load_dataset  # lazy: loaded when listing; the target imports numpy
 
     path = Path(str(item))
     if not path.is_file():

@@ -16,15 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
+import signal
+import sys
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from typing import Any
 
 from ptycho_core import rundir
 from ptycho_core.errors import UsageError
 from ptycho_core.harness import events as ev
+from ptycho_core.harness import worker
+from ptycho_core.harness.worker import BAD_USAGE, PARENT_GONE, exit_reason
 
 #: The reason of a run that a parent interrupt (Ctrl-C) ended or kept from starting.
 INTERRUPTED = "interrupted"
@@ -101,8 +107,6 @@ def run_children(runs, layout: rundir.Layout, *, jobs=1, threads=1, timeout=0.0,
     the running children and ends every unfinished run as an "interrupted" outcome
     (`Outcome.interrupted`), so the caller can still report.
     """
-    import multiprocessing
-
     if not runs:
         return {}
     ctx = multiprocessing.get_context("spawn")
@@ -137,8 +141,6 @@ def run_children(runs, layout: rundir.Layout, *, jobs=1, threads=1, timeout=0.0,
 
 
 def _wait_for_news(running: dict, on_event) -> None:
-    from multiprocessing.connection import wait
-
     pipes = {c.events: c for c in running.values() if c.events is not None}
     ready = wait(list(pipes) + [c.process.sentinel for c in running.values()], timeout=0.2)
     for item in ready:
@@ -183,8 +185,6 @@ def launch(ctx, run, layout: rundir.Layout, threads: int) -> Child:
 
 def child_main(job: dict, events, parent_pid: int) -> None:
     """The child's entry point: die with the parent that started it, then `worker.main`."""
-    from ptycho_core.harness import worker
-
     die_with_parent(parent_pid)
     worker.main(job, events)
 
@@ -192,19 +192,14 @@ def child_main(job: dict, events, parent_pid: int) -> None:
 def die_with_parent(parent_pid: int) -> None:
     """Ask Linux to SIGKILL this process when its parent ends (elsewhere: nothing); exit at once
     when the parent is already gone."""
-    import signal
-    import sys
-
     if sys.platform.startswith("linux"):
-        import ctypes
+        import ctypes  # lazy: only this platform probe needs it
 
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
         except (OSError, AttributeError):  # no prctl: the pipe still ends an orphan at its next event
             pass
     if os.getppid() != parent_pid:
-        from ptycho_core.harness.worker import PARENT_GONE
-
         os._exit(PARENT_GONE)
 
 
@@ -247,8 +242,6 @@ def collect(plan, layout: rundir.Layout, exitcode, reason: str | None, reported:
     run.json with status "failed". `reported`: the reason the child sent, used when its error.json
     is missing (a full disk). Writing the failed record may fail too (a full disk): the folder is
     still published without DONE, so a rerun redoes the run."""
-    from ptycho_core.harness.worker import BAD_USAGE, exit_reason
-
     run_dir, partial = layout.run_dir(plan.name), layout.partial_dir(plan.name)
     if exitcode == BAD_USAGE and reason is None:  # not a row: nothing to keep
         reason = rundir.read_json(partial / rundir.ERROR_JSON).get("reason") or reported or "bad usage"

@@ -43,8 +43,8 @@ def split_grid(items: Iterable[str]) -> tuple[list[str], dict[str, dict[str, lis
     return fixed, grid
 
 
-def variants(grid, selection) -> dict[int, list[tuple[str, dict]]]:
-    """{id(spec): [("key=value,...", typed options), ...]} for the generators a grid sweeps ({} for
+def variants(grid, selection) -> dict[str, list[tuple[str, dict]]]:
+    """{spec.qualified_name: [("key=value,...", typed options), ...]} for the generators a grid sweeps ({} for
     no grid). Each combination is typed and checked by the spec's declared options, over the
     comparison's fixed options, before any work; a grid naming a generator that is not being
     compared, or an unknown key, is a UsageError."""
@@ -60,9 +60,9 @@ def variants(grid, selection) -> dict[int, list[tuple[str, dict]]]:
         rows = []
         for combination in itertools.product(*(axes[k] for k in keys)):
             given = dict(zip(keys, combination, strict=True))
-            options = spec.resolve_options({**selection.option_values[id(spec)], **given})
+            options = spec.resolve_options({**selection.option_values[spec.qualified_name], **given})
             rows.append((",".join(f"{k}={v}" for k, v in given.items()), options))
-        out[id(spec)] = rows
+        out[spec.qualified_name] = rows
     return out
 
 
@@ -73,11 +73,11 @@ def expand(plans: list, variants: dict) -> list:
         return plans
     out = []
     for plan in plans:
-        if id(plan.spec) not in variants:
+        if plan.spec.qualified_name not in variants:
             out.append(plan)
             continue
         suffix = plan.name[len(plan.label) :]  # "" or "-seedK"
-        for setting, options in variants[id(plan.spec)]:
+        for setting, options in variants[plan.spec.qualified_name]:
             folder = "".join(c if c.isalnum() or c in "-_.=" else "-" for c in setting.replace(",", "_"))
             out.append(
                 dataclasses.replace(

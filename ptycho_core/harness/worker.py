@@ -1,4 +1,4 @@
-"""The child process of a comparison (DESIGN section 9): one (generator, seed) per process.
+"""The child process of a comparison (docs/design.md#compare): one (generator, seed) per process.
 
 The parent (`harness.supervise`) starts `main(job, events)` with
 `multiprocessing.get_context("spawn")`, passing only plain data: the job dict (factory string,
@@ -27,13 +27,21 @@ from __future__ import annotations
 import math
 import os
 import platform
+import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from ptycho_core import rundir
+import numpy as np
+
+from ptycho_core import pipeline, rundir
+from ptycho_core.errors import RunFailed, UsageError, failure_reason
+from ptycho_core.generator import TrainConfig
+from ptycho_core.harness.prepared import load_prepared
+from ptycho_core.host import peak_rss_mib
 from ptycho_core.metric_registry import finite
+from ptycho_core.registry import GeneratorSpec, Option, resolve_factory
 
 #: Progress events are forwarded at most this often (seconds), except epoch ends.
 PROGRESS_INTERVAL = 0.5
@@ -44,10 +52,6 @@ PARENT_GONE = 75
 
 #: Exit code of a child whose job is bad usage (a factory refusing an option value): not a row.
 BAD_USAGE = 64
-
-
-class RunFailed(Exception):
-    """A run that ended without a usable result (the message is the row's reason)."""
 
 
 # --- entry point ---------------------------------------------------------------------------------
@@ -79,29 +83,9 @@ def main(job: dict, events=None) -> None:
             pass
         if isinstance(exc, KeyboardInterrupt):
             os._exit(130)
-        sys.exit(BAD_USAGE if _is_usage_error(exc) else 1)
+        sys.exit(BAD_USAGE if isinstance(exc, UsageError) else 1)
     emit({"type": "finished", "status": summary.status})
     _flush()
-
-
-def _is_usage_error(exc: BaseException) -> bool:
-    from ptycho_core.errors import UsageError
-
-    return isinstance(exc, UsageError)
-
-
-def failure_reason(exc: BaseException) -> str:
-    """One line saying why a run failed (a usage error: its message alone)."""
-    if _is_usage_error(exc):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return f"out of memory (MemoryError{': ' + str(exc) if str(exc) else ''})"
-    if isinstance(exc, RunFailed):
-        return str(exc)
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def exit_reason(exitcode: int | None) -> str:
@@ -109,8 +93,6 @@ def exit_reason(exitcode: int | None) -> str:
     if exitcode is None:
         return "did not finish"
     if exitcode < 0:
-        import signal
-
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
@@ -131,8 +113,6 @@ def execute(job: dict, emit=None) -> rundir.RunRecord:
     Returns the run's record (written to run.json). Raises on failure (the partial folder is left
     for the caller, holding whatever was written).
     """
-    from ptycho_core.generator import TrainConfig
-
     emit = emit or (lambda event: None)
     partial = Path(job["partial_dir"])
     partial.mkdir(parents=True, exist_ok=True)
@@ -148,12 +128,6 @@ def execute(job: dict, emit=None) -> rundir.RunRecord:
 
 def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
     """A learned generator: fit (writing model/ and history.json), predict the test groups (recon.npz)."""
-    import numpy as np
-
-    from ptycho_core import pipeline
-    from ptycho_core.harness.prepared import load_prepared
-    from ptycho_core.registry import resolve_factory
-
     prepared = load_prepared(job["data_dir"], supervised=spec.supervised)
     resolve_factory(spec.factory)  # import the framework first: training time excludes imports
     started = time.time()
@@ -175,16 +149,12 @@ def _fit_and_predict(job, spec, config, partial: Path, emit) -> rundir.RunRecord
 
 
 def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
-    """An iterative generator (DESIGN section 10): reconstruct the test data's whole object.
+    """An iterative generator (docs/design.md#contracts): reconstruct the test data's whole object.
 
     recon.npz holds `object` (H, W) on the object grid, and `probe` / `refined_positions` when the
     engine refined them. The reconstruction time is the wall time of `reconstruct` (imports
     excluded); patterns per second count the test patterns reconstructed in it.
     """
-    from ptycho_core import pipeline
-    from ptycho_core.harness.prepared import load_prepared
-    from ptycho_core.registry import resolve_factory
-
     prepared = load_prepared(job["data_dir"])
     resolve_factory(spec.factory)  # import the framework first: reconstruction time excludes imports
     started = time.time()
@@ -206,9 +176,6 @@ def _reconstruct(job, spec, config, partial: Path, emit) -> rundir.RunRecord:
 
 def _record(job, spec, config, generator, history, seconds, test_patterns) -> rundir.RunRecord:
     """The run.json of a successful run; `seconds` is the timed reconstruction of the test patterns."""
-    from ptycho_core import pipeline
-    from ptycho_core.host import peak_rss_mib
-
     device = device_info(generator)
     return rundir.RunRecord(
         name=job["name"],
@@ -240,8 +207,6 @@ def _record(job, spec, config, generator, history, seconds, test_patterns) -> ru
 
 def spec_from_dict(data: dict):
     """A GeneratorSpec back from `spec_as_dict` (the job's plain-data copy)."""
-    from ptycho_core.registry import GeneratorSpec, Option
-
     data = dict(data)
     data["options"] = {k: Option(**v) for k, v in data.get("options", {}).items()}
     data["requires"] = tuple(data.get("requires", ()))
@@ -264,10 +229,6 @@ def predict_timed(generator, prepared) -> tuple:
     One warm-up call on the first PREDICT_BATCH groups, then every test group timed, in calls of
     PREDICT_BATCH groups (`pipeline.PREDICT_BATCH`): the same measurement for every generator.
     """
-    import numpy as np
-
-    from ptycho_core import pipeline
-
     test, groups = prepared.test, prepared.test_groups
     batch = pipeline.PREDICT_BATCH
     warm = slice(0, min(batch, groups.n_groups))

@@ -11,8 +11,19 @@ This package module stays cheap (standard library only); the format modules (`np
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+
+from ptycho_core.data import Dataset
+from ptycho_core.errors import DataError, PluginError, UsageError
+from ptycho_core.io import geometry, ptychodus
+from ptycho_core.io.npz import check_npy
+from ptycho_core.io.npz import save_reconstruction as save_npz_reconstruction
+from ptycho_core.plugins import load_registry
+from ptycho_core.registry import resolve_factory
 
 #: Writer name -> (factory "module:attr", suffixes it claims, what it writes).
 WRITERS = {
@@ -48,14 +59,9 @@ def load_dataset(path, registry=None, loader: str | None = None, probe: str | No
     `ptycho_core.data.Dataset`; raises DataError on bad data, UsageError for an unknown file
     type or loader.
     """
-    from ptycho_core.data import Dataset
-    from ptycho_core.errors import DataError, PluginError
-
     if isinstance(path, DataFile):
         path, loader, probe = path.path, loader or path.loader, probe or path.probe
     if registry is None:
-        from ptycho_core.plugins import load_registry
-
         registry = load_registry()
     spec = loader_spec(path, registry, loader)
     factory = spec.load_factory()
@@ -88,8 +94,6 @@ def unclaimed_suffix(path, spec) -> tuple[str, str] | None:
     """(".rsu.h5", ".h5") when `path` (x.rsu.h5) went to `spec` for a shorter extension and its
     longer suffix looks like a format of its own (no loader claims it: the plugin that read it
     may be uninstalled); None otherwise."""
-    import re
-
     name = Path(str(path)).name.lower()
     matched = max((e for e in spec.extensions if name.endswith(e)), key=len, default=None)
     if matched is None:
@@ -100,8 +104,6 @@ def unclaimed_suffix(path, spec) -> tuple[str, str] | None:
 
 def _probe_for(spec, factory, probe_path: str, registry):
     """The (N, N) probe in `probe_path` (a .npy array or any dataset file), for a loader taking `probe=`."""
-    from ptycho_core.errors import UsageError
-
     if "probe" not in inspect.signature(factory).parameters:
         raise UsageError(f"--probe: loader {spec.qualified_name} reads the probe from the file and takes no --probe")
     return read_probe(probe_path, registry)
@@ -109,13 +111,7 @@ def _probe_for(spec, factory, probe_path: str, registry):
 
 def read_probe(path, registry=None):
     """A complex (N, N) probe from a `.npy` array (never unpickled) or from any dataset file."""
-    import numpy as np
-
-    from ptycho_core.errors import DataError
-
     if str(path).lower().endswith(".npy"):
-        from ptycho_core.io.npz import check_npy
-
         check_npy(path)
         try:
             array = np.load(path, allow_pickle=False)
@@ -129,8 +125,6 @@ def read_probe(path, registry=None):
 
 def writer_for(path, fmt: str | None = None) -> str:
     """The writer name for `path`: `fmt` when given, else the longest suffix that matches."""
-    from ptycho_core.errors import UsageError
-
     if fmt is not None:
         if fmt not in WRITERS:
             raise UsageError(f"unknown output format {fmt!r} (known: {', '.join(WRITERS)})")
@@ -145,20 +139,14 @@ def writer_for(path, fmt: str | None = None) -> str:
 
 def save_dataset(ds, path, fmt: str | None = None) -> Path:
     """Write `ds` with the writer for `path`'s suffix (or the format `fmt`); returns the path."""
-    from ptycho_core.registry import resolve_factory
-
     return resolve_factory(WRITERS[writer_for(path, fmt)][0])(ds, path)
 
 
 def save_reconstruction(path, result, dataset, name: str = "ptycho") -> Path:
-    """Write a reconstruction (`pipeline.Reconstruction` of `dataset`): a Ptychodus product file
+    """Write a reconstruction (a `Reconstruction` of `dataset`): a Ptychodus product file
     when `path` ends in product.h5 (object, probe, positions and pixel size, opened by Ptychodus),
     else ptycho's .npz (object, weights, positions, metrics_json). Returns the path."""
     if str(path).lower().endswith("product.h5"):
-        from ptycho_core.io import geometry, ptychodus
-
         frame, _ = geometry.of_dataset(dataset.metadata, dataset.patch_size)
         return ptychodus.save_product(path, result.object, dataset.probe, result.positions, frame, name=name)
-    from ptycho_core.io.npz import save_reconstruction as save_npz_reconstruction
-
     return save_npz_reconstruction(path, result)

@@ -1,4 +1,4 @@
-"""From file arrays to the dataset contract (DESIGN section 3) and back, for the HDF5 formats.
+"""From file arrays to the dataset contract (docs/design.md#dataset) and back, for the HDF5 formats.
 
 Counts become amplitudes (`sqrt(counts)`, so `counts_scale` is 1); probes and objects lose
 their singleton mode and layer axes; positions in metres become (y, x) object pixels.

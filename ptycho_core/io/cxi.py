@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ptycho_core import __version__
 from ptycho_core.data import Dataset
 from ptycho_core.errors import DataError
 from ptycho_core.io import contract
 from ptycho_core.io import geometry as geo
-from ptycho_core.io.hdf5 import H5Reader, check_units
+from ptycho_core.io.hdf5 import H5Reader, check_units, write_atomically
 
 ENTRY = "entry_1"
 DATA = "entry_1/data_1/data"
@@ -261,9 +262,6 @@ def save_cxi(ds: Dataset, path) -> Path:
     Counts are amplitudes squared; geometry comes from the metadata (or DEFAULT geometry,
     recorded as assumed). Per-pattern masks (n, N, N) cannot be written (CXI has one mask).
     """
-    from ptycho_core import __version__
-    from ptycho_core.io.hdf5 import write_atomically
-
     path = Path(path)
     geometry, grid, metadata = contract.to_write(ds, path, "CXI")
     y_m, x_m = contract.metres_from_pixels(ds.positions, geometry.pixel_size_m, grid.shape)
@@ -302,6 +300,6 @@ def _write_ptychodus_geometry(h5, pixel_m: float, n: int) -> None:
 
 
 def _softlink(target: str):
-    import h5py
+    import h5py  # lazy: import time (h5py), only HDF5 files need it
 
     return h5py.SoftLink("/" + target)

@@ -1,7 +1,7 @@
 """Far-field geometry: photon energy, detector distance and pixel size -> the object pixel size.
 
 Files in the field's formats (CXI, Ptychodus) give positions in metres; the dataset contract
-(DESIGN section 3) wants them in object pixels. One far-field relation links the two:
+(docs/design.md#dataset) wants them in object pixels. One far-field relation links the two:
 
     object pixel size  dx = wavelength * distance / (N * detector pixel size)
     wavelength         = h c / E

@@ -19,6 +19,8 @@ one-line DataError, never a silent fallback to another field.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -246,9 +248,6 @@ def check_units(reader: H5Reader, field: str, attrs) -> None:
 def write_atomically(path, fill) -> Path:
     """Create the HDF5 file `path` by calling `fill(h5py.File)` on a temporary file beside it,
     then renaming it into place; returns the path."""
-    import os
-    import tempfile
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)

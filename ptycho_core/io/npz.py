@@ -1,4 +1,4 @@
-"""NumPy `.npz` datasets: ptycho's own files and the PtychoPINN raw contract (DESIGN section 3).
+"""NumPy `.npz` datasets: ptycho's own files and the PtychoPINN raw contract (docs/design.md#dataset).
 
 Own files (written by `save_npz`): `diffraction`, `positions`, `probe`, optional `object` and
 `mask`, and `metadata_json`, a 0-d unicode string array holding the metadata as JSON. A round
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ptycho_core import physics
 from ptycho_core.data import Dataset
 from ptycho_core.errors import DataError
 from ptycho_core.io import limits
@@ -296,8 +297,6 @@ def _load_own(ar: Archive) -> Dataset:
 
 
 def _load_ptychopinn(ar: Archive) -> Dataset:
-    from ptycho_core import physics
-
     conversions: list = []
     metadata: dict = {"source": ar.source, "format": "ptychopinn-raw"}
     if "diffraction" in ar.keys:
@@ -363,7 +362,7 @@ def _load_ptychopinn(ar: Archive) -> Dataset:
     ds = Dataset(diffraction=diffraction, positions=positions, probe=probe, object=obj, metadata=metadata)
     _validate(ds, ar, names)
 
-    # File-provided ground-truth patches are only checked, never used (DESIGN section 3).
+    # File-provided ground-truth patches are only checked, never used (docs/design.md#dataset).
     for key in ("ground_truth_patches", "Y"):
         if key not in ar.keys:
             continue
@@ -451,7 +450,7 @@ def _write_atomically(path: Path, arrays: dict) -> Path:
 
 
 def save_reconstruction(path, result) -> Path:
-    """Write a `pipeline.Reconstruction` as .npz: `object` (H, W) complex64, `weights`, `positions`
+    """Write a `Reconstruction` (ptycho_core.generator) as .npz: `object` (H, W) complex64, `weights`, `positions`
     (on the object's grid) and `metrics_json` (a 0-d unicode array); returns the path."""
     arrays = {
         "object": result.object,

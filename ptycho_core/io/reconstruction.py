@@ -11,29 +11,19 @@ are the probe-weighted illumination (the stitcher's scoring weights).
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
+from ptycho_core import stitch
 from ptycho_core.errors import DataError
+from ptycho_core.generator import Reconstruction
 from ptycho_core.io import contract, ptychodus
 from ptycho_core.io import geometry as geo
 from ptycho_core.io.hdf5 import H5Reader
-
-
-@dataclass
-class ObjectFile:
-    """A reconstruction: object (H, W) complex64, positions (n, 2) (y, x) pixels of its grid, and
-    the probe and geometry when the file has them."""
-
-    object: np.ndarray
-    positions: np.ndarray
-    probe: np.ndarray | None = None
-    geometry: geo.Geometry | None = None
-    metrics: dict = field(default_factory=dict)
+from ptycho_core.io.npz import save_reconstruction
 
 
 def is_reconstruction(path) -> bool:
@@ -52,8 +42,9 @@ def is_reconstruction(path) -> bool:
     return False
 
 
-def read(path) -> ObjectFile:
-    """Read a recon .npz or a lone Ptychodus product; DataError names the file and field."""
+def read(path) -> Reconstruction:
+    """Read a recon .npz or a lone Ptychodus product as a `Reconstruction` (object, positions on
+    its grid, metrics; a product adds its probe and geometry); DataError names the file and field."""
     if Path(path).name.lower().endswith(ptychodus.PRODUCT_SUFFIX):
         return _read_product(path)
     from ptycho_core.io.npz import Archive
@@ -72,10 +63,10 @@ def read(path) -> ObjectFile:
         raise DataError(
             f"{path}: 'object' must be (H, W) and 'positions' (n, 2), got {obj.shape} and {positions.shape}"
         )
-    return ObjectFile(obj, positions, metrics=metrics)
+    return Reconstruction(object=obj, positions=positions, metrics=metrics)
 
 
-def _read_product(path) -> ObjectFile:
+def _read_product(path) -> Reconstruction:
     """A product without its diffraction file, read and checked by the pair loader's own helpers."""
     with H5Reader(path, "Ptychodus product") as p:
         probe = contract.single_mode(p, "probe", p.array("probe", "the probe", kinds="fiuc"), "probe mode")
@@ -89,15 +80,14 @@ def _read_product(path) -> ObjectFile:
     detector_pixel = geo.wavelength_from_energy(energy) * distance / (n * pixel)
     positions = contract.pixels_from_metres(y_m, x_m, pixel, obj.shape, center)
     frame = geo.Geometry(energy, distance, detector_pixel, n)
-    return ObjectFile(obj.astype(np.complex64), positions, probe.astype(np.complex64), frame)
+    return Reconstruction(
+        object=obj.astype(np.complex64), positions=positions, probe=probe.astype(np.complex64), geometry=frame
+    )
 
 
-def write(rec: ObjectFile, path, scan=None) -> Path:
+def write(rec: Reconstruction, path, scan=None) -> Path:
     """Write `rec` as a recon .npz or (path ending in product.h5) a Ptychodus product; the probe
     and geometry a product needs come from `rec` or else from `scan` (a Dataset)."""
-    from ptycho_core import stitch
-    from ptycho_core.io.npz import save_reconstruction
-
     probe = rec.probe if rec.probe is not None else (None if scan is None else scan.probe)
     if Path(path).name.lower().endswith(ptychodus.PRODUCT_SUFFIX):
         if probe is None:
@@ -110,5 +100,4 @@ def write(rec: ObjectFile, path, scan=None) -> Path:
         weights = np.ones(rec.object.shape, np.float32)
     else:
         weights = stitch.illumination(rec.positions, rec.object.shape, np.abs(probe) ** 2)
-    result = SimpleNamespace(object=rec.object, weights=weights, positions=rec.positions, metrics=rec.metrics)
-    return save_reconstruction(path, result)
+    return save_reconstruction(path, dataclasses.replace(rec, weights=weights))

@@ -1,4 +1,4 @@
-"""Tables, figures and the HTML report of a comparison (DESIGN section 9, outputs).
+"""Tables, figures and the HTML report of a comparison (docs/design.md#compare, outputs).
 
 Written into the comparison folder, each file atomically (temporary file, then rename):
     metrics.csv      one row per generator: every metric of `ptycho_core.metric_registry`, in its

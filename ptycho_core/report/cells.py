@@ -6,6 +6,7 @@ the "too small" cells, and the notes on what was scored. Columns come from
 from __future__ import annotations
 
 from ptycho_core import metric_registry as registry
+from ptycho_core import metrics
 from ptycho_core.metric_registry import finite
 
 #: The cell of a metric left without a number because the scored area was too small.
@@ -53,8 +54,6 @@ def format_value(row: dict, col: registry.Metric) -> str:
 
 def coverage_note(rows: list[dict]) -> str:
     """One sentence: how much of the scan rectangle was covered and scored ('' when unknown)."""
-    from ptycho_core import metrics
-
     row = next((r for r in rows if finite(r.get("covered_fraction"))), None)
     if row is None:
         return ""
@@ -72,8 +71,6 @@ def coverage_note(rows: list[dict]) -> str:
 
 def method_note() -> str:
     """How the scored area and the FRC are chosen, with the thresholds (ptycho_core.metrics)."""
-    from ptycho_core import metrics
-
     weight, window = metrics.REGION_WEIGHT_FRACTION, metrics.SSIM_WINDOW
     return (
         f"Only covered pixels (stitching weight >= {weight:.0%} of the max) are scored: MAE, RMSE and PSNR over "

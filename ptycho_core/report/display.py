@@ -6,11 +6,13 @@ from __future__ import annotations
 import cmath
 import math
 
+import numpy as np
+
+from ptycho_core import metrics
+
 
 def scan_box(positions, shape) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1), half-open: the rectangle spanned by the scan centres on an (H, W) canvas."""
-    import numpy as np
-
     pos = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
     h, w = shape
     y0, x0 = max(int(math.ceil(pos[:, 0].min())), 0), max(int(math.ceil(pos[:, 1].min())), 0)
@@ -44,10 +46,6 @@ def display_images(truth, panels: dict) -> tuple[list, tuple]:
     """[(title, amplitude, phase)] cropped to the scanned box and aligned to the ground truth by
     one global complex scalar (over weight >= 10%); without ground truth, each image's
     amplitude-weighted mean phase is removed."""
-    import numpy as np
-
-    from ptycho_core import metrics
-
     first = truth if truth is not None else next(iter(panels.values()), None)
     if first is None:
         return [], (0, 0, 0, 0)
@@ -75,7 +73,6 @@ def display_images(truth, panels: dict) -> tuple[list, tuple]:
 
 
 def limits(arrays: list) -> tuple[float, float]:
-    import numpy as np
 
     values = np.concatenate([np.asarray(a)[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.zeros(1)
     if values.size == 0:

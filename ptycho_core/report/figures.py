@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 from ptycho_core import rundir
 from ptycho_core.metric_registry import finite
 from ptycho_core.report.display import display_images, length_label, limits, nice_length
@@ -41,7 +43,7 @@ def _image_rows(fig, axes, images: list, scales) -> None:
 def comparison_figure(truth, panels: dict, path, pixel_size_m: float | None = None) -> Path:
     """comparison.png: columns ground truth (when known) and every model; rows amplitude and
     phase, each row on one shared colour scale (from the ground truth when known)."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib's import time, only figures need it
     from matplotlib.patches import Rectangle
 
     images, (y0, y1, x0, x1) = display_images(truth, panels)
@@ -82,7 +84,7 @@ def comparison_figure(truth, panels: dict, path, pixel_size_m: float | None = No
 
 def frc_figure(curves: dict, path) -> Path:
     """frc.png: FRC against the ground truth, amplitude and phase panels, 0.5 threshold marked."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib's import time, only figures need it
 
     fig = Figure(figsize=(9, 3.6))
     axes = fig.subplots(1, 2)
@@ -117,8 +119,7 @@ def error_figure(truth, panels: dict, path) -> Path:
     """errors.png: per model, the amplitude error |r| - |g| and the wrapped phase error
     angle(r conj g) after the same alignment as comparison.png, on shared symmetric colour scales;
     a model that learned the twin image or blurred the lines shows it here at a glance."""
-    import numpy as np
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib's import time, only figures need it
 
     images, _ = display_images(truth, panels)
     if truth is None or len(images) < 2:
@@ -142,7 +143,7 @@ def error_figure(truth, panels: dict, path) -> Path:
 def training_figure(histories: dict, path) -> Path:
     """training.png: one panel per run (its own y scale, since generators' losses differ by orders
     of magnitude and sign), loss (solid) and validation loss (dashed) per epoch."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib's import time, only figures need it
     from matplotlib.ticker import MaxNLocator
 
     names = list(histories)

@@ -1,4 +1,4 @@
-"""The results store (DESIGN section 10): every comparison and run, indexed in a database.
+"""The results store (docs/design.md#run-record): every comparison and run, indexed in a database.
 
     store.py     where the database is (--db / PTYCHO_DB / the user's data folder), opening it,
                  its schema version and migrations, one-line errors

@@ -145,7 +145,7 @@ def _budget(train_config: dict) -> dict:
 
 def _here() -> dict:
     """Versions and hardware of this process (for runs made outside a comparison)."""
-    import platform
+    import platform  # lazy: only this fallback needs it
 
     return {
         "ptycho_version": __version__,

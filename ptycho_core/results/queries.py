@@ -78,7 +78,7 @@ def listed() -> tuple[str, ...]:
 
 
 def _metrics_of(conn, run_ids, names=None) -> dict[int, dict]:
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     m = tables().metrics
     ids = run_ids if isinstance(run_ids, sa.Select) else list(run_ids)
@@ -101,7 +101,7 @@ def _run_dict(row) -> dict:
 
 def list_runs(store, filters: Filters | None = None, limit: int = 20) -> list[dict]:
     """The newest runs (at most `limit`; 0: all), each with its headline metrics."""
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     r = tables().runs
     columns = [r.c[name] for name in LISTED] + [r.c.started, r.c.data_description, r.c.folder, r.c.reason]
@@ -133,7 +133,7 @@ def leaderboard(
 
 
 def _best_query(metric: str, filters: Filters, order: str):
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     t = tables()
     r, m = t.runs, t.metrics
@@ -151,7 +151,7 @@ def _best_query(metric: str, filters: Filters, order: str):
 
 
 def _leaderboard(store, metric: str, filters: Filters, order: str) -> dict:
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     t = tables()
     r, c = t.runs, t.comparisons
@@ -189,7 +189,7 @@ def _report(item: dict) -> str | None:
 
 def find_run(store, run: str) -> int:
     """A run's id from `RUN`: its id, or its run folder's path."""
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     if str(run).isdigit():
         return int(run)
@@ -208,7 +208,7 @@ def show(store, run: str) -> dict:
 
 
 def _show(store, run_id: int) -> dict:
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     t = tables()
     with store.transaction() as conn:
@@ -269,7 +269,7 @@ def _dict_diff(prefix: str, x: dict, y: dict) -> list[dict]:
 
 def export_rows(store, filters: Filters | None = None) -> tuple[list[str], list[dict]]:
     """(columns, rows): every run (oldest first) as run columns then one column per metric."""
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     r = tables().runs
     skip = {"hardware", "split", "recorded"}

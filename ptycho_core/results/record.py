@@ -13,7 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ptycho_core.errors import PtychoError
+from ptycho_core.results import entries
 from ptycho_core.results.entries import ComparisonEntry
+from ptycho_core.results.schema import tables
+from ptycho_core.results.store import Store
 
 
 def write(store, entry: ComparisonEntry) -> int | None:
@@ -22,9 +26,7 @@ def write(store, entry: ComparisonEntry) -> int | None:
 
 
 def _write(store, entry: ComparisonEntry) -> int | None:
-    import sqlalchemy as sa
-
-    from ptycho_core.results.schema import tables
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     t = tables()
     now = time.time()
@@ -53,8 +55,6 @@ def record_safely(build: Callable[[], ComparisonEntry], db=None, warn: Callable[
 
     Returns a line saying where it was recorded (for the command to show).
     """
-    from ptycho_core.results.store import Store
-
     try:
         entry = build()
         with Store.open(db) as store:
@@ -70,8 +70,6 @@ def record_safely(build: Callable[[], ComparisonEntry], db=None, warn: Callable[
 
 def record_comparison(result, db=None, warn: Callable[[str], None] = print) -> str | None:
     """Record a finished comparison (`CompareResult`); see `record_safely`."""
-    from ptycho_core.results import entries
-
     return record_safely(lambda: entries.from_compare(result), db, warn)
 
 
@@ -80,9 +78,6 @@ def import_folders(store, folders) -> tuple[list[dict], list[dict]]:
 
     Returns (imported: [{"folder", "comparison", "runs"}], problems: [{"folder", "reason"}]).
     """
-    from ptycho_core.errors import PtychoError
-    from ptycho_core.results import entries
-
     imported, problems = [], []
     for folder in comparison_folders(folders):
         try:

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 @functools.cache
 def tables() -> SimpleNamespace:
     """The current schema's tables and indexes, bound to one `MetaData`."""
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     md = sa.MetaData()
     version = sa.Table(
@@ -101,7 +101,7 @@ def _runs(sa, md):
 
 def _create(conn, *, tables_: tuple = (), indexes: tuple = ()) -> None:
     """Emit CREATE TABLE / CREATE INDEX for exactly these (a table's indexes are separate steps)."""
-    from sqlalchemy.schema import CreateIndex, CreateTable
+    from sqlalchemy.schema import CreateIndex, CreateTable  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     t = tables()
     for name in tables_:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ptycho_core.errors import PtychoError
+from ptycho_core.results.schema import MIGRATIONS, SCHEMA_VERSION, tables
 
 ENV = "PTYCHO_DB"
 DEFAULT_FILE = "results.db"
@@ -30,7 +31,7 @@ class StoreError(PtychoError):
 
 def default_path() -> Path:
     """`results.db` in the user's data folder, e.g. ~/.local/share/ptycho/results.db."""
-    import platformdirs
+    import platformdirs  # lazy: only the default results path needs it
 
     return platformdirs.user_data_path("ptycho", appauthor=False) / DEFAULT_FILE
 
@@ -47,7 +48,7 @@ def resolve_url(db: str | os.PathLike | None = None) -> str:
 
 def describe_url(url: str) -> str:
     """The database as a message names it: the file for SQLite, the URL without password otherwise."""
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -56,7 +57,7 @@ def describe_url(url: str) -> str:
 
 
 def _engine(url: str):
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -114,7 +115,7 @@ class Store:
 
     def guarded(self, work, *args):
         """`work(*args)`, with database errors turned into one-line `StoreError`s naming the database."""
-        import sqlalchemy as sa
+        import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
         try:
             return work(*args)
@@ -129,13 +130,11 @@ class Store:
 
     def schema_version(self, conn=None) -> int:
         """The applied schema version (0: an empty database); StoreError when it is not ours."""
-        import sqlalchemy as sa
+        import sqlalchemy as sa  # lazy: `ptycho results --help` must not import SQLAlchemy
 
         if conn is None:
             with self.transaction() as conn:
                 return self.schema_version(conn)
-        from ptycho_core.results.schema import tables
-
         names = set(sa.inspect(conn).get_table_names())
         if "schema_version" not in names:
             if names:
@@ -148,8 +147,6 @@ class Store:
 
     def _prepare(self) -> None:
         """Check the schema version and apply the missing migrations, in one transaction."""
-        from ptycho_core.results.schema import MIGRATIONS, SCHEMA_VERSION, tables
-
         with self.transaction() as conn:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")

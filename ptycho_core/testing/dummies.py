@@ -45,7 +45,7 @@ def _pattern_amplitude(diffraction, probe_power: float, s0: float):
 
     diffraction (..., N, N) raw amplitudes, probe_power = sum |P|^2 -> (...,) float64.
     """
-    import numpy as np
+    import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
     a2 = (np.asarray(diffraction, dtype=np.float64) ** 2).sum(axis=(-2, -1))
     return np.sqrt(a2 / probe_power) / s0
@@ -53,7 +53,7 @@ def _pattern_amplitude(diffraction, probe_power: float, s0: float):
 
 def _flat_patches(amplitude, phase, n: int):
     """(...,) amplitudes and phases -> (..., n, n) complex64 flat patches."""
-    import numpy as np
+    import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
     value = (amplitude * np.exp(1j * phase)).astype(np.complex64)
     return np.broadcast_to(value[..., None, None], value.shape + (n, n)).copy()
@@ -97,7 +97,7 @@ class _FlatPatchGenerator:
     _learned: tuple = ()
 
     def _remember(self, train):
-        import numpy as np
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
         self.params.update({"s0": float(train.s0), "probe_power": float((np.abs(train.probe) ** 2).sum())})
 
@@ -106,7 +106,7 @@ class _FlatPatchGenerator:
 
     @staticmethod
     def _history():
-        from ptycho_core.generator import History
+        from ptycho_core.generator import History  # lazy: a plugin module: registering it must not import numpy
 
         return History()
 
@@ -130,9 +130,9 @@ class IntensityGenerator(_FlatPatchGenerator):
     _learned = ("gain",)
 
     def fit(self, train, val, config, progress):
-        import numpy as np
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
-        from ptycho_core import physics
+        from ptycho_core import physics  # lazy: a plugin module: registering it must not import numpy
 
         if train.gt_patches is not None or (val is not None and val.gt_patches is not None):
             raise RuntimeError("an unsupervised generator was given ground truth")
@@ -175,7 +175,7 @@ class SupervisedGenerator(_FlatPatchGenerator):
     _learned = ("a1", "a0", "b1", "b0")
 
     def fit(self, train, val, config, progress):
-        import numpy as np
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
         if train.gt_patches is None:
             raise RuntimeError("dummy_supervised needs ground-truth patches")
@@ -285,10 +285,12 @@ class IterativeDummy:
         self.options = {"iterations": iterations, "step": step, "error": error}
 
     def reconstruct(self, scan, config, progress):
-        import numpy as np
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
-        from ptycho_core import physics
-        from ptycho_core.generator import History, ObjectEstimate
+        from ptycho_core import physics  # lazy: a plugin module: registering it must not import numpy
+
+        # lazy: a plugin module: registering it must not import numpy
+        from ptycho_core.generator import History, Reconstruction
 
         if self.options["error"] == "runtime":
             raise RuntimeError("dummy failure in reconstruct")
@@ -314,7 +316,7 @@ class IterativeDummy:
             if not math.isfinite(loss):
                 history.stopped = f"non-finite loss at epoch {k}"
                 break
-        return ObjectEstimate(object=obj.astype(np.complex64), history=history)
+        return Reconstruction(object=obj.astype(np.complex64), history=history)
 
 
 def build_iterative(iterations: int = 20, step: float = 1.0, error: str = "none") -> IterativeDummy:
@@ -417,15 +419,15 @@ class OracleGenerator:
         self.params = {"truth": str(truth), "mode": mode}
 
     def fit(self, train, val, config, progress=None):
-        from ptycho_core.generator import History
+        from ptycho_core.generator import History  # lazy: a plugin module: registering it must not import numpy
 
         return History(loss=[0.0] * config.epochs, val_loss=[0.0] * config.epochs, lr=[config.lr] * config.epochs)
 
     def predict(self, diffraction, offsets=None):
-        import numpy as np
+        import numpy as np  # lazy: a plugin module: registering it must not import numpy
 
-        from ptycho_core import physics
-        from ptycho_core.io.npz import load_npz
+        from ptycho_core import physics  # lazy: a plugin module: registering it must not import numpy
+        from ptycho_core.io.npz import load_npz  # lazy: a plugin module: registering it must not import numpy
 
         truth = load_npz(self.params["truth"])
         where = {pattern.tobytes(): i for i, pattern in enumerate(truth.diffraction)}
@@ -437,7 +439,7 @@ class OracleGenerator:
         if self.params["mode"] == "reordered":
             patches = np.roll(patches, 1, axis=0)
         if self.params["mode"] == "twin":  # the exit wave's twin conj(psi(-r)), divided by the probe again
-            from ptycho_core.metrics import reflect
+            from ptycho_core.metrics import reflect  # lazy: a plugin module: registering it must not import numpy
 
             probe = np.where(np.abs(truth.probe) > 1e-6 * np.abs(truth.probe).max(), truth.probe, 1)
             patches = np.conj(reflect(patches * truth.probe)) / probe

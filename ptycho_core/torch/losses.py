@@ -1,4 +1,4 @@
-"""Training losses (DESIGN section 4), always evaluated in float32/complex64.
+"""Training losses (docs/design.md#physics), always evaluated in float32/complex64.
 
 Physics losses compare predicted and measured amplitudes in normalised units (both multiplied by
 the training set's `input_scale = 1 / r`) over valid detector pixels; the supervised loss compares

@@ -1,4 +1,4 @@
-"""Torch physics matching the numpy reference `ptycho_core.physics` (DESIGN section 4).
+"""Torch physics matching the numpy reference `ptycho_core.physics` (docs/design.md#physics).
 
     extract:  o_i[u, v] = O(y_i + u - N//2, x_i + v - N//2)   bilinear, zero outside O
     forward:  A_i = |fftshift(fft2(P * o_i))| / N              (norm="ortho")

@@ -1,4 +1,4 @@
-"""`TorchGenerator`: turns any torch network into a ptycho generator (DESIGN section 7).
+"""`TorchGenerator`: turns any torch network into a ptycho generator (docs/design.md#contracts).
 
 A network is a pure `nn.Module` built by `build(channels C, patch_size N)`. Its `forward(x)` takes
 normalised amplitudes x (B, C, N, N) float32 (raw amplitudes times `input_scale`) and returns
@@ -149,7 +149,7 @@ class _Tensors:
 
 
 class TorchGenerator:
-    """A generator (DESIGN section 7) around a torch network built by `build(C, N)`.
+    """A generator (docs/design.md#contracts) around a torch network built by `build(C, N)`.
 
     `name` is the generator's registered name (checked on load); `supervised` selects the
     supervised loss (ground-truth patches) instead of the physics loss.

@@ -18,7 +18,7 @@ def save_weights(module_or_state: nn.Module | dict, path: str | Path, metadata: 
     Tensors are copied to contiguous CPU tensors; `metadata` is an optional str -> str dict
     stored in the file header. Returns the path written.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # lazy: safetensors comes with the optional torch extra
 
     state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
@@ -30,8 +30,8 @@ def save_weights(module_or_state: nn.Module | dict, path: str | Path, metadata: 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a `.safetensors` file into a dict of CPU tensors; PtychoError if missing or invalid."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError  # lazy: safetensors comes with the optional torch extra
+    from safetensors.torch import load_file  # lazy: safetensors comes with the optional torch extra
 
     path = Path(path)
     if not path.is_file():

@@ -1,6 +1,6 @@
 """The `.mynet.h5` format: one scan in an HDF5 file, read into ptycho's Dataset contract.
 
-Layout (all datasets at the root; the units are ptycho's, DESIGN section 3):
+Layout (all datasets at the root; the units are ptycho's, docs/design.md#dataset):
 
     diffraction   float32 (n, N, N)  amplitudes (sqrt counts), fftshifted
     positions     float64 (n, 2)     (y, x) object pixels under each pattern's centre pixel

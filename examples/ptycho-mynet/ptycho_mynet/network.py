@@ -1,6 +1,6 @@
 """The `mynet` network and its factory.
 
-Network contract (ptycho DESIGN section 7): `forward(x)` takes normalised amplitudes x of shape
+Network contract (ptycho docs/design.md#contracts): `forward(x)` takes normalised amplitudes x of shape
 (B, C, N, N) float32 (raw amplitudes times the training set's `input_scale`) and returns object
 patches (B, C, N, N) complex64 in units of s0 (roughly unit amplitude). The engine,
 `ptycho_core.torch.trainer.TorchGenerator`, multiplies them by a learnable global amplitude scale

@@ -1,4 +1,4 @@
-"""Factories of the FNO generators: `factory(**options) -> TorchGenerator` (DESIGN section 7).
+"""Factories of the FNO generators: `factory(**options) -> TorchGenerator` (docs/design.md#contracts).
 
 The torch engine (`ptycho_core.torch.trainer.TorchGenerator`) does the training, prediction and
 checkpointing; each factory only says how to build the network for C channels and patch size N.

@@ -1,6 +1,6 @@
 """The `pinn_tf` generator: fit / predict / save / load and the TensorFlow training loop.
 
-Contract (DESIGN section 7): arrays cross this boundary channel-first as numpy,
+Contract (docs/design.md#contracts): arrays cross this boundary channel-first as numpy,
 diffraction (B, C, N, N) float32 raw amplitudes, offsets (B, C, 2), patches (B, C, N, N)
 complex64 in contract units. The network sees `diffraction * input_scale` in Keras layout.
 

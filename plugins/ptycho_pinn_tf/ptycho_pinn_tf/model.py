@@ -35,7 +35,7 @@ def n_blocks(n: int) -> int:
 class GlobalAmplitudeScale(keras.layers.Layer):
     """Multiplies a sigmoid head in [0, 1] by 2 * exp(log_scale); log_scale starts at log(s0).
 
-    s0 is the rms object amplitude the training data imply (DESIGN section 4), so the head can
+    s0 is the rms object amplitude the training data imply (docs/design.md#physics), so the head can
     represent objects up to twice as bright as the rms and the scale itself is learnable.
     """
 

@@ -1,4 +1,4 @@
-"""TensorFlow physics, matching the numpy reference `ptycho_core.physics` (DESIGN section 4).
+"""TensorFlow physics, matching the numpy reference `ptycho_core.physics` (docs/design.md#physics).
 
 Channel-first throughout: patches are complex64 `(B, C, N, N)`, positions `(B, C, 2)` as (y, x)
 in object pixels. `tf.signal.fft2d` transforms the innermost two axes and has no `norm`, hence

@@ -1,4 +1,4 @@
-"""The TensorFlow physics matches the numpy reference (DESIGN section 4) to 1e-5 of max|ref|."""
+"""The TensorFlow physics matches the numpy reference (docs/design.md#physics) to 1e-5 of max|ref|."""
 
 import os
 

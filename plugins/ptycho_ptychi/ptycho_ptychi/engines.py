@@ -1,4 +1,4 @@
-"""pty-chi's iterative engines as ptycho generators (`kind="iterative"`, DESIGN section 10).
+"""pty-chi's iterative engines as ptycho generators (`kind="iterative"`, docs/design.md#contracts).
 
 `build_lsqml(**options)` etc. return a `PtychiEngine`; `reconstruct(scan, config, progress)` runs
 pty-chi's `PtychographyTask` on the scan and returns the object on the scan's object grid. The
@@ -57,7 +57,7 @@ class PtychiEngine:
     def reconstruct(self, scan, config, progress):
         import numpy as np
 
-        from ptycho_core.generator import History, ObjectEstimate
+        from ptycho_core.generator import History, Reconstruction
 
         torch, task = self._task(scan, config)
         history, start = History(), time.perf_counter()
@@ -76,7 +76,7 @@ class PtychiEngine:
             if config.timeout and time.perf_counter() - start >= config.timeout and k < iterations:
                 history.stopped = f"timeout after {k} iterations ({config.timeout:g} s)"
                 break
-        return self._estimate(task, scan, history, ObjectEstimate)
+        return self._estimate(task, scan, history, Reconstruction)
 
     def device_info(self) -> dict:
         """The GPU pty-chi ran on (None on CPU) and torch's peak GPU memory in MiB."""

@@ -1,4 +1,4 @@
-"""Executors: how a comparison's runs are run (DESIGN section 10).
+"""Executors: how a comparison's runs are run (docs/design.md#scaling).
 
 An executor turns `RunSpec`s (plain data, `runspec.py`) into finished run folders and one
 `supervise.Outcome` per run, and reports progress as `harness.events`. Scoring, the report and
@@ -50,9 +50,10 @@ def create(request) -> Executor:
     if name == "local":
         if request.scheduler:
             raise UsageError("--scheduler needs --executor dask")
+        # lazy: loaded when listing; the target imports numpy
         from ptycho_core.harness.executors.local import LocalExecutor
 
         return LocalExecutor(jobs=request.jobs)
-    from ptycho_core.harness.executors.dask import DaskExecutor
+    from ptycho_core.harness.executors.dask import DaskExecutor  # lazy: loaded when listing; the target imports numpy
 
     return DaskExecutor(scheduler=request.scheduler, workers=request.jobs if request.jobs > 1 else None)

@@ -1,4 +1,4 @@
-"""The Dask executor: each run is one task on a `distributed` cluster (DESIGN section 10).
+"""The Dask executor: each run is one task on a `distributed` cluster (docs/design.md#scaling).
 
     ptycho compare --executor dask --scheduler tcp://head:8786 ...   an existing cluster
     ptycho compare --executor dask [--jobs N] ...                    a LocalCluster here: N worker
@@ -25,6 +25,7 @@ the task clears the daemon flag of its worker process (its children die with it 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import queue
 import time
@@ -55,7 +56,7 @@ class DaskExecutor:
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None):
         try:
-            import distributed  # noqa: F401
+            import distributed  # noqa: F401  # lazy: optional dask extra
         except ImportError:
             raise UsageError(
                 "--executor dask needs dask.distributed: pip install 'ptycho[dask]' (or 'dask[distributed]')"
@@ -70,7 +71,7 @@ class DaskExecutor:
         """The client (connecting, or starting the LocalCluster, on first use)."""
         if self.client is not None:
             return self.client
-        from distributed import Client, LocalCluster
+        from distributed import Client, LocalCluster  # lazy: optional dask extra
 
         if self.scheduler:
             try:
@@ -114,7 +115,7 @@ class _Session:
         self.started: dict[str, float] = {}
 
     def run(self) -> dict:
-        from distributed import Event
+        from distributed import Event  # lazy: optional dask extra
 
         stop = Event(f"{self.topic}-stop", client=self.client)
         self.client.subscribe_topic(self.topic, self.inbox.put)
@@ -179,7 +180,7 @@ class _Session:
 
     def _stop(self, stop, futures: dict, interrupted: bool) -> None:
         """Tell every task to stop its child, wait a little for them, cancel the rest."""
-        from distributed import wait
+        from distributed import wait  # lazy: optional dask extra
 
         stop.set()
         pending = [f for f, run in futures.items() if run.name not in self.outcomes]
@@ -198,7 +199,7 @@ class _Session:
 
 def task_failure(future) -> str:
     """The row's reason for a task that did not return (its worker died, or the task raised)."""
-    from distributed import KilledWorker
+    from distributed import KilledWorker  # lazy: optional dask extra
 
     if future.status == "cancelled":
         return "cancelled on the Dask cluster"
@@ -212,7 +213,7 @@ def task_failure(future) -> str:
 
 def host_slots(client) -> dict[str, int]:
     """Task slots (worker threads) per worker host of the cluster."""
-    from distributed.comm import get_address_host
+    from distributed.comm import get_address_host  # lazy: optional dask extra
 
     slots: dict[str, int] = {}
     for address, info in client.scheduler_info(n_workers=-1)["workers"].items():
@@ -241,10 +242,8 @@ def event_from_dict(message) -> object | None:
 def run_task(run: dict, out: str, timeout: float, topic: str, stop_name: str, slots: dict) -> dict:
     """A Dask task: run one RunSpec in a spawned child on this worker; return
     {"outcome": Outcome fields, "seconds": wall time}. Never raises for a failed run."""
-    import multiprocessing
-
-    from distributed import Event, get_worker
-    from distributed.comm import get_address_host
+    from distributed import Event, get_worker  # lazy: optional dask extra
+    from distributed.comm import get_address_host  # lazy: optional dask extra
 
     worker = get_worker()
     spec = RunSpec.from_dict(run)

@@ -1,5 +1,5 @@
 """The local executor: every run in its own spawned child on this machine, `jobs` at a time,
-`cores / jobs` threads each (DESIGN section 9; `harness.supervise` does the work)."""
+`cores / jobs` threads each (docs/design.md#compare; `harness.supervise` does the work)."""
 
 from __future__ import annotations
 

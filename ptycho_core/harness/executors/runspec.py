@@ -1,4 +1,4 @@
-"""A run as plain data (DESIGN section 10, executors): what one (generator, seed) needs to run
+"""A run as plain data (docs/design.md#scaling, executors): what one (generator, seed) needs to run
 anywhere, and nothing that needs the parent's objects.
 
 `RunSpec` carries the worker's job (`harness.worker.main`: factory string, spec record, options,

@@ -1,5 +1,5 @@
 """The conformance kit: check that a plugin's generators, loaders and stitchers honour ptycho's
-contracts (DESIGN sections 3, 6, 7 and 8), from the plugin's own test suite.
+contracts (docs/design.md#dataset, #plugins, #contracts, #scoring), from the plugin's own test suite.
 
 One call, from any test or script (raises `ConformanceError`, an AssertionError, listing failures):
 
@@ -42,16 +42,15 @@ from ptycho_core.testing.conformance.base import (
     TINY_SIM,
     TINY_TRAIN,
     TOLERANCE,
-    Checker,
     CheckResult,
     ConformanceError,
     Unavailable,
     find_spec,
 )
+from ptycho_core.testing.conformance.checker import Checker
 from ptycho_core.testing.conformance.generator import (
     GENERATOR_CHECKS,
     GeneratorChecks,
-    check_generator,
     run_generator_checks,
     sample_inputs,
     tiny_data,
@@ -59,6 +58,7 @@ from ptycho_core.testing.conformance.generator import (
 from ptycho_core.testing.conformance.iterative import (
     ITERATIVE_CHECKS,
     IterativeChecks,
+    check_generator,
     check_iterative,
     run_iterative_checks,
     tiny_scan,

@@ -4,13 +4,10 @@ spec lookup, and `Checker`, the base of the generator, loader and stitcher check
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ptycho_core.errors import PtychoError
+from ptycho_core.plugins import PluginHost
 
 #: Modules that registration (listing) must never import.
 HEAVY_MODULES = ("numpy", "torch", "tensorflow", "keras", "jax")
@@ -70,8 +67,6 @@ def in_ci() -> bool:
 
 def environment_registry():
     """The registry the `ptycho` command would see (plugins discovered, environment included)."""
-    from ptycho_core.plugins import PluginHost
-
     return PluginHost.from_environment().registry()
 
 
@@ -92,78 +87,6 @@ def find_spec(kind: str, name: str, registry=None):
         raise fail(f"{exc}{hint}: is the plugin installed (pip install -e .)?") from None
 
 
-class Checker:
-    """The checks every component kind shares (spec, cheap registration), its temporary folder, and
-    `run`, which runs named checks and records each outcome. Subclasses set `kind` and `checks`."""
-
-    kind = ""
-    checks: tuple[str, ...] = ()
-
-    def __init__(
-        self,
-        spec,
-        heavy_modules: tuple[str, ...] = HEAVY_MODULES,
-        plugin_module: str | None = None,
-        extra_path: tuple[str, ...] = (),
-    ):
-        self.spec = spec
-        self.heavy_modules = heavy_modules
-        self.plugin_module = plugin_module
-        self.extra_path = tuple(extra_path)
-        self._workdir: str | None = None
-
-    def close(self) -> None:
-        """Remove the temporary folder."""
-        if self._workdir:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-
-    def _tmp(self, name: str = "") -> Path:
-        if self._workdir is None:
-            self._workdir = tempfile.mkdtemp(prefix="ptycho-conformance-")
-        path = Path(self._workdir) / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def require_available(self) -> None:
-        missing = self.spec.missing_requirements()
-        if missing:
-            raise Unavailable(f"{self.kind} {self.spec.name!r} is unavailable: missing {', '.join(missing)}")
-
-    def spec_is_complete(self) -> None:
-        from ptycho_core.testing.conformance.spec import check_spec
-
-        check_spec(self.spec, self.kind)
-
-    def registration_imports_no_framework(self) -> None:
-        from ptycho_core.testing.conformance.registration import check_registration
-
-        check_registration(self.spec, self.kind, self.plugin_module, self.heavy_modules, self.extra_path)
-
-    def run(self, names: tuple[str, ...] | None = None) -> list[CheckResult]:
-        """Run the checks `names` (default: all of this kind) and close; never raises for failures."""
-        results = []
-        try:
-            for name in self.checks if names is None else names:
-                start = time.perf_counter()
-                status, detail = self._outcome(name)
-                results.append(CheckResult(name, status, detail, time.perf_counter() - start))
-        finally:
-            self.close()
-        return results
-
-    def _outcome(self, name: str) -> tuple[str, str]:
-        try:
-            getattr(self, name)()
-        except Unavailable as exc:
-            return ("failed" if in_ci() else "skipped"), str(exc)
-        except ConformanceError as exc:
-            return "failed", str(exc)
-        except Exception as exc:  # a bug in the component under test: report it, keep checking
-            return "failed", f"{type(exc).__name__}: {exc}"
-        return "passed", ""
-
-
 def raise_failures(what: str, results: list[CheckResult]) -> list[CheckResult]:
     """`results`, or a ConformanceError listing every result if any failed."""
     failed = [r for r in results if not r.ok]
@@ -171,3 +94,24 @@ def raise_failures(what: str, results: list[CheckResult]) -> list[CheckResult]:
         lines = "\n".join(f"  {r}" for r in results)
         raise ConformanceError(f"{what}: {len(failed)} of {len(results)} checks failed\n{lines}")
     return results
+
+
+#: The keys of every progress event (docs/writing-a-plugin.md, section 5).
+PROGRESS_KEYS = ("epoch", "epochs", "step", "steps", "loss", "val_loss")
+
+
+def check_progress(events: list, val_loss: list) -> None:
+    """Every event a dict with PROGRESS_KEYS; one epoch-end event (step == steps) per epoch, carrying
+    that epoch's validation loss when History.val_loss has one (`val_loss`: one entry per epoch)."""
+    epochs = len(val_loss)
+    if not events:
+        raise fail("fit never called progress(event)")
+    bad = [e for e in events if not isinstance(e, dict) or not set(PROGRESS_KEYS) <= set(e)]
+    if bad:
+        raise fail(f"progress events must be dicts with {', '.join(PROGRESS_KEYS)}; got {bad[0]}")
+    ends = [e for e in events if e["step"] is not None and e["step"] == e["steps"]]
+    if [e["epoch"] for e in ends] != list(range(1, epochs + 1)):
+        raise fail(f"expected one epoch-end event (step == steps) for each of epochs 1..{epochs}, got {ends}")
+    given = [isinstance(e["val_loss"], (int, float)) for e in ends]
+    if given != [isinstance(v, (int, float)) for v in val_loss]:
+        raise fail(f"epoch-end events must carry the epoch's val_loss (History.val_loss {val_loss}), got {ends}")

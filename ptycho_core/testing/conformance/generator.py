@@ -10,18 +10,18 @@ import math
 import sys
 
 from ptycho_core.errors import PtychoError
+from ptycho_core.generator import TrainConfig
 from ptycho_core.registry import GeneratorSpec
 from ptycho_core.testing.conformance.base import (
     HEAVY_MODULES,
     TINY_SIM,
     TINY_TRAIN,
     TOLERANCE,
-    Checker,
     CheckResult,
+    check_progress,
     fail,
-    find_spec,
-    raise_failures,
 )
+from ptycho_core.testing.conformance.checker import Checker
 from ptycho_core.testing.conformance.pickles import pickle_files
 
 GENERATOR_CHECKS = (
@@ -41,8 +41,8 @@ def tiny_data(gridsize: int = 1, supervised: bool = False, sim: dict | None = No
 
     N=16, 64 training patterns (58 training groups, 6 validation groups), 64 test patterns.
     """
-    from ptycho_core import pipeline
-    from ptycho_core.simulate import SimConfig, simulate_pair
+    from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
+    from ptycho_core.simulate import SimConfig, simulate_pair  # lazy: loaded when listing; the target imports numpy
 
     cfg = SimConfig(**{**TINY_SIM, **(sim or {})})
     train_ds, test_ds = simulate_pair(cfg)
@@ -51,7 +51,7 @@ def tiny_data(gridsize: int = 1, supervised: bool = False, sim: dict | None = No
 
 def sample_inputs(prepared, count: int = 11):
     """(diffraction (B, C, N, N) float32, offsets (B, C, 2)) of the first `count` test groups."""
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
     groups = prepared.test_groups
     idx = groups.indices[:count]
@@ -59,7 +59,7 @@ def sample_inputs(prepared, count: int = 11):
 
 
 def _max_rel_diff(a, b) -> float:
-    import numpy as np
+    import numpy as np  # lazy: loaded when listing: no numpy at import time
 
     a, b = np.asarray(a), np.asarray(b)
     scale = float(np.abs(a).max()) or 1.0
@@ -131,8 +131,6 @@ class GeneratorChecks(Checker):
             raise fail(f"the options given to the conformance checks are not accepted: {exc}") from None
 
     def train_config(self, **changes):
-        from ptycho_core.generator import TrainConfig
-
         return TrainConfig(**{**TINY_TRAIN, **self.config_overrides, **changes})
 
     def require_available(self) -> None:
@@ -171,7 +169,7 @@ class GeneratorChecks(Checker):
         return self._fits[key]
 
     def predict(self, gen, gridsize: int):
-        import numpy as np
+        import numpy as np  # lazy: loaded when listing: no numpy at import time
 
         diffraction, offsets = sample_inputs(self.data(gridsize))
         try:
@@ -203,7 +201,7 @@ class GeneratorChecks(Checker):
         lacking = [m for m in self.methods if not callable(getattr(gen, m, None))]
         if lacking:
             raise fail(
-                f"factory returned {type(gen).__name__}, which lacks {', '.join(lacking)} (DESIGN sections 7, 10)"
+                f"factory returned {type(gen).__name__}, which lacks {', '.join(lacking)} (docs/design.md#contracts)"
             )
 
     def fit_lowers_loss(self) -> None:
@@ -220,10 +218,10 @@ class GeneratorChecks(Checker):
             raise fail(f"History.loss must hold finite floats, got {loss}")
         if not loss[-1] < loss[0]:
             raise fail(f"a {epochs}-epoch fit on tiny data did not lower the training loss: {loss}")
-        _check_progress(events, list(history.val_loss))
+        check_progress(events, list(history.val_loss))
 
     def _check_patches(self, out, shape) -> None:
-        import numpy as np
+        import numpy as np  # lazy: loaded when listing: no numpy at import time
 
         if out.shape != shape:
             raise fail(f"predict returned shape {out.shape}, expected {shape} (B, C, N, N)")
@@ -280,27 +278,6 @@ class GeneratorChecks(Checker):
             )
 
 
-#: The keys of every progress event (docs/writing-a-plugin.md, section 5).
-PROGRESS_KEYS = ("epoch", "epochs", "step", "steps", "loss", "val_loss")
-
-
-def _check_progress(events: list, val_loss: list) -> None:
-    """Every event a dict with PROGRESS_KEYS; one epoch-end event (step == steps) per epoch, carrying
-    that epoch's validation loss when History.val_loss has one (`val_loss`: one entry per epoch)."""
-    epochs = len(val_loss)
-    if not events:
-        raise fail("fit never called progress(event)")
-    bad = [e for e in events if not isinstance(e, dict) or not set(PROGRESS_KEYS) <= set(e)]
-    if bad:
-        raise fail(f"progress events must be dicts with {', '.join(PROGRESS_KEYS)}; got {bad[0]}")
-    ends = [e for e in events if e["step"] is not None and e["step"] == e["steps"]]
-    if [e["epoch"] for e in ends] != list(range(1, epochs + 1)):
-        raise fail(f"expected one epoch-end event (step == steps) for each of epochs 1..{epochs}, got {ends}")
-    given = [isinstance(e["val_loss"], (int, float)) for e in ends]
-    if given != [isinstance(v, (int, float)) for v in val_loss]:
-        raise fail(f"epoch-end events must carry the epoch's val_loss (History.val_loss {val_loss}), got {ends}")
-
-
 def run_generator_checks(
     spec: GeneratorSpec, checks: tuple[str, ...] = GENERATOR_CHECKS, **kwargs
 ) -> list[CheckResult]:
@@ -309,14 +286,3 @@ def run_generator_checks(
     Keyword arguments go to `GeneratorChecks` (options, config, sim, tolerance, plugin_module, ...).
     """
     return GeneratorChecks(spec, **kwargs).run(checks)
-
-
-def check_generator(name: str, registry=None, **kwargs) -> list[CheckResult]:
-    """Find the installed generator `name` and run every check (an iterative one: the iterative
-    checks); raise ConformanceError if any fails."""
-    spec = find_spec("generator", name, registry)
-    if spec.kind == "iterative":
-        from ptycho_core.testing.conformance.iterative import run_iterative_checks
-
-        return raise_failures(f"generator {spec.qualified_name!r}", run_iterative_checks(spec, **kwargs))
-    return raise_failures(f"generator {spec.qualified_name!r}", run_generator_checks(spec, **kwargs))

@@ -1,8 +1,8 @@
-"""The iterative generator checks (`kind="iterative"`, DESIGN section 10): the factory builds an
-object with `reconstruct`; on the tiny simulated test scan it returns an `ObjectEstimate` whose
+"""The iterative generator checks (`kind="iterative"`, docs/design.md#contracts): the factory builds an
+object with `reconstruct`; on the tiny simulated test scan it returns a `Reconstruction` whose
 object is (H, W) complex64 on the scan's object grid, finite and not constant; its History has one
 finite loss per iteration with one epoch-end progress event each; the object explains the data
-better than a flat object does (the data-space error of DESIGN section 8, the metric every row
+better than a flat object does (the data-space error of docs/design.md#scoring, the metric every row
 is scored by); the same seed gives the same object; the core scores it like any row."""
 
 from __future__ import annotations
@@ -10,16 +10,18 @@ from __future__ import annotations
 import math
 
 from ptycho_core.errors import PtychoError
+from ptycho_core.generator import TrainConfig
 from ptycho_core.registry import GeneratorSpec
 from ptycho_core.testing.conformance.base import (
     TINY_SIM,
     TOLERANCE,
     CheckResult,
+    check_progress,
     fail,
     find_spec,
     raise_failures,
 )
-from ptycho_core.testing.conformance.generator import GeneratorChecks, _check_progress
+from ptycho_core.testing.conformance.generator import GeneratorChecks, run_generator_checks
 
 ITERATIVE_CHECKS = (
     "spec_is_complete",
@@ -37,9 +39,9 @@ TINY_RUN = {"seed": 0, "device": "cpu"}
 
 
 def tiny_scan(sim: dict | None = None):
-    """(the tiny simulation's test Dataset, its Scan): 64 patterns of 16 x 16 on a 48 x 48 grid."""
-    from ptycho_core import pipeline
-    from ptycho_core.simulate import SimConfig, simulate_pair
+    """(the tiny simulation's test Dataset, its scan: `pipeline.scan_for`): 64 patterns of 16 x 16 on a 48 x 48 grid."""
+    from ptycho_core import pipeline  # lazy: loaded when listing; the target imports numpy
+    from ptycho_core.simulate import SimConfig, simulate_pair  # lazy: loaded when listing; the target imports numpy
 
     _, test = simulate_pair(SimConfig(**{**TINY_SIM, **(sim or {})}))
     return test, pipeline.scan_for(test)
@@ -62,7 +64,7 @@ class IterativeChecks(GeneratorChecks):
         self._data.clear()
 
     def scan(self):
-        """(the tiny simulation's test Dataset, its Scan), cached."""
+        """(the tiny simulation's test Dataset, its scan: `pipeline.scan_for`), cached."""
         if "scan" not in self._data:
             self._data["scan"] = tiny_scan(self.sim)
         return self._data["scan"]
@@ -70,8 +72,6 @@ class IterativeChecks(GeneratorChecks):
     def run_once(self, run: int = 0):
         """(estimate, progress events) of a cached reconstruction of the tiny scan."""
         if run not in self._fits:
-            from ptycho_core.generator import TrainConfig
-
             gen = self.build()
             _, scan = self.scan()
             events: list = []
@@ -84,7 +84,7 @@ class IterativeChecks(GeneratorChecks):
 
     # the checks
     def reconstruct_returns_the_object_grid(self) -> None:
-        import numpy as np
+        import numpy as np  # lazy: loaded when listing: no numpy at import time
 
         estimate, _ = self.run_once()
         _, scan = self.scan()
@@ -109,12 +109,12 @@ class IterativeChecks(GeneratorChecks):
             raise fail(f"History.loss must hold one finite float per iteration, got {loss}")
         if estimate.history.stopped:
             raise fail(f"the reconstruction stopped early on tiny data: {estimate.history.stopped}")
-        _check_progress(events, list(estimate.history.val_loss))
+        check_progress(events, list(estimate.history.val_loss))
 
     def reconstruction_explains_the_data(self) -> None:
-        import numpy as np
+        import numpy as np  # lazy: loaded when listing: no numpy at import time
 
-        from ptycho_core import metrics, physics
+        from ptycho_core import metrics, physics  # lazy: loaded when listing; the target imports numpy
 
         estimate, _ = self.run_once()
         _, scan = self.scan()
@@ -131,7 +131,7 @@ class IterativeChecks(GeneratorChecks):
             )
 
     def same_seed_gives_same_result(self) -> None:
-        import numpy as np
+        import numpy as np  # lazy: loaded when listing: no numpy at import time
 
         a, _ = self.run_once()
         b, _ = self.run_once(run=1)
@@ -141,7 +141,7 @@ class IterativeChecks(GeneratorChecks):
             raise fail(f"two reconstructions with the same seed differ by {diff:.3g} of max |object|")
 
     def core_scores_the_object(self) -> None:
-        from ptycho_core import metric_registry, pipeline
+        from ptycho_core import metric_registry, pipeline  # lazy: loaded when listing; the target imports numpy
 
         estimate, _ = self.run_once()
         test, _ = self.scan()
@@ -164,3 +164,12 @@ def check_iterative(name: str, registry=None, **kwargs) -> list[CheckResult]:
     """Find the installed iterative generator `name`, run every check; raise ConformanceError if any fails."""
     spec = find_spec("generator", name, registry)
     return raise_failures(f"generator {spec.qualified_name!r}", run_iterative_checks(spec, **kwargs))
+
+
+def check_generator(name: str, registry=None, **kwargs) -> list[CheckResult]:
+    """Find the installed generator `name` and run every check (an iterative one: the iterative
+    checks); raise ConformanceError if any fails."""
+    spec = find_spec("generator", name, registry)
+    if spec.kind == "iterative":
+        return raise_failures(f"generator {spec.qualified_name!r}", run_iterative_checks(spec, **kwargs))
+    return raise_failures(f"generator {spec.qualified_name!r}", run_generator_checks(spec, **kwargs))

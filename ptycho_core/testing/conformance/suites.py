@@ -19,13 +19,13 @@ from ptycho_core.testing.conformance.base import (
     HEAVY_MODULES,
     STITCH_TOLERANCE,
     TOLERANCE,
-    Checker,
     ConformanceError,
     Unavailable,
     environment_registry,
     find_spec,
     in_ci,
 )
+from ptycho_core.testing.conformance.checker import Checker
 from ptycho_core.testing.conformance.generator import GeneratorChecks
 from ptycho_core.testing.conformance.iterative import IterativeChecks
 from ptycho_core.testing.conformance.loader import LoaderChecks
@@ -83,7 +83,7 @@ class _Conformance:
         except Unavailable as exc:
             if in_ci():
                 raise ConformanceError(f"{exc} (CI=true: unavailable components fail)") from None
-            import pytest
+            import pytest  # lazy: pytest only inside a test run
 
             pytest.skip(str(exc))
 
