@@ -10,8 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
+from ptycho_core import limits
 from ptycho_core.errors import DataError, UsageError
-from ptycho_core.io import limits, load_dataset, save_dataset
+from ptycho_core.io import load_dataset, save_dataset
 from ptycho_core.simulate import SimConfig, simulate
 from ptycho_core.testing.conformance import lies
 

@@ -180,6 +180,7 @@ LAYERS = (
         "ptycho_core.settings",
         "ptycho_core.simconfig",
         "ptycho_core.torch.settings",
+        "ptycho_core.limits",
     ),
     (
         "ptycho_core.physics",

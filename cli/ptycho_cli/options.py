@@ -7,10 +7,10 @@ import os
 
 import click
 
+from ptycho_core import limits
 from ptycho_core.errors import UsageError
 from ptycho_core.generator import train_settings
-from ptycho_core.io import limits
-from ptycho_core.io.limits import MAX_MEMORY
+from ptycho_core.limits import MAX_MEMORY
 from ptycho_core.settings import Setting
 from ptycho_core.simconfig import SimConfig
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS

@@ -18,9 +18,9 @@ import json
 
 import numpy as np
 
+from ptycho_core import limits
 from ptycho_core.errors import UsageError
 from ptycho_core.io import geometry as geo
-from ptycho_core.io import limits
 from ptycho_core.io.hdf5 import READ_ERRORS, H5Reader, check_dtype, reason
 
 #: Bytes of counts read at a time by `amplitudes` (rounded to whole HDF5 chunks).

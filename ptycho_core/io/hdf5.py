@@ -26,8 +26,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ptycho_core import limits
 from ptycho_core.errors import DataError
-from ptycho_core.io import limits
 
 #: Soft links followed inside soft links before giving up on recording the chain.
 MAX_LINK_DEPTH = 8

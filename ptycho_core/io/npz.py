@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho_core import physics
+from ptycho_core import limits, physics
 from ptycho_core.data import Dataset
 from ptycho_core.errors import DataError
-from ptycho_core.io import limits
 
 #: Relative mismatch (max |Y - extract| / max |extract|) above which file patches are flagged.
 GT_PATCH_TOLERANCE = 1e-3

@@ -23,7 +23,7 @@ from ptycho_core.generator import Reconstruction
 from ptycho_core.io import contract, ptychodus
 from ptycho_core.io import geometry as geo
 from ptycho_core.io.hdf5 import H5Reader
-from ptycho_core.io.npz import save_reconstruction
+from ptycho_core.io.npz import Archive, save_reconstruction
 
 
 def is_reconstruction(path) -> bool:
@@ -47,8 +47,6 @@ def read(path) -> Reconstruction:
     its grid, metrics; a product adds its probe and geometry); DataError names the file and field."""
     if Path(path).name.lower().endswith(ptychodus.PRODUCT_SUFFIX):
         return _read_product(path)
-    from ptycho_core.io.npz import Archive
-
     archive = Archive(Path(path))  # sizes checked before each array is read, never unpickled
     try:
         missing = [k for k in ("object", "positions", "metrics_json") if k not in archive.keys]

@@ -4,13 +4,13 @@ real processes (a parent to SIGKILL, a database that stops, a disk that fills up
 
 from __future__ import annotations
 
+from ptycho_cli.main import State, cli
+from ptycho_core.plugins import PluginHost
+from ptycho_core.testing import dummies
+
 
 def main(argv=None) -> None:
     """Run the CLI (exits with its exit code)."""
-    from ptycho_cli.main import State, cli
-    from ptycho_core.plugins import PluginHost
-    from ptycho_core.testing import dummies
-
     host = PluginHost(load="")
     host.register(dummies, "ptycho-dummies")
     cli.main(args=argv, prog_name="ptycho", obj=State(host=host))

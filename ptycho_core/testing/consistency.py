@@ -14,7 +14,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import sqlalchemy as sa
+
 from ptycho_core import rundir
+from ptycho_core.results.schema import tables
+from ptycho_core.results.store import Store
 
 
 def folder_problems(out, finished: bool = True) -> list[str]:
@@ -47,8 +52,6 @@ def folder_problems(out, finished: bool = True) -> list[str]:
 
 
 def _run_problems(run_dir: Path) -> list[str]:
-    import numpy as np
-
     done = run_dir / rundir.DONE
     if not done.exists():
         return []
@@ -72,11 +75,6 @@ def _run_problems(run_dir: Path) -> list[str]:
 def database_problems(db, folders) -> list[str]:
     """Problems of the results database `db` (a URL or file) with the finished comparison `folders`:
     each recorded exactly once, with each of its runs exactly once."""
-    import sqlalchemy as sa
-
-    from ptycho_core.results.schema import tables
-    from ptycho_core.results.store import Store
-
     t = tables()
     problems = []
     with Store.open(db) as store, store.transaction() as conn:

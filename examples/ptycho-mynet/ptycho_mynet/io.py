@@ -34,7 +34,7 @@ def load_mynet(path) -> Dataset:
     import numpy as np
 
     from ptycho_core.data import Dataset
-    from ptycho_core.io.limits import check_declared
+    from ptycho_core.limits import check_declared
 
     path = Path(path)
     if not path.is_file():

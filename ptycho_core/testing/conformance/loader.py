@@ -3,17 +3,19 @@ Dataset holding what was written and holds no pickle; ptycho picks the loader fo
 extensions; bad files (missing, empty, text, a pickle that would run code if loaded) raise a
 one-line PtychoError; and a file whose header declares arrays far larger than it holds (built
 from the written file: HDF5 and NPZ; other formats give `lying_sample`) is refused before any
-allocation (`ptycho_core.io.limits.check_declared`)."""
+allocation (`ptycho_core.limits.check_declared`)."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from ptycho_core.errors import PtychoError
 from ptycho_core.registry import LoaderSpec
+from ptycho_core.testing.conformance import lies
 from ptycho_core.testing.conformance.base import (
     HEAVY_MODULES,
     TINY_SIM,
@@ -24,6 +26,7 @@ from ptycho_core.testing.conformance.base import (
     raise_failures,
 )
 from ptycho_core.testing.conformance.checker import Checker
+from ptycho_core.testing.conformance.pickles import pickle_files
 
 LOADER_CHECKS = (
     "spec_is_complete",
@@ -129,8 +132,6 @@ class LoaderChecks(Checker):
 
     def writes_no_pickle(self) -> None:
         """Nothing in the written file (or the sample), nor beside it, needs unpickling."""
-        from ptycho_core.testing.conformance.pickles import pickle_files
-
         self.require_available()
         path, original = self.written()
         folder = path.parent if original is not None else self._tmp("sample")
@@ -158,8 +159,6 @@ class LoaderChecks(Checker):
     def refuses_a_lying_header(self) -> None:
         """A file declaring LIE_BYTES per array (chunked, compressed, tiny on disk) is a one-line
         PtychoError raised before anything is allocated, not a MemoryError or an allocation."""
-        from ptycho_core.testing.conformance import lies
-
         self.require_available()
         if self.lying_sample is not None:
             lying = Path(self.lying_sample)
@@ -180,12 +179,12 @@ class LoaderChecks(Checker):
         except MemoryError:
             raise fail(
                 "a file whose header declares 1 TiB ended in MemoryError: compare declared sizes with "
-                "ptycho_core.io.limits.check_declared(path, field, shape, dtype) before reading"
+                "ptycho_core.limits.check_declared(path, field, shape, dtype) before reading"
             ) from None
         except Exception as exc:
             raise fail(
                 f"a lying header raised {type(exc).__name__} ({exc}); check declared sizes with "
-                "ptycho_core.io.limits.check_declared before reading"
+                "ptycho_core.limits.check_declared before reading"
             ) from exc
         raise fail(f"a file whose header declares 1 TiB per array ({lying.name}) was accepted")
 
@@ -238,12 +237,10 @@ class _Trap:
 
 def _write_trap(path: Path, marker: Path, npz: bool) -> None:
     """A pickle that creates `marker` when loaded: raw, or as an object array in an .npz."""
-    import pickle
-
     if not npz:
         path.write_bytes(pickle.dumps(_Trap(marker)))
         return
-    import numpy as np
+    import numpy as np  # lazy: the conformance kit is loaded when listing; the target imports numpy
 
     trap = np.empty(1, dtype=object)
     trap[0] = _Trap(marker)

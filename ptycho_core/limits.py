@@ -78,7 +78,7 @@ def parse_size(text: str, name: str = ENV) -> int:
 
 def available_memory() -> int:
     """Bytes this process could allocate now: psutil's `available`, within a cgroup v2 limit."""
-    import psutil
+    import psutil  # lazy: layer 1 imports only the standard library at module level
 
     available = int(psutil.virtual_memory().available)
     cgroup = Path("/sys/fs/cgroup")
@@ -120,7 +120,7 @@ def check_declared(source, field: str, shape, dtype, *, what: str = "declares") 
     `shape` and `dtype` as the file's header states them (h5py `Dataset.shape` / `.dtype`, a
     `.npy` header); call it before reading the array. Returns the declared size in bytes.
     """
-    import numpy as np
+    import numpy as np  # lazy: layer 1 imports only the standard library at module level
 
     nbytes = declared_bytes(shape, np.dtype(dtype).itemsize)
     check_bytes(source, field, nbytes, f"{what} {tuple(int(n) for n in shape)} {np.dtype(dtype)}")
