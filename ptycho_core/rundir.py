@@ -11,9 +11,10 @@ Every file is written atomically (a temporary name in the same folder, then `os.
 every JSON file follows one rule: strict JSON, NaN and infinities become null, numpy scalars and
 arrays become numbers and lists, paths become strings, keys keep their order.
 
-`RunRecord` is a run's `run.json`; `Row` is a scored run, one line of the table. Both are plain
-dataclasses with `to_dict` / `from_dict` (what a results store keeps); their numbers are a
-`metrics` dict keyed by `ptycho_core.metric_registry`, spread into the files as top-level keys. Standard library only at
+`RunRecord` is a run's `run.json`; `Row` is a scored run, one line of the table; `Summary` is one
+generator's line of `metrics.csv` (its seeds summarised). All are plain dataclasses with `to_dict`
+/ `from_dict` (what a results store keeps); their numbers are a `metrics` dict keyed by
+`ptycho_core.metric_registry`, spread into the files as top-level keys. Standard library only at
 module level; numpy is imported by the functions that write arrays.
 """
 
@@ -317,3 +318,64 @@ class Row:
         names = {f.name for f in dataclasses.fields(cls)}
         metrics = {k: v for k, v in data.items() if k not in names}
         return _from_dict(cls, data, metrics=metrics)
+
+
+@dataclass
+class Summary:
+    """One generator's row of `metrics.csv` and of metrics.json's "rows": its runs (one per seed)
+    summarised by `report.summarise`.
+
+    `metrics` holds, per registry key, the run's number (one seed) or the mean over the successful
+    seeds; `std` the sample standard deviation per key (only with several seeds). `status` is "ok"
+    or "failed: <reason>" ("failed k/K: ..." when some seeds succeeded). Read it like the dict it
+    is written as: `summary["amp_ssim"]`, `summary.get("amp_ssim_std")`; `to_dict` is that dict.
+    """
+
+    generator: str
+    status: str = "ok"
+    framework: str | None = None
+    kind: str = "learned"
+    plugin: str | None = None
+    version: str | None = None
+    runs: int = 0
+    ok_runs: int = 0
+    reused: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+    std: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict:
+        """generator, the fields, status, then each metric followed by its `<key>_std` (file order)."""
+        fields = [f.name for f in dataclasses.fields(self) if f.name not in ("status", "metrics", "std")]
+        out = {name: getattr(self, name) for name in fields}
+        out["status"] = self.status
+        for key, value in self.metrics.items():
+            out[key] = value
+            if key in self.std:
+                out[f"{key}_std"] = self.std[key]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Summary:
+        names = {f.name for f in dataclasses.fields(cls)}
+        std = {k[: -len("_std")]: v for k, v in data.items() if k.endswith("_std") and k not in names}
+        metrics = {k: v for k, v in data.items() if k not in names and not (k.endswith("_std") and k[:-4] in std)}
+        return _from_dict(cls, data, metrics=metrics, std=std)
+
+    def __getitem__(self, key: str):
+        return self.to_dict()[key]
+
+    def get(self, key: str, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+
+_MISSING = object()

@@ -12,8 +12,8 @@ import pytest
 
 from ptycho_core import compare, errors, pipeline, report, rundir
 from ptycho_core.generator import History, TrainConfig
+from ptycho_core.harness import executors, score, supervise, worker
 from ptycho_core.harness import plan as planning
-from ptycho_core.harness import score, supervise, worker
 from ptycho_core.harness.prepared import save_prepared
 from ptycho_core.hookspecs import hookimpl
 from ptycho_core.plugins import PluginHost
@@ -78,7 +78,7 @@ def test_nan_predictions_give_a_failed_row_with_the_reason(staged, tmp_path, mon
 
     monkeypatch.setattr(dummies.IntensityGenerator, "predict", nan_predict)
     assert _run_child_in_process(_job(layout, data_dir), monkeypatch) == 1
-    outcome = supervise.collect(_plan(), layout, 1, None)
+    outcome = supervise.collect(executors.run_spec(_plan(), layout), layout, 1, None)
     assert outcome == supervise.Outcome(ok=False, reason="non-finite values in the predicted patches")
     run_dir = layout.run_dir("dummy_intensity")
     assert not (run_dir / rundir.DONE).exists() and not (run_dir / rundir.RECON_NPZ).exists()
@@ -158,10 +158,10 @@ class _FakeProcess:
 
 
 def _interrupt_after_launch(monkeypatch, launched):
-    def launch(ctx, plan, layout, threads):
-        launched.append(plan.name)
-        layout.partial_dir(plan.name).mkdir(parents=True)
-        return supervise.Child(plan=plan, process=_FakeProcess(), events=None, launched=0.0)
+    def launch(ctx, run, layout, threads):
+        launched.append(run.name)
+        layout.partial_dir(run.name).mkdir(parents=True)
+        return supervise.Child(run=run, process=_FakeProcess(), events=None, launched=0.0)
 
     def wait_for_news(running, on_event):
         raise KeyboardInterrupt
@@ -226,13 +226,13 @@ def test_a_write_stopped_before_its_rename_leaves_the_old_file_or_none(tmp_path,
 
 
 def test_a_report_stopped_before_its_renames_leaves_the_old_report(tmp_path, monkeypatch):
-    rows = report.summarise([{"generator": "model", "run": "model", "seed": 0, "status": "ok", "amp_ssim": 0.5}])
-    kwargs = {"runs": [], "skipped": [], "provenance": {}, "truth": None, "panels": {}, "frc": {}, "histories": {}}
+    rows = report.summarise([rundir.Row(generator="model", run="model", metrics={"amp_ssim": 0.5})])
+    kwargs = {"runs": [], "skipped": [], "provenance": {}, "truth": None, "panels": {}, "histories": {}}
     report.write_report(tmp_path, rows=rows, **kwargs)
     before = _contents(tmp_path)
     assert {"metrics.csv", "metrics.json", "report.html"} <= set(before)
     _failing_replace(monkeypatch)
-    changed = report.summarise([{"generator": "other", "run": "other", "seed": 0, "status": "ok", "amp_ssim": 0.9}])
+    changed = report.summarise([rundir.Row(generator="other", run="other", metrics={"amp_ssim": 0.9})])
     with pytest.raises(OSError, match="killed before the rename"):
         report.write_report(tmp_path, rows=changed, **kwargs)
     after = {k: v for k, v in _contents(tmp_path).items() if ".tmp" not in k}

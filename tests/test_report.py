@@ -11,7 +11,9 @@ import pytest
 from rich.console import Console
 
 from ptycho_cli.progress import print_table
-from ptycho_core import report
+from ptycho_core import report, rundir
+from ptycho_core.data import Dataset
+from ptycho_core.generator import Reconstruction
 
 
 def _run(generator, seed, status="ok", **values):
@@ -24,7 +26,7 @@ def _run(generator, seed, status="ok", **values):
         "framework": "numpy",
         "run_dir": f"runs/{generator}",
     }
-    return {**base, **values}
+    return rundir.Row.from_dict({**base, **values})
 
 
 def test_seeds_give_mean_and_sample_std_over_successful_runs():
@@ -40,6 +42,21 @@ def test_seeds_give_mean_and_sample_std_over_successful_runs():
     assert a["parameters"] == 10 and a["parameters_std"] == 0
     assert b["status"] == "failed 1/2: boom" and b["amp_ssim"] == 0.5 and b["amp_ssim_std"] == 0.0
     assert report.format_value(a, report.columns()[0]) == "0.850 ± 0.071"
+
+
+def test_a_summary_is_typed_and_reads_like_the_dict_it_is_written_as():
+    runs = [_run("a", 0, amp_ssim=0.8, parameters=10), _run("a", 1, amp_ssim=0.9, parameters=10)]
+    (a,) = report.summarise(runs, seeds=2)
+    assert isinstance(a, rundir.Summary) and a.ok and a.runs == a.ok_runs == 2 and a.framework == "numpy"
+    assert a.metrics["amp_ssim"] == pytest.approx(0.85) and a.std["amp_ssim"] == pytest.approx(math.sqrt(0.005))
+    flat = a.to_dict()
+    assert list(flat)[:10] == ["generator", *report.ROW_FIELDS, "status", "amp_ssim"]
+    assert list(flat)[10] == "amp_ssim_std" and "metrics" not in flat and "std" not in flat
+    assert a["amp_ssim_std"] == flat["amp_ssim_std"] and a.get("reused") is False and "amp_ssim" in a
+    assert a.get("no_such_key", "x") == "x" and "no_such_key" not in a
+    with pytest.raises(KeyError):
+        a["no_such_key"]
+    assert rundir.Summary.from_dict(flat) == a
 
 
 def test_single_seed_rows_keep_values_and_failed_rows_say_why():
@@ -108,30 +125,37 @@ def _figures_input():
     rng = np.random.default_rng(0)
     truth = (0.5 + 0.5 * rng.random((40, 40))) * np.exp(1j * rng.random((40, 40)))
     positions = np.stack(np.meshgrid(np.arange(10, 30, 4.0), np.arange(10, 30, 4.0), indexing="ij"), -1).reshape(-1, 2)
-    panel = {
-        "object": (2 * truth).astype(np.complex64),
-        "weights": np.ones((40, 40), np.float32),
-        "positions": positions,
-    }
     frc = {
         "amp": {"frequency": [0, 0.25, 0.5], "frc": [1, 0.6, 0.2]},
         "phase": {"frequency": [0, 0.5], "frc": [1, 0.3]},
     }
-    return {"object": truth, "positions": positions}, {"model": panel}, {"model": frc}
+    panel = Reconstruction(
+        object=(2 * truth + 0.1 * rng.random((40, 40))).astype(np.complex64),  # not the truth up to a scalar
+        weights=np.ones((40, 40), np.float32),
+        positions=positions,
+        frc=frc,
+    )
+    test = Dataset(
+        diffraction=np.ones((len(positions), 8, 8), np.float32),
+        positions=positions,
+        probe=np.ones((8, 8), np.complex64),
+        object=truth.astype(np.complex64),
+    )
+    return test, {"model": panel}
 
 
 def test_report_writes_all_files_and_html_embeds_every_figure(tmp_path):
-    truth, panels, frc = _figures_input()
-    rows = report.summarise([_run("model", 0, amp_ssim=0.9, data_error=0.1), _run("broken", 0, status="failed")])
+    truth, panels = _figures_input()
+    runs = [_run("model", 0, amp_ssim=0.9, data_error=0.1), _run("broken", 0, status="failed")]
+    rows = report.summarise(runs)
     path = report.write_report(
         tmp_path,
         rows=rows,
-        runs=[],
+        runs=runs,
         skipped=[{"generator": "gpu_only", "reason": "unavailable: missing torch"}],
         provenance={"ptycho": "0.1.0", "data": {"description": "tiny <data>"}},
         truth=truth,
         panels=panels,
-        frc=frc,
         histories={"model": {"loss": [3.0, 2.0, 1.0], "val_loss": [3.5, 2.5, None]}},
         pixel_size_m=1e-8,
     )
@@ -143,11 +167,15 @@ def test_report_writes_all_files_and_html_embeds_every_figure(tmp_path):
     assert "tiny &lt;data&gt;" in text, "text is escaped"
     assert "gpu_only" in text and "unavailable: missing torch" in text
     assert '<td class="status failed">failed: boom</td>' in text
+    assert "<b>broken-seed0</b>: boom" in text and "runs/broken/run.log" in text
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["rows"] == [r.to_dict() for r in rows] and saved["rows"][0]["amp_ssim"] == 0.9
+    assert [r["status"] for r in saved["runs"]] == ["ok", "failed"]
     assert "<script" not in text and "http" not in text.replace("http-equiv", "")
 
 
 def test_figures_without_ground_truth_or_history_still_render(tmp_path):
-    _, panels, _ = _figures_input()
+    _, panels = _figures_input()
     assert report.comparison_figure(None, panels, tmp_path / "c.png").stat().st_size > 0
     assert report.comparison_figure(None, {}, tmp_path / "e.png").stat().st_size > 0
     assert report.frc_figure({}, tmp_path / "f.png").stat().st_size > 0
@@ -156,7 +184,7 @@ def test_figures_without_ground_truth_or_history_still_render(tmp_path):
 
 
 def test_error_maps_show_the_reconstruction_minus_the_truth(tmp_path, monkeypatch):
-    truth, panels, _ = _figures_input()
+    truth, panels = _figures_input()
     drawn = []
     from ptycho_core.report import figures
 

@@ -9,14 +9,14 @@ import io
 from rich.console import Console
 
 from ptycho_cli.progress import print_table
-from ptycho_core import metrics, report
+from ptycho_core import metrics, report, rundir
 
 COVERAGE = {"covered_fraction": 0.26, "scored_fraction": 0.12, "region_pixels": 2600.0}
 
 
 def _run(generator, **values):
     base = {"generator": generator, "run": generator, "seed": 0, "status": "ok", "reason": "", "framework": "numpy"}
-    return {**base, **COVERAGE, **values}
+    return rundir.Row.from_dict({**base, **COVERAGE, **values})
 
 
 def _rows():
@@ -64,6 +64,6 @@ def test_the_report_states_coverage_and_the_frc_method_with_its_thresholds(tmp_p
 
 
 def test_without_coverage_figures_the_report_says_nothing_about_them():
-    rows = report.summarise([{"generator": "a", "run": "a", "seed": 0, "status": "ok"}])
+    rows = report.summarise([rundir.Row(generator="a", run="a", seed=0, status="ok")])
     assert report.coverage_note(rows) == ""
     assert all(not report.too_small(rows[0], key) for key in ("frc_amp_px", "amp_ssim"))

@@ -109,26 +109,23 @@ def _report(request, selection, staged, registry, scored, threads, started, plan
     from ptycho_core.harness.provenance import build_provenance  # lazy: loaded when listing; the target imports numpy
 
     runs = [s.row for s in scored]
-    rows = report.summarise([r.to_dict() for r in runs], request.seeds)
+    rows = report.summarise(runs, request.seeds)
     gpus = sorted({r.gpu for r in runs if r.gpu})
     provenance = build_provenance(request, selection, staged, registry, gpus=gpus, threads=threads, started=started)
     provenance["plan"] = {p.name: p.hash for p in plans}  # the comparison's identity in the results database
-    panels, frc = {}, {}
+    panels = {}
     for s in scored:
-        if s.panel is not None:
-            panels.setdefault(s.row.generator, s.panel)
-        if s.frc:
-            frc.setdefault(s.row.generator, s.frc)
+        if s.reconstruction is not None:
+            panels.setdefault(s.row.generator, s.reconstruction)
     test = staged.test
     report_path = report.write_report(
         Path(request.out),
         rows=rows,
-        runs=[r.to_dict() for r in runs],
+        runs=runs,
         skipped=selection.skipped,
         provenance=provenance,
-        truth=None if test.object is None else {"object": test.object, "positions": test.positions},
+        truth=None if test.object is None else test,
         panels=panels,
-        frc=frc,
         histories={s.row.run: s.history for s in scored if s.history is not None},
         pixel_size_m=(test.metadata or {}).get("pixel_size_m"),
         seeds=request.seeds,

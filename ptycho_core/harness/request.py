@@ -10,6 +10,7 @@ from typing import Any
 
 from ptycho_core.generator import train_fields, train_settings
 from ptycho_core.harness.executors import EXECUTORS
+from ptycho_core.rundir import Row, Summary
 from ptycho_core.settings import check_fields, declared, setting
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
 
@@ -120,14 +121,15 @@ INTERRUPTED_EXIT = 130
 class CompareResult:
     """What a comparison produced.
 
-    rows: one summary per generator (dicts: mean and std over seeds when seeds > 1, as in
-    metrics.csv); runs: one `Row` per (generator, seed); skipped: generators not run, with the
-    reason; exit_code: 0 all succeeded, 1 any failed, 130 interrupted (Ctrl-C; the report is written).
+    rows: one `rundir.Summary` per generator (mean and std over seeds when seeds > 1, as in
+    metrics.csv; read like a dict: `rows[0]["amp_ssim"]`); runs: one `rundir.Row` per
+    (generator, seed); skipped: generators not run, with the reason; exit_code: 0 all succeeded,
+    1 any failed, 130 interrupted (Ctrl-C; the report is written).
     """
 
     out_dir: Path
-    rows: list[dict]
-    runs: list
+    rows: list[Summary]
+    runs: list[Row]
     skipped: list[dict]
     report: Path
     exit_code: int

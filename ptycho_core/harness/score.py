@@ -2,8 +2,8 @@
 object, and score the object (docs/design.md#scoring: one region, alignment and metrics for both, in
 `pipeline.score_object`); write `metrics.json` and `object.npz` into its folder.
 
-`score_run` returns a `Scored`: the run's typed `Row` plus what the figures need (the object
-panel, the FRC curves, the training or iteration history).
+`score_run` returns a `Scored`: the run's typed `Row` plus what the figures need (its scored
+`Reconstruction`, which carries the FRC curves, and the training or iteration history).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ptycho_core import rundir
 from ptycho_core.errors import failure_reason
+from ptycho_core.generator import Reconstruction
 from ptycho_core.harness.plan import RunPlan
 
 
@@ -20,8 +21,7 @@ class Scored:
     """One run's row and its figure material (None when the run failed)."""
 
     row: rundir.Row
-    panel: dict | None = None
-    frc: dict | None = None
+    reconstruction: Reconstruction | None = None
     history: dict | None = None
 
 
@@ -66,8 +66,7 @@ def score_run(
     rundir.write_npz(
         run_dir / rundir.OBJECT_NPZ, object=result.object, weights=result.weights, positions=result.positions
     )
-    scored.panel = {"object": result.object, "weights": result.weights, "positions": result.positions}
-    scored.frc = result.frc
+    scored.reconstruction = result
     return scored
 
 

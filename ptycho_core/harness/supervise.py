@@ -24,13 +24,16 @@ import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ptycho_core import rundir
 from ptycho_core.errors import UsageError
 from ptycho_core.harness import events as ev
 from ptycho_core.harness import worker
 from ptycho_core.harness.worker import BAD_USAGE, PARENT_GONE, exit_reason
+
+if TYPE_CHECKING:  # annotations only: executors import this module
+    from ptycho_core.harness.executors.runspec import RunSpec
 
 #: The reason of a run that a parent interrupt (Ctrl-C) ended or kept from starting.
 INTERRUPTED = "interrupted"
@@ -59,10 +62,9 @@ class Outcome:
 
 @dataclass
 class Child:
-    """A running child: its run (`plan`: a `RunSpec`, or anything with `name` and `hash`), process,
-    event pipe (None once closed) and clocks (monotonic)."""
+    """A running child: its `RunSpec`, process, event pipe (None once closed) and clocks (monotonic)."""
 
-    plan: Any
+    run: RunSpec
     process: Any
     events: Any
     launched: float
@@ -71,7 +73,7 @@ class Child:
 
     @property
     def name(self) -> str:
-        return self.plan.name
+        return self.run.name
 
     def clock_start(self) -> float:
         return self.started if self.started is not None else self.launched + START_GRACE
@@ -134,7 +136,7 @@ def run_children(runs, layout: rundir.Layout, *, jobs=1, threads=1, timeout=0.0,
             if child.process.is_alive():
                 child.process.kill()
             child.process.join()
-            ended = collect(child.plan, layout, child.process.exitcode, INTERRUPTED)
+            ended = collect(child.run, layout, child.process.exitcode, INTERRUPTED)
             outcomes.setdefault(child.name, Outcome(ok=False, reason=ended.reason, interrupted=True))
         on_event(ev.ChildrenDone())
     return outcomes
@@ -163,7 +165,7 @@ def _finish(child: Child, layout, timeout: float, on_event) -> Outcome:
     receive(child, on_event)
     if child.events is not None:
         child.events.close()
-    outcome = collect(child.plan, layout, child.process.exitcode, reason, reported=child.reported)
+    outcome = collect(child.run, layout, child.process.exitcode, reason, reported=child.reported)
     if not outcome.usage:  # bad usage is not a run: the comparison stops with it
         on_event(ev.RunFinished(child.name, outcome.ok, outcome.reason, child.elapsed()))
     return outcome
@@ -180,7 +182,7 @@ def launch(ctx, run, layout: rundir.Layout, threads: int) -> Child:
     with environment(child_environment(run, threads)):
         process.start()
     sender.close()
-    return Child(plan=run, process=process, events=receiver, launched=time.monotonic())
+    return Child(run=run, process=process, events=receiver, launched=time.monotonic())
 
 
 def child_main(job: dict, events, parent_pid: int) -> None:
@@ -236,23 +238,23 @@ def receive(child: Child, on_event) -> None:
             child.reported = event.get("reason")
 
 
-def collect(plan, layout: rundir.Layout, exitcode, reason: str | None, reported: str | None = None) -> Outcome:
-    """The outcome of a finished child (`plan`: a RunSpec or RunPlan, for its name and hash); a
+def collect(run: RunSpec, layout: rundir.Layout, exitcode, reason: str | None, reported: str | None = None) -> Outcome:
+    """The outcome of a finished child (`run`: its RunSpec, for the name and hash); a
     failed run's partial folder becomes runs/<name>/ without DONE, holding run.log, error.json and a
     run.json with status "failed". `reported`: the reason the child sent, used when its error.json
     is missing (a full disk). Writing the failed record may fail too (a full disk): the folder is
     still published without DONE, so a rerun redoes the run."""
-    run_dir, partial = layout.run_dir(plan.name), layout.partial_dir(plan.name)
+    run_dir, partial = layout.run_dir(run.name), layout.partial_dir(run.name)
     if exitcode == BAD_USAGE and reason is None:  # not a row: nothing to keep
         reason = rundir.read_json(partial / rundir.ERROR_JSON).get("reason") or reported or "bad usage"
         shutil.rmtree(partial, ignore_errors=True)
         return Outcome(ok=False, reason=reason, usage=True)
     record = rundir.RunRecord.read(run_dir)
-    if reason is None and (run_dir / rundir.DONE).is_file() and record and record.hash == plan.hash:
+    if reason is None and (run_dir / rundir.DONE).is_file() and record and record.hash == run.hash:
         return Outcome(ok=True)
     if reason is None:
         reason = rundir.read_json(partial / rundir.ERROR_JSON).get("reason") or reported or exit_reason(exitcode)
-    failed = rundir.RunRecord(name=plan.name, hash=plan.hash, status="failed", reason=reason, exitcode=exitcode)
+    failed = rundir.RunRecord(name=run.name, hash=run.hash, status="failed", reason=reason, exitcode=exitcode)
     try:
         partial.mkdir(parents=True, exist_ok=True)
         rundir.write_json(partial / rundir.RUN_JSON, failed.to_dict())

@@ -18,6 +18,7 @@ display), `figures`, `html`. This package exposes their public functions.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ptycho_core.report.cells import (
     TOO_SMALL_TEXT,
@@ -33,6 +34,11 @@ from ptycho_core.report.figures import comparison_figure, error_figure, frc_figu
 from ptycho_core.report.files import csv_columns, json_columns, write_csv, write_json
 from ptycho_core.report.html import column_legend, html_table, write_html
 from ptycho_core.report.seeds import ROW_FIELDS, summarise
+
+if TYPE_CHECKING:  # annotations only
+    from ptycho_core.data import Dataset
+    from ptycho_core.generator import Reconstruction
+    from ptycho_core.rundir import Row, Summary
 
 __all__ = [
     "ROW_FIELDS",
@@ -66,30 +72,37 @@ __all__ = [
 def write_report(
     out_dir,
     *,
-    rows: list[dict],
-    runs: list[dict],
+    rows: list[Summary],
+    runs: list[Row],
     skipped: list[dict],
     provenance: dict,
-    truth: dict | None,
-    panels: dict,
-    frc: dict,
+    truth: Dataset | None,
+    panels: dict[str, Reconstruction],
     histories: dict,
     pixel_size_m: float | None = None,
     seeds: int = 1,
 ) -> Path:
     """Write metrics.csv, metrics.json, the four figures and report.html; returns report.html.
 
-    truth: {"object": (H, W) complex, "positions": (n, 2)} or None; panels: {label: {"object",
-    "weights", "positions"}} (stitched, same canvas as the truth); frc: {label: {"amp"|"phase":
-    {"frequency", "frc"}}}; histories: {run name: History dict}.
+    rows: one `rundir.Summary` per generator (`summarise`); runs: one `rundir.Row` per (generator,
+    seed); truth: the test `Dataset` (its `object` and `positions`) or None; panels: {label:
+    `Reconstruction`} scored on the truth's canvas (`object`, `weights`, `positions`, and `frc`
+    for frc.png); histories: {run name: History dict}.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out_dir / "metrics.csv", seeds)
     write_json(
-        {"columns": json_columns(), "rows": rows, "runs": runs, "skipped": skipped, "provenance": provenance},
+        {
+            "columns": json_columns(),
+            "rows": [r.to_dict() for r in rows],
+            "runs": [r.to_dict() for r in runs],
+            "skipped": skipped,
+            "provenance": provenance,
+        },
         out_dir / "metrics.json",
     )
+    frc = {label: rec.frc for label, rec in panels.items() if rec.frc}
     figures = {
         "comparison": comparison_figure(truth, panels, out_dir / "comparison.png", pixel_size_m),
         "errors": error_figure(truth, panels, out_dir / "errors.png"),

@@ -45,23 +45,28 @@ def length_label(metres: float) -> str:
 def display_images(truth, panels: dict) -> tuple[list, tuple]:
     """[(title, amplitude, phase)] cropped to the scanned box and aligned to the ground truth by
     one global complex scalar (over weight >= 10%); without ground truth, each image's
-    amplitude-weighted mean phase is removed."""
+    amplitude-weighted mean phase is removed.
+
+    truth: the test `Dataset` (its `object` and `positions`) or None; panels: {title:
+    `Reconstruction`} with `object`, `weights` and `positions` on the truth's canvas."""
+    if truth is not None and truth.object is None:
+        truth = None
     first = truth if truth is not None else next(iter(panels.values()), None)
     if first is None:
         return [], (0, 0, 0, 0)
-    shape = np.shape(first["object"])
-    y0, y1, x0, x1 = scan_box(first["positions"], shape)
+    shape = np.shape(first.object)
+    y0, y1, x0, x1 = scan_box(first.positions, shape)
     images = []
     gt = None
     if truth is not None:
-        gt = np.asarray(truth["object"])[y0:y1, x0:x1].astype(np.complex128)
+        gt = np.asarray(truth.object)[y0:y1, x0:x1].astype(np.complex128)
         images.append(("ground truth", np.abs(gt), np.angle(gt)))
     for title, panel in panels.items():
-        obj = np.asarray(panel["object"])
+        obj = np.asarray(panel.object)
         if obj.shape != shape:
             continue
         r = obj[y0:y1, x0:x1].astype(np.complex128)
-        keep = metrics.region(panel["weights"], first["positions"])[1]  # the pixels metrics scores
+        keep = metrics.region(panel.weights, first.positions)[1]  # the pixels metrics scores
         if gt is not None:
             c = metrics.global_scalar(r, gt, keep)
             r = c * r if cmath.isfinite(c) else r

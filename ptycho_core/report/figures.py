@@ -42,7 +42,8 @@ def _image_rows(fig, axes, images: list, scales) -> None:
 
 def comparison_figure(truth, panels: dict, path, pixel_size_m: float | None = None) -> Path:
     """comparison.png: columns ground truth (when known) and every model; rows amplitude and
-    phase, each row on one shared colour scale (from the ground truth when known)."""
+    phase, each row on one shared colour scale (from the ground truth when known).
+    truth: a `Dataset` or None; panels: {label: `Reconstruction`} (`display.display_images`)."""
     from matplotlib.figure import Figure  # lazy: matplotlib's import time, only figures need it
     from matplotlib.patches import Rectangle
 
@@ -55,7 +56,7 @@ def comparison_figure(truth, panels: dict, path, pixel_size_m: float | None = No
         for ax in axes.ravel():
             ax.set_axis_off()
         return _save_figure(fig, Path(path))
-    reference = [images[0]] if truth is not None else images
+    reference = [images[0]] if truth is not None and truth.object is not None else images
     amp_lim = limits([im[1] for im in reference])
     phase_lim = limits([im[2] for im in reference])
     scales = (("gray", *amp_lim, "amplitude"), ("viridis", *phase_lim, "phase (rad)"))
@@ -122,7 +123,7 @@ def error_figure(truth, panels: dict, path) -> Path:
     from matplotlib.figure import Figure  # lazy: matplotlib's import time, only figures need it
 
     images, _ = display_images(truth, panels)
-    if truth is None or len(images) < 2:
+    if truth is None or truth.object is None or len(images) < 2:
         fig = Figure(figsize=(6, 2))
         ax = fig.subplots()
         ax.set_axis_off()

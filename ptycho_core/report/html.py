@@ -62,7 +62,8 @@ def column_legend(batch: int | None = None) -> str:
 
 
 def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: int = 1) -> Path:
-    """report.html: self-contained (figures embedded as base64 PNG; no external resources)."""
+    """report.html: self-contained (figures embedded as base64 PNG; no external resources).
+    rows: `rundir.Summary`s; runs: `rundir.Row`s (the failed ones are listed with their logs)."""
     path = Path(path)
     parts = [
         "<!DOCTYPE html>",
@@ -78,13 +79,13 @@ def write_html(path, *, rows, runs, skipped, provenance, figures: dict, seeds: i
     parts.append("<p>Amplitude and phase metrics against the ground truth after one global complex scalar.</p>")
     parts.append(column_legend(provenance.get("inference_batch_groups")))
     parts.append(f"<p>{html.escape(method_note())} {html.escape(coverage_note(rows))}</p>")
-    failed = [r for r in runs if r.get("status") != "ok"]
+    failed = [r for r in runs if not r.ok]
     if failed:
         parts.append("<h2>Failed runs</h2><ul>")
         for r in failed:
-            log = f"{r.get('run_dir', '')}/run.log"
+            log = f"{r.run_dir}/run.log"
             parts.append(
-                f"<li><b>{html.escape(str(r.get('run')))}</b>: {html.escape(str(r.get('reason')))} "
+                f"<li><b>{html.escape(str(r.run))}</b>: {html.escape(str(r.reason))} "
                 f'(log: <a href="{html.escape(log)}">{html.escape(log)}</a>)</li>'
             )
         parts.append("</ul>")

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from ptycho_core.errors import PtychoError
-from ptycho_core.results.schema import MIGRATIONS, SCHEMA_VERSION, tables
+from ptycho_core.results import schema
+from ptycho_core.results.schema import tables
 
 ENV = "PTYCHO_DB"
 DEFAULT_FILE = "results.db"
@@ -151,13 +152,13 @@ class Store:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
             current = self.schema_version(conn)
-            if current > SCHEMA_VERSION:
+            if current > schema.SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.where}: the results database has schema version {current}, newer than this ptycho "
-                    f"understands ({SCHEMA_VERSION}): upgrade ptycho, or pass another --db / {ENV}"
+                    f"understands ({schema.SCHEMA_VERSION}): upgrade ptycho, or pass another --db / {ENV}"
                 )
-            for version in range(current, SCHEMA_VERSION):
-                description, step = MIGRATIONS[version]
+            for version in range(current, schema.SCHEMA_VERSION):
+                description, step = schema.MIGRATIONS[version]
                 step(conn)
                 conn.execute(
                     tables().version.insert().values(version=version + 1, description=description, applied=time.time())
