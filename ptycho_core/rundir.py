@@ -85,6 +85,29 @@ def atomic_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Delete the temporary files (`atomic_path`) under `folder` whose writer process is gone (a
+    process killed mid-write leaves one; no reader ever trusts it). Returns what was removed."""
+    removed = []
+    for path in Path(folder).rglob(".*.tmp*"):
+        pid = path.name.rpartition(".tmp")[2]
+        if not path.is_file() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def json_safe(obj):
     """`obj` as strict JSON data: NaN/inf -> None, numpy scalars/arrays -> numbers/lists, keys str."""
     if isinstance(obj, float):
@@ -110,12 +133,19 @@ def atomic(path) -> Iterator[Path]:
     """Yield the temporary path to write `path` under; then `os.replace` it onto `path`.
 
     If writing or renaming fails the temporary file is deleted and `path` is untouched: a reader
-    sees the old file or none, never half of one.
+    sees the old file or none, never half of one. As in sqlite's atomic commit, the new file's
+    data reach the disk (fsync) before the rename makes it visible, so that a power cut cannot
+    leave a complete name over incomplete content (a DONE before the files it vouches for).
     """
     path = Path(path)
     tmp = atomic_path(path)
     try:
         yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

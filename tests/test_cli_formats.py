@@ -176,11 +176,14 @@ def test_the_formats_guide_runs_as_pasted(tmp_path):
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
     blocks = re.findall(r"<!-- runnable -->\n```bash\n(.*?)```", text, re.S)
-    assert len(blocks) == 4
+    assert len(blocks) == 6
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     script = "set -euo pipefail\n" + "\n".join(blocks)
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "loader         cxi (ptycho" in done.stdout
+    assert "over the memory limit of 4.0 KiB (set to 4K)" in done.stderr
+    assert "refused before reading (exit 2)" in done.stdout
+    assert f"link: entry_1/instrument_1/detector_1/data -> {tmp_path / 'counts.h5'}:/measured/data" in done.stdout
     assert (tmp_path / "scan-diffraction.h5").is_file() and (tmp_path / "recon-product.h5").is_file()
     assert '"op": "crop"' in done.stdout and (tmp_path / "scan-bin2.npz").is_file()

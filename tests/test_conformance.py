@@ -203,6 +203,45 @@ def load_raw(path):
 
 def load_csv(path):
     raise NotImplementedError
+
+
+def load_trusting(path):
+    """One-line errors, but reads whatever the header declares, and unpickles."""
+    from ptycho_core.errors import DataError
+
+    try:
+        with np.load(path, allow_pickle=True) as z:
+            arrays = {k: z[k] for k in ("diffraction", "positions", "probe")}
+    except Exception as exc:
+        raise DataError(f"{path}: unreadable ({type(exc).__name__})") from None
+    return Dataset(arrays["diffraction"], arrays["positions"], arrays["probe"], metadata={"source": str(path)})
+
+
+def save_with_pickle(ds, path):
+    np.savez(path, diffraction=ds.diffraction, positions=ds.positions, probe=ds.probe,
+             extra=np.array([{"pickled": True}], dtype=object))
+
+
+def load_h5_whole(path):
+    """Reads every array whole, as h5py allows: a header declaring 1 TiB is a MemoryError."""
+    import h5py
+
+    from ptycho_core.errors import DataError
+
+    try:
+        with h5py.File(path, "r") as h5:
+            arrays = {k: h5[k][()] for k in ("diffraction", "positions", "probe")}
+    except (OSError, KeyError) as exc:
+        raise DataError(f"{path}: unreadable ({type(exc).__name__})") from None
+    return Dataset(arrays["diffraction"], arrays["positions"], arrays["probe"], metadata={"source": str(path)})
+
+
+def save_h5(ds, path):
+    import h5py
+
+    with h5py.File(path, "w") as h5:
+        for key in ("diffraction", "positions", "probe"):
+            h5[key] = getattr(ds, key)
 '''
 
 BAD_STITCHER = '''
@@ -419,6 +458,29 @@ def test_loader_whose_errors_are_tracebacks_is_caught(plugin_dir):
     assert "raise ptycho_core.errors.DataError" in result.detail
 
 
+def test_loader_that_reads_what_a_header_declares_or_unpickles_is_caught(plugin_dir):
+    plugin_dir("bad_loader", BAD_LOADER)
+    spec = LoaderSpec(name="trusting", summary="s", factory="bad_loader:load_trusting", extensions=(".npz",))
+    results = _by_check(run_loader_checks(spec))
+    assert results["reads_a_valid_dataset"].status == "passed"
+    assert "the loader unpickled a file (that ran code)" in results["refuses_bad_files_with_one_line_errors"].detail
+    assert results["refuses_a_lying_header"].status == "passed"  # its catch-all makes numpy's MemoryError one line
+    assert "not 'ptycho-trusting" not in results["is_picked_for_its_extensions"].detail
+    assert "ptycho picks loader 'ptycho:npz' for scan.npz" in results["is_picked_for_its_extensions"].detail
+
+    from bad_loader import save_with_pickle
+
+    result = run_loader_checks(spec, checks=("writes_no_pickle",), write=save_with_pickle)[0]
+    assert result.status == "failed" and "the format holds pickles (sample.npz)" in result.detail
+
+    spec = LoaderSpec(name="whole", summary="s", factory="bad_loader:load_h5_whole", extensions=(".whole.h5",))
+    from bad_loader import save_h5
+
+    results = _by_check(run_loader_checks(spec, write=save_h5))
+    assert results["reads_a_valid_dataset"].status == "passed"
+    assert "ended in MemoryError: compare declared sizes with" in results["refuses_a_lying_header"].detail
+
+
 def test_loader_of_an_unknown_format_asks_for_a_writer(plugin_dir):
     plugin_dir("bad_loader", BAD_LOADER)
     spec = LoaderSpec(name="csv", summary="s", factory="bad_loader:load_csv", extensions=(".csv",))
@@ -483,3 +545,17 @@ class TestMeanStitcherConformance(StitcherConformance):
     @classmethod
     def registry(cls):
         return PluginHost(load="").registry()
+
+
+def test_the_plugin_guide_documents_every_exported_check_function_and_loader_check():
+    from pathlib import Path
+
+    import ptycho_core.testing as kit
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "writing-a-plugin.md").read_text()
+    exported = [n for n in dir(kit) if n.startswith("check_") or (n.startswith("run_") and n.endswith("_checks"))]
+    assert {"check_loader", "run_loader_checks", "check_stitcher", "run_stitcher_checks"} <= set(exported)
+    for name in exported:
+        assert f"`{name}" in guide, name
+    for check in (*conformance.LOADER_CHECKS, *conformance.STITCHER_CHECKS):
+        assert f"`{check}`" in guide, check

@@ -181,6 +181,7 @@ LAYERS = (
         "ptycho_core.simconfig",
         "ptycho_core.splits",
         "ptycho_core.torch.settings",
+        "ptycho_core.limits",
     ),
     (
         "ptycho_core.physics",

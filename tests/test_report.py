@@ -83,9 +83,33 @@ def test_terminal_table_leaves_out_columns_no_row_has_a_value_for():
     ]
     buffer = io.StringIO()
     print_table(report.summarise(runs), Console(file=buffer, width=200, color_system=None))
-    header = buffer.getvalue().splitlines()[2]
+    header = next(line for line in buffer.getvalue().splitlines() if line.startswith("generator"))
     assert "data err" in header and "ref phase SSIM" in header and "half FRC px" in header
     assert "amp SSIM " not in header.replace("ref amp SSIM", "") and "twin" not in header
+
+
+def test_a_table_printed_to_a_non_terminal_keeps_every_number_whole():
+    """A log file, CI or `| tee`: a plain aligned table at full width, never `0.5…`."""
+    from ptycho_core import metric_registry
+
+    terminal = metric_registry.select(terminal=True)
+    values = {c.key: 0.5123456 + k for k, c in enumerate(terminal)}
+    rows = report.summarise([_run("a_rather_long_generator_name", 0, **values), _run("b", 0, status="failed")])
+    for width in (80, 40):
+        buffer = io.StringIO()
+        print_table(rows, Console(file=buffer, width=width, color_system=None))
+        text = buffer.getvalue()
+        assert "…" not in text and "..." not in text
+        lines = text.splitlines()
+        header = next(line for line in lines if line.startswith("generator"))
+        assert all(c.label in header for c in terminal)
+        first = next(line for line in lines if line.startswith("a_rather_long_generator_name"))
+        cells = first.split()
+        assert cells[-1] == "ok" and len(cells) == 2 + len(terminal)
+        assert len(first) > width  # full width, not cut to the console's
+    wide = io.StringIO()
+    print_table(rows, Console(file=wide, width=400, color_system=None, force_terminal=True))
+    assert "…" not in wide.getvalue() and "─" in wide.getvalue()  # a terminal wide enough: the rich table
 
 
 def test_csv_has_std_columns_only_with_seeds(tmp_path):

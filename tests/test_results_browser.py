@@ -136,3 +136,31 @@ def test_comparison_report_loads_with_its_table_and_figures(browser, dummy_compa
     page.screenshot(path=str(shot), full_page=False)
     assert _not_blank(shot.read_bytes()) > 10
     assert errors == []
+
+
+#: What a metrics table must do at this window width: fit, or scroll inside its own box.
+NARROW = {"width": 1000, "height": 800}
+
+_TABLE_BOX = """(selector) => {
+    const table = document.querySelector(selector);
+    const box = table.closest("div.scroll") || table.parentElement;
+    const cells = box.querySelectorAll("tr:first-child th");
+    box.scrollLeft = box.scrollWidth;
+    const last = cells[cells.length - 1].getBoundingClientRect();
+    return {page: document.documentElement.scrollWidth, window: window.innerWidth, box: box.clientWidth,
+            table: box.scrollWidth, overflow: getComputedStyle(box).overflowX, lastRight: last.right,
+            lastWidth: last.width, boxRight: box.getBoundingClientRect().right};
+}"""
+
+
+@pytest.mark.parametrize("which", ["report", "leaderboard"])
+def test_metrics_tables_fit_or_scroll_horizontally_at_1000_px(browser, dummy_comparison, leaderboard_page, which):
+    path = dummy_comparison[0] / "report.html" if which == "report" else leaderboard_page[0]
+    page, errors = _load(browser, path)
+    page.set_viewport_size(NARROW)
+    box = page.evaluate(_TABLE_BOX, "table")
+    assert box["page"] <= box["window"], box  # the page itself never runs off the window's right edge
+    assert box["overflow"] == "auto", box
+    if box["table"] > box["box"]:  # wider than its box: scrolled to the end, the last column is in view
+        assert box["lastWidth"] > 0 and box["lastRight"] <= box["boxRight"] + 1, box
+    assert errors == []

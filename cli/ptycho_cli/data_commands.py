@@ -99,14 +99,15 @@ def simulate(ctx, out, test_out, sim_settings, as_json, **named):
 def inspect(ctx, file, loader, probe_file, crop_to, bin_by, as_json):
     """Validate a dataset file and print its summary and the loader that read it (exit 0 valid, 2 invalid).
 
-    Every conversion the loader applied (legacy keys, x/y order, units, dtype casts) and every
-    skipped entry is listed.
+    Every conversion the loader applied (legacy keys, x/y order, units, dtype casts), every
+    skipped entry and every HDF5 link followed (soft, external: which file, which path) is listed.
+    A file declaring an array over --max-memory is refused before it is read.
     """
     from ptycho_core.io import load_dataset, loader_spec
 
     registry = _registry(ctx)
     spec = loader_spec(file, registry, loader)
-    ds = load_dataset(file, registry=registry, loader=spec.qualified_name, probe=probe_file, crop=crop_to, bin=bin_by)
+    ds = load_dataset(file, registry=registry, loader=loader, probe=probe_file, crop=crop_to, bin=bin_by)
     summary = ds.summary()
     meta = ds.metadata
     if as_json:
@@ -149,6 +150,6 @@ def inspect(ctx, file, loader, probe_file, crop_to, bin_by, as_json):
         if check.get("matches"):
             state += f" (max relative error {check['max_relative_error']:.2g})"
         click.echo(f"  {key[: -len('_check')]}: {state}")
-    for title in ("conversions", "skipped"):
+    for title, label in (("conversions", "conversion"), ("skipped", "skipped"), ("links", "link")):
         for item in meta.get(title, []):
-            click.echo(f"  {title[:-1] if title.endswith('s') else title}: {item}")
+            click.echo(f"  {label}: {item}")

@@ -22,13 +22,18 @@ def _registry(ctx: click.Context) -> Registry:
     return ctx.find_root().obj.registry()
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    """A plain aligned text table; the last column is not padded."""
+def _table(headers: list[str], rows: list[list[str]], right=()) -> str:
+    """A plain aligned text table at its full width (nothing cut); columns whose index is in
+    `right` are right-aligned (numbers), the last column is not padded."""
     cells = [headers] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    right = set(right)
     lines = []
     for k, row in enumerate(cells):
-        line = "  ".join(c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row))
+        line = "  ".join(
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) if i < len(row) - 1 else c
+            for i, c in enumerate(row)
+        )
         lines.append(line.rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))

@@ -8,6 +8,7 @@ for a bad flag or value) become one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -33,6 +34,10 @@ COMMANDS = {
     "sweep": "ptycho_cli.sweep_command:sweep",
     "new-plugin": "ptycho_cli.scaffold:new_plugin",
 }
+
+
+#: errno values of a full or read-only disk: the user can fix them, so one line and exit 2.
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 class CommandError(click.ClickException):
@@ -90,6 +95,14 @@ class LazyGroup(click.Group):
         except click.UsageError as exc:  # a bad flag or value: one line too, not usage + hint + error
             command = f"{exc.ctx.info_name}: " if exc.ctx is not None and exc.ctx is not ctx else ""
             raise CommandError(command + exc.format_message()) from None
+        except OSError as exc:
+            if exc.errno not in _DISK_ERRORS:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise CommandError(
+                f"{where}{exc.strerror}: free space (or write elsewhere) and run the command again; "
+                "a comparison resumes with the runs that finished"
+            ) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

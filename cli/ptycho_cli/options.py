@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import click
 
+from ptycho_core import limits
 from ptycho_core.errors import UsageError
 from ptycho_core.generator import train_settings
+from ptycho_core.limits import MAX_MEMORY
 from ptycho_core.settings import Setting
 from ptycho_core.simconfig import SimConfig
 from ptycho_core.torch.settings import SETTINGS as TORCH_SETTINGS
@@ -93,8 +96,37 @@ def parse_options(raw: tuple[str, ...] | list[str], flag: str = "--option") -> d
     return out
 
 
+def _max_memory(ctx: click.Context, _param, value):
+    """`--max-memory SIZE`: checked, then exported as PTYCHO_MAX_MEMORY for this command (the
+    loaders and the command's child processes read it); the old value comes back afterwards."""
+    if value is None:
+        return None
+    try:
+        limits.parse_size(value, "--max-memory")
+    except UsageError as exc:
+        raise click.BadParameter(str(exc).partition(": ")[2], ctx=ctx) from None
+    old = os.environ.get(limits.ENV)
+    os.environ[limits.ENV] = value
+    ctx.call_on_close(
+        lambda: os.environ.__setitem__(limits.ENV, old) if old is not None else os.environ.pop(limits.ENV)
+    )
+    return value
+
+
 def data_file_options(func):
-    """`--loader NAME`, `--probe FILE`, `--crop N`, `--bin K`: how every data file of the command is read."""
+    """`--loader NAME`, `--probe FILE`, `--crop N`, `--bin K` and `--max-memory SIZE`: how every data file
+    of the command is read."""
+    func = click.option(
+        MAX_MEMORY.flag,
+        MAX_MEMORY.name,
+        default=None,
+        metavar="SIZE",
+        type=SettingType(MAX_MEMORY),
+        expose_value=False,
+        is_eager=True,
+        callback=_max_memory,
+        help=MAX_MEMORY.help,
+    )(func)
     func = click.option(
         "--bin",
         "bin_by",

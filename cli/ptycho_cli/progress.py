@@ -200,7 +200,7 @@ def _short(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _cell(row: dict, col, best: dict, many: bool) -> str:
+def _cell(row: dict, col) -> str:
     from ptycho_core.metric_registry import finite
     from ptycho_core.report import TOO_SMALL_TEXT, too_small
 
@@ -210,43 +210,62 @@ def _cell(row: dict, col, best: dict, many: bool) -> str:
     text = col.fmt.format(value) if "%" in col.fmt else _short(value)
     if finite(row.get(f"{col.key}_std")):
         text += "±" + _short(row[f"{col.key}_std"])
-    if col.key in best and value == best[col.key] and many:
-        text = f"[bold]{text}[/bold]"
     return text
 
 
 def print_table(rows: list[dict], console, seeds: int = 1, title: str = "ptycho compare") -> None:
-    """The metrics table (the `terminal` metrics of ptycho_core.metric_registry), best values in bold;
-    failure reasons below it. A column no row has a value for is left out (measured data has no
-    ground-truth scores, a comparison without a reference row no agreement), unless every row
-    failed. metrics.csv and report.html have every column."""
+    """The metrics table (the `terminal` metrics of ptycho_core.metric_registry); failure reasons
+    below it. A column no row has a value for is left out (measured data has no ground-truth
+    scores, a comparison without a reference row no agreement), unless every row failed.
+    metrics.csv and report.html have every column.
+
+    On a terminal wide enough for it: a rich table, best values in bold. Otherwise (a log file,
+    CI, `| tee`, a narrow window): a plain aligned table at its full width. No number is ever
+    shortened to fit.
+    """
     from rich import box
     from rich.markup import escape
     from rich.table import Table
 
+    from ptycho_cli.listing import _table
     from ptycho_core import metric_registry
     from ptycho_core.report import best_values, coverage_note, too_small
 
     title += f" (mean ± std over {seeds} seeds)" if seeds > 1 else ""
-    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
-    table.add_column("generator", no_wrap=True)
     cols = metric_registry.select(terminal=True)
     filled = [c for c in cols if any(metric_registry.finite(r.get(c.key)) or too_small(r, c.key) for r in rows)]
     cols = filled or cols
-    for col in cols:
-        table.add_column(col.label, justify="right")
-    table.add_column("status", no_wrap=True)
     best = best_values(rows)
-    for row in rows:
-        ok = row["status"] == "ok"
-        cells = [_cell(row, col, best, len(rows) > 1) for col in cols]
-        table.add_row(escape(str(row["generator"])), *cells, "[green]ok[/green]" if ok else "[red]failed[/red]")
-    console.print(table)
+    headers = ["generator", *(c.label for c in cols), "status"]
+    cells = [
+        [str(row["generator"]), *(_cell(row, col) for col in cols), "ok" if row["status"] == "ok" else "failed"]
+        for row in rows
+    ]
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
+    table.add_column("generator", no_wrap=True)
+    for col in cols:
+        table.add_column(col.label, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for row, line in zip(rows, cells, strict=True):
+        shown = [
+            f"[bold]{escape(text)}[/bold]"
+            if col.key in best and row.get(col.key) == best[col.key] and len(rows) > 1
+            else escape(text)
+            for col, text in zip(cols, line[1:-1], strict=True)
+        ]
+        status = "[green]ok[/green]" if line[-1] == "ok" else "[red]failed[/red]"
+        table.add_row(escape(line[0]), *shown, status)
+    say = lambda text: console.print(text, highlight=False, markup=False, soft_wrap=True, crop=False)  # noqa: E731
+    if console.is_terminal and console.measure(table).maximum <= console.width:
+        console.print(table)
+    else:
+        say(title)
+        say(_table(headers, cells, right=range(1, len(headers) - 1)))
     if coverage_note(rows):
-        console.print(coverage_note(rows), highlight=False, markup=False, soft_wrap=True)
+        say(coverage_note(rows))
     for row in rows:
         if row["status"] != "ok":
-            console.print(f"{row['generator']}: {row['status']}", highlight=False, markup=False, soft_wrap=True)
+            say(f"{row['generator']}: {row['status']}")
 
 
 def print_result(result, console, title: str = "ptycho compare") -> None:

@@ -57,6 +57,7 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     probe_plan = probe.decide(request.probe_from or None, selection.specs, exact, registry)
     plan.require_some(selection.specs, registry)
     layout = rundir.Layout(Path(request.out))
+    rundir.remove_stale_temporaries(layout.out_dir)  # left by a run killed mid-write (a resume)
     plans = plan.make_plans(selection.specs, selection.option_values, selection.train, request.seeds)
     plans = sweep.expand(plans, variants)
     _check_reference(request.reference, plans)
@@ -103,7 +104,9 @@ def run(request: CompareRequest, on_event=ev.ignore, host=None) -> CompareResult
     against = score.add_curves(plans, scored, layout, test_ds)
     if against is not None:
         on_event(ev.Note(f"quality against seconds: SSIM against {against} (no ground truth)"))
-    result = _report(request, selection, staged, registry, scored, executor.threads, started, probe_plan, reference)
+    result = _report(
+        request, selection, staged, registry, scored, executor.threads, started, probe_plan, reference, plans
+    )
     if any(o.interrupted for o in outcomes.values()):
         result.exit_code = INTERRUPTED_EXIT
     _record(request, result, on_event)
@@ -206,7 +209,9 @@ def _epochs(plans) -> str:
     return text
 
 
-def _report(request, selection, staged, registry, scored, threads, started, probe_plan, reference) -> CompareResult:
+def _report(
+    request, selection, staged, registry, scored, threads, started, probe_plan, reference, plans
+) -> CompareResult:
     from ptycho_core import report  # lazy: loaded when listing; the target imports numpy
     from ptycho_core.harness.provenance import build_provenance  # lazy: loaded when listing; the target imports numpy
 
@@ -216,6 +221,7 @@ def _report(request, selection, staged, registry, scored, threads, started, prob
     provenance = build_provenance(request, selection, staged, registry, gpus=gpus, threads=threads, started=started)
     provenance["probe"] = probe_plan.as_dict()
     provenance["reference"] = {k: v for k, v in reference.items() if k != "note"}
+    provenance["plan"] = {p.name: p.hash for p in plans}  # the comparison's identity in the results database
     panels, curves = {}, {}
     for s in scored:
         if s.reconstruction is not None:

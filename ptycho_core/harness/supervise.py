@@ -69,6 +69,7 @@ class Child:
     events: Any
     launched: float
     started: float | None = None
+    reported: str | None = None  # the reason the child sent before failing (its error.json may be missing)
 
     @property
     def name(self) -> str:
@@ -164,7 +165,7 @@ def _finish(child: Child, layout, timeout: float, on_event) -> Outcome:
     receive(child, on_event)
     if child.events is not None:
         child.events.close()
-    outcome = collect(child.run, layout, child.process.exitcode, reason)
+    outcome = collect(child.run, layout, child.process.exitcode, reason, reported=child.reported)
     if not outcome.usage:  # bad usage is not a run: the comparison stops with it
         on_event(ev.RunFinished(child.name, outcome.ok, outcome.reason, child.elapsed()))
     return outcome
@@ -233,26 +234,33 @@ def receive(child: Child, on_event) -> None:
             on_event(ev.RunProgress(child.name, **{k: event.get(k) for k in keys}))
         elif kind == "predicting":
             on_event(ev.RunPredicting(child.name, event.get("status") or "predicting the test groups"))
+        elif kind == "failed":
+            child.reported = event.get("reason")
 
 
-def collect(run: RunSpec, layout: rundir.Layout, exitcode, reason: str | None) -> Outcome:
+def collect(run: RunSpec, layout: rundir.Layout, exitcode, reason: str | None, reported: str | None = None) -> Outcome:
     """The outcome of a finished child (`run`: its RunSpec, for the name and hash); a
     failed run's partial folder becomes runs/<name>/ without DONE, holding run.log, error.json and a
-    run.json with status "failed"."""
+    run.json with status "failed". `reported`: the reason the child sent, used when its error.json
+    is missing (a full disk). Writing the failed record may fail too (a full disk): the folder is
+    still published without DONE, so a rerun redoes the run."""
     run_dir, partial = layout.run_dir(run.name), layout.partial_dir(run.name)
     if exitcode == BAD_USAGE and reason is None:  # not a row: nothing to keep
-        reason = rundir.read_json(partial / rundir.ERROR_JSON).get("reason") or "bad usage"
+        reason = rundir.read_json(partial / rundir.ERROR_JSON).get("reason") or reported or "bad usage"
         shutil.rmtree(partial, ignore_errors=True)
         return Outcome(ok=False, reason=reason, usage=True)
     record = rundir.RunRecord.read(run_dir)
     if reason is None and (run_dir / rundir.DONE).is_file() and record and record.hash == run.hash:
         return Outcome(ok=True)
     if reason is None:
-        reason = rundir.read_json(partial / rundir.ERROR_JSON).get("reason") or exit_reason(exitcode)
-    partial.mkdir(parents=True, exist_ok=True)
+        reason = rundir.read_json(partial / rundir.ERROR_JSON).get("reason") or reported or exit_reason(exitcode)
     failed = rundir.RunRecord(name=run.name, hash=run.hash, status="failed", reason=reason, exitcode=exitcode)
-    rundir.write_json(partial / rundir.RUN_JSON, failed.to_dict())
-    rundir.publish(partial, run_dir)
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+        rundir.write_json(partial / rundir.RUN_JSON, failed.to_dict())
+        rundir.publish(partial, run_dir)
+    except OSError as exc:  # no space for the record: the folder stays without DONE either way
+        reason += f" (its failed record could not be written: {exc.strerror or exc})"
     return Outcome(ok=False, reason=reason)
 
 

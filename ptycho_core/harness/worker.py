@@ -77,10 +77,13 @@ def main(job: dict, events=None) -> None:
         summary = execute(job, emit)
     except BaseException as exc:  # the row must say why, whatever happened
         reason = failure_reason(exc)
-        traceback.print_exc()
-        rundir.write_json(partial / rundir.ERROR_JSON, {"reason": reason, "traceback": traceback.format_exc()})
-        emit({"type": "failed", "reason": reason})
-        _flush()
+        emit({"type": "failed", "reason": reason})  # first: on a full disk nothing below may be written
+        try:
+            traceback.print_exc()
+            rundir.write_json(partial / rundir.ERROR_JSON, {"reason": reason, "traceback": traceback.format_exc()})
+            _flush()
+        except OSError:
+            pass
         if isinstance(exc, KeyboardInterrupt):
             os._exit(130)
         sys.exit(BAD_USAGE if isinstance(exc, UsageError) else 1)

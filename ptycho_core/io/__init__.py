@@ -11,6 +11,7 @@ This package module stays cheap (standard library only); the format modules (`np
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 from ptycho_core.data import Dataset
 from ptycho_core.errors import DataError, PluginError, UsageError
 from ptycho_core.io import geometry, ptychodus
+from ptycho_core.io.npz import check_npy
 from ptycho_core.io.npz import save_reconstruction as save_npz_reconstruction
 from ptycho_core.plugins import load_registry
 from ptycho_core.registry import resolve_factory
@@ -72,10 +74,21 @@ def load_dataset(
         registry = load_registry()
     spec = loader_spec(path, registry, loader)
     factory = spec.load_factory()
-    if probe is None:
-        ds = factory(str(path))
-    else:
-        ds = factory(str(path), probe=_probe_for(spec, factory, probe, registry))
+    try:
+        if probe is None:
+            ds = factory(str(path))
+        else:
+            ds = factory(str(path), probe=_probe_for(spec, factory, probe, registry))
+    except DataError as exc:
+        unclaimed = None if loader else unclaimed_suffix(path, spec)
+        if unclaimed is None:
+            raise
+        raise DataError(
+            f"{path}: no loader for {unclaimed[0]} files is installed (ptycho list-loaders); the "
+            f"{spec.name} loader, which reads {unclaimed[1]}, could not read it either "
+            f"({str(exc).removeprefix(f'{path}: ')}): install the plugin that reads {unclaimed[0]} files, "
+            "or choose a loader with --loader"
+        ) from None
     if not isinstance(ds, Dataset):
         raise PluginError(f"loader {spec.qualified_name} returned {type(ds).__name__}, not a Dataset")
     ds = ds.validate(source=str(path))
@@ -93,6 +106,18 @@ def loader_spec(path, registry, loader: str | None = None):
     return registry.loader(loader) if loader else registry.loader_for(str(path))
 
 
+def unclaimed_suffix(path, spec) -> tuple[str, str] | None:
+    """(".rsu.h5", ".h5") when `path` (x.rsu.h5) went to `spec` for a shorter extension and its
+    longer suffix looks like a format of its own (no loader claims it: the plugin that read it
+    may be uninstalled); None otherwise."""
+    name = Path(str(path)).name.lower()
+    matched = max((e for e in spec.extensions if name.endswith(e)), key=len, default=None)
+    if matched is None:
+        return None
+    inner = re.search(r"\.([a-z][a-z0-9_]{0,15})$", name[: -len(matched)])
+    return None if inner is None else (f".{inner.group(1)}{matched}", matched)
+
+
 def _probe_for(spec, factory, probe_path: str, registry):
     """The (N, N) probe in `probe_path` (a .npy array or any dataset file), for a loader taking `probe=`."""
     if "probe" not in inspect.signature(factory).parameters:
@@ -103,6 +128,7 @@ def _probe_for(spec, factory, probe_path: str, registry):
 def read_probe(path, registry=None):
     """A complex (N, N) probe from a `.npy` array (never unpickled) or from any dataset file."""
     if str(path).lower().endswith(".npy"):
+        check_npy(path)
         try:
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:

@@ -18,25 +18,50 @@ import json
 
 import numpy as np
 
+from ptycho_core import limits
 from ptycho_core.errors import UsageError
 from ptycho_core.io import geometry as geo
-from ptycho_core.io.hdf5 import H5Reader
+from ptycho_core.io.hdf5 import READ_ERRORS, H5Reader, check_dtype, reason
+
+#: Bytes of counts read at a time by `amplitudes` (rounded to whole HDF5 chunks).
+READ_BLOCK_BYTES = 64 * 1024**2
 
 
-def amplitudes(reader: H5Reader, field: str, counts: np.ndarray) -> np.ndarray:
-    """Photon counts (n, N, N) -> float32 amplitudes sqrt(counts); NaN or negative counts are errors."""
-    if counts.ndim != 3:
-        raise reader.fail(field, "must be a stack of patterns (n, N, N)", f"shape {counts.shape}")
-    if counts.shape[0] == 0:
+def amplitudes(reader: H5Reader, field: str) -> np.ndarray:
+    """The photon counts (n, N, N) at `field` -> float32 amplitudes sqrt(counts), read in blocks of
+    whole HDF5 chunks (at most READ_BLOCK_BYTES of counts in memory beside the result). The
+    declared size, of the counts and of the result, is checked before anything is read; NaN or
+    negative counts are errors."""
+    item = reader.dataset(field, "photon counts (n, N, N)")
+    check_dtype(reader, field, item.dtype, "photon counts (n, N, N)", "fiu")
+    shape = item.shape
+    if len(shape) != 3:
+        raise reader.fail(field, "must be a stack of patterns (n, N, N)", f"shape {shape}")
+    if shape[0] == 0:
         raise reader.fail(field, "must hold at least one pattern", "an empty stack")
-    if counts.dtype.kind == "f":
-        bad = int((~np.isfinite(counts)).sum())
-        if bad:
-            raise reader.fail(field, "must be finite photon counts", f"{bad} NaN/inf values")
-    negative = int((counts < 0).sum()) if counts.dtype.kind != "u" else 0
+    limits.check_declared(reader.source, field, shape, np.float32, what="declares as amplitudes")
+    out = np.empty(shape, np.float32)
+    per_pattern = max(1, shape[1] * shape[2] * item.dtype.itemsize)
+    step = max(1, READ_BLOCK_BYTES // per_pattern)
+    if item.chunks:
+        step = max(item.chunks[0], step // item.chunks[0] * item.chunks[0])
+    bad = negative = 0
+    for start in range(0, shape[0], step):
+        try:
+            block = item[start : start + step]
+        except READ_ERRORS as exc:
+            raise reader.fail(field, "must be readable (photon counts)", f"a damaged dataset ({reason(exc)})") from None
+        if block.dtype.kind == "f":
+            bad += int((~np.isfinite(block)).sum())
+        if block.dtype.kind != "u":
+            negative += int((block < 0).sum())
+        with np.errstate(invalid="ignore"):  # negative counts are reported below
+            np.sqrt(block, out=out[start : start + step], dtype=np.float32, casting="unsafe")
+    if bad:
+        raise reader.fail(field, "must be finite photon counts", f"{bad} NaN/inf values")
     if negative:
         raise reader.fail(field, "must be non-negative photon counts", f"{negative} negative values")
-    return np.sqrt(counts, dtype=np.float32)
+    return out
 
 
 def single_mode(reader: H5Reader, field: str, array: np.ndarray, what: str) -> np.ndarray:
@@ -83,7 +108,7 @@ def counts(diffraction: np.ndarray) -> np.ndarray:
 
 
 #: Metadata keys a loader derives from the file itself, never taken from stored JSON.
-DERIVED_KEYS = ("source", "format", "conversions", "skipped", "pixel_size_m", "energy_eV", "distance_m")
+DERIVED_KEYS = ("source", "format", "conversions", "skipped", "links", "pixel_size_m", "energy_eV", "distance_m")
 
 
 def own_metadata(reader: H5Reader, field: str, text: str) -> dict:

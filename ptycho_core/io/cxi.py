@@ -83,7 +83,7 @@ def load_cxi(path, probe: np.ndarray | None = None) -> Dataset:
     with H5Reader(path, "CXI") as f:
         conversions: list = []
         data_field = f.first(DATA, DETECTOR_DATA) or DATA
-        diffraction = contract.amplitudes(f, data_field, f.array(data_field, "photon counts (n, N, N)"))
+        diffraction = contract.amplitudes(f, data_field)
         conversions.append(f"{data_field}: photon counts -> amplitudes sqrt(counts)")
         if diffraction.shape[1] != diffraction.shape[2]:
             raise f.fail(data_field, "must hold square patterns (n, N, N)", f"shape {diffraction.shape}")
@@ -128,6 +128,9 @@ def _assemble(f: H5Reader, g: H5Reader, scan: _Scan, probe, data_field: str) -> 
         metadata=metadata,
     )
     metadata["conversions"] = scan.conversions
+    links = f.links + (g.links if g is not f else [])
+    if links:
+        metadata["links"] = links
     return _validate(ds, f.source, data_field)
 
 

@@ -8,6 +8,10 @@ PtychoPINN raw files: `diffraction` (or legacy `diff3d`), `xcoords`, `ycoords`, 
 optional `objectGuess`, `Y` / `ground_truth_patches` (checked against
 `physics.extract(object, positions)`, never used as is), `scan_index` (one scan only).
 
+Sizes: each entry's uncompressed zip member and the shape x dtype its .npy header declares are
+checked against `limits.memory_limit()` before numpy reads it (numpy then reads it in 256 KiB
+blocks into one array); a header declaring more than its member holds is refused as well.
+
 Nothing is ever unpickled (`allow_pickle=False`): a contract entry stored as an object array is
 an error; any other such entry (the JSON `_metadata` PtychoPINN writes) is skipped and the skip
 recorded in `metadata["skipped"]`. Every conversion (legacy key names, x/y order, dtype casts,
@@ -26,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho_core import physics
+from ptycho_core import limits, physics
 from ptycho_core.data import Dataset
 from ptycho_core.errors import DataError
 from ptycho_core.io import tike
@@ -51,7 +55,7 @@ PTYCHOPINN_KEYS = (
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
 
 
-class _Archive:
+class Archive:
     """One open `.npz`, read entry by entry with errors naming the file and the key."""
 
     def __init__(self, path: Path):
@@ -84,23 +88,51 @@ class _Archive:
     def fail(self, key: str, expected: str, got: str) -> DataError:
         return DataError(f"{self.source}: '{key}' {expected}, got {got}")
 
+    def header(self, key: str):
+        """(shape, fortran order, dtype, member's uncompressed bytes, header bytes) of an entry, read
+        from its .npy header and the zip directory (the data is not loaded); None when unreadable."""
+        name = key + ".npy"
+        try:
+            info = self.npz.zip.getinfo(name)
+            with self.npz.zip.open(name) as fp:
+                version = np.lib.format.read_magic(fp)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read(fp)
+                offset = fp.tell()
+        except _READ_ERRORS:
+            return None  # reading the entry itself will report the damage
+        return shape, fortran, dtype, info.file_size, offset
+
     def needs_unpickling(self, key: str) -> bool:
         """True when the entry is an object array (read from its header; the data is not loaded)."""
+        header = self.header(key)
+        return header is not None and bool(header[2].hasobject)
+
+    def check_size(self, key: str) -> None:
+        """Refuse an entry whose uncompressed member or declared array is over the memory limit, or
+        whose header declares more data than the member holds (a lying header)."""
         try:
-            with self.npz.zip.open(key + ".npy") as fp:
-                version = np.lib.format.read_magic(fp)
-                if version == (1, 0):
-                    _, _, dtype = np.lib.format.read_array_header_1_0(fp)
-                else:
-                    _, _, dtype = np.lib.format.read_array_header_2_0(fp)
-        except _READ_ERRORS:
-            return False  # reading the entry itself will report the damage
-        return bool(dtype.hasobject)
+            info = self.npz.zip.getinfo(key + ".npy")
+        except KeyError:
+            return
+        limits.check_bytes(self.source, key, info.file_size, "inflates (uncompressed zip member)")
+        header = self.header(key)
+        if header is None:
+            return
+        shape, _, dtype, member, offset = header
+        declared = limits.check_declared(self.source, key, shape, dtype)
+        if not dtype.hasobject and declared > member - offset:
+            raise self.fail(
+                key,
+                f"must hold the {limits.human(declared)} its header declares ({tuple(shape)} {dtype})",
+                f"{limits.human(max(member - offset, 0))} (a truncated member or a lying header)",
+            )
 
     def get(self, key: str) -> np.ndarray:
-        """Load one entry; an object array or a damaged member is a DataError."""
+        """Load one entry (sizes checked first); an object array or a damaged member is a DataError."""
         if self.needs_unpickling(key):
             raise self.fail(key, "must be a plain numeric array (object arrays need unpickling)", "an object array")
+        self.check_size(key)
         try:
             value = self.npz[key]
         except _READ_ERRORS as exc:
@@ -115,10 +147,26 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def check_npy(path) -> None:
+    """Refuse (DataError) a .npy file whose header declares more than the memory limit, or more
+    than the file holds, before numpy allocates it."""
+    try:
+        with open(path, "rb") as fp:
+            version = np.lib.format.read_magic(fp)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(fp)
+            held = os.fstat(fp.fileno()).st_size - fp.tell()
+    except (OSError, ValueError):
+        return  # np.load reports an unreadable file
+    declared = limits.check_declared(path, "array", shape, dtype)
+    if not dtype.hasobject and declared > held:
+        raise DataError(f"{path}: its header declares {limits.human(declared)}, the file holds {limits.human(held)}")
+
+
 # --- conversions ------------------------------------------------------------------------------
 
 
-def _as_real(ar: _Archive, key: str, arr: np.ndarray, dtype, conversions: list, what: str) -> np.ndarray:
+def _as_real(ar: Archive, key: str, arr: np.ndarray, dtype, conversions: list, what: str) -> np.ndarray:
     """Cast an integer or float array to `dtype` (recorded); anything else is a DataError."""
     if arr.dtype.kind == "c":
         raise ar.fail(key, f"must be real {what}", f"complex dtype {arr.dtype}")
@@ -130,7 +178,7 @@ def _as_real(ar: _Archive, key: str, arr: np.ndarray, dtype, conversions: list, 
     return arr
 
 
-def _as_complex64(ar: _Archive, key: str, arr: np.ndarray, conversions: list) -> np.ndarray:
+def _as_complex64(ar: Archive, key: str, arr: np.ndarray, conversions: list) -> np.ndarray:
     if arr.dtype.kind not in "fiuc":
         raise ar.fail(key, "must hold complex (or real) numbers", f"dtype {arr.dtype}")
     if arr.dtype != np.complex64:
@@ -139,7 +187,7 @@ def _as_complex64(ar: _Archive, key: str, arr: np.ndarray, conversions: list) ->
     return arr
 
 
-def _as_mask(ar: _Archive, key: str, arr: np.ndarray, conversions: list) -> np.ndarray:
+def _as_mask(ar: Archive, key: str, arr: np.ndarray, conversions: list) -> np.ndarray:
     if arr.dtype == np.bool_:
         return arr
     if arr.dtype.kind in "iu" and np.isin(arr, (0, 1)).all():
@@ -156,12 +204,12 @@ def _drop_channel_axis(key: str, arr: np.ndarray, rank: int, conversions: list) 
     return arr
 
 
-def _check_finite(ar: _Archive, key: str, arr: np.ndarray) -> None:
+def _check_finite(ar: Archive, key: str, arr: np.ndarray) -> None:
     if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
         raise ar.fail(key, "must be finite", f"{int((~np.isfinite(arr)).sum())} NaN/inf values")
 
 
-def _validate(ds: Dataset, ar: _Archive, names: dict) -> Dataset:
+def _validate(ds: Dataset, ar: Archive, names: dict) -> Dataset:
     """`Dataset.validate`, with the contract keys in its message renamed to the file's keys."""
     try:
         return ds.validate(source=ar.source)
@@ -185,7 +233,7 @@ def load_npz(path) -> Dataset:
     float64 (n, 2) as (y, x) object pixels, probe complex64 (N, N), optional object complex64
     (H, W) and mask bool. Raises DataError (one line: file, key, expectation) on bad input.
     """
-    ar = _Archive(Path(path))
+    ar = Archive(Path(path))
     try:
         if "metadata_json" in ar.keys or "positions" in ar.keys:
             return _load_own(ar)
@@ -202,13 +250,13 @@ def load_npz(path) -> Dataset:
         ar.close()
 
 
-def _require(ar: _Archive, *keys: str) -> None:
+def _require(ar: Archive, *keys: str) -> None:
     for key in keys:
         if key not in ar.keys:
             raise ar.fail(key, "is required", f"entries {', '.join(ar.keys) or 'none'}")
 
 
-def _skip_extras(ar: _Archive, known: tuple, metadata: dict) -> None:
+def _skip_extras(ar: Archive, known: tuple, metadata: dict) -> None:
     skipped = []
     for key in ar.keys:
         if key in known:
@@ -221,7 +269,7 @@ def _skip_extras(ar: _Archive, known: tuple, metadata: dict) -> None:
         metadata["skipped"] = list(metadata.get("skipped", [])) + skipped
 
 
-def _load_own(ar: _Archive) -> Dataset:
+def _load_own(ar: Archive) -> Dataset:
     _require(ar, "diffraction", "positions", "probe")
     metadata: dict = {}
     if "metadata_json" in ar.keys:
@@ -250,7 +298,7 @@ def _load_own(ar: _Archive) -> Dataset:
     return _validate(ds, ar, {})
 
 
-def _load_ptychopinn(ar: _Archive) -> Dataset:
+def _load_ptychopinn(ar: Archive) -> Dataset:
     conversions: list = []
     metadata: dict = {"source": ar.source, "format": "ptychopinn-raw"}
     if "diffraction" in ar.keys:
@@ -326,7 +374,7 @@ def _load_ptychopinn(ar: _Archive) -> Dataset:
     return ds
 
 
-def _check_patches(ar: _Archive, key: str, ds: Dataset, physics, conversions: list) -> dict:
+def _check_patches(ar: Archive, key: str, ds: Dataset, physics, conversions: list) -> dict:
     """Compare file patches with `physics.extract(object, positions)`; a plain dict for metadata."""
     if ds.object is None:
         return {"checked": False, "note": "no 'objectGuess' to check against; not used"}

@@ -65,6 +65,7 @@ def load_ptychodus(path) -> Dataset:
     conversions: list = []
     with H5Reader(diffraction_path, "Ptychodus diffraction") as d:
         diffraction, indexes, detector_pixel, mask = _read_diffraction(d)
+        links = list(d.links)
     conversions.append("patterns: photon counts -> amplitudes sqrt(counts)")
     with H5Reader(product_path, "Ptychodus product") as p:
         geometry = _read_geometry(p, detector_pixel, diffraction.shape[-1])
@@ -73,6 +74,7 @@ def load_ptychodus(path) -> Dataset:
         y_m, x_m = positions_for(p, indexes, conversions)
         own = contract.own_metadata(p, f"@{METADATA_ATTR}", _text_attr(p, METADATA_ATTR))
         name = _text_attr(p, "name")
+        links += p.links
     positions = contract.pixels_from_metres(y_m, x_m, geometry.pixel_size_m, obj.shape, center)
     conversions.append(
         f"probe_position_*_m: metres -> (y, x) pixels of the object grid ({geometry.pixel_size_m:.6g} m)"
@@ -89,6 +91,7 @@ def load_ptychodus(path) -> Dataset:
         "name": name,
         **geometry.as_metadata(),
         "conversions": conversions,
+        **({"links": links} if links else {}),
     }
     ds = Dataset(diffraction=diffraction, positions=positions, probe=probe, object=obj, mask=mask, metadata=metadata)
     return _validate(ds, str(product_path))
@@ -96,7 +99,7 @@ def load_ptychodus(path) -> Dataset:
 
 def _read_diffraction(d: H5Reader):
     """(amplitudes, indexes, detector pixel size, mask or None) of a diffraction file."""
-    diffraction = contract.amplitudes(d, "patterns", d.array("patterns", "photon counts (n, H, W)"))
+    diffraction = contract.amplitudes(d, "patterns")
     n, n_pix = diffraction.shape[0], diffraction.shape[-1]
     indexes = d.array("indexes", "pattern indexes (n,)", kinds="iu")
     if indexes.shape != (n,):

@@ -23,7 +23,7 @@ from ptycho_core.generator import Reconstruction
 from ptycho_core.io import contract, ptychodus
 from ptycho_core.io import geometry as geo
 from ptycho_core.io.hdf5 import H5Reader
-from ptycho_core.io.npz import save_reconstruction
+from ptycho_core.io.npz import Archive, save_reconstruction
 
 
 def is_reconstruction(path) -> bool:
@@ -47,10 +47,16 @@ def read(path) -> Reconstruction:
     its grid, metrics; a product adds its probe and geometry); DataError names the file and field."""
     if Path(path).name.lower().endswith(ptychodus.PRODUCT_SUFFIX):
         return _read_product(path)
-    with np.load(path, allow_pickle=False) as z:
-        obj = np.asarray(z["object"], np.complex64)
-        positions = np.asarray(z["positions"], np.float64)
-        metrics = json.loads(str(z["metrics_json"]))
+    archive = Archive(Path(path))  # sizes checked before each array is read, never unpickled
+    try:
+        missing = [k for k in ("object", "positions", "metrics_json") if k not in archive.keys]
+        if missing:
+            raise archive.fail(missing[0], "is required (a recon .npz)", f"entries {', '.join(archive.keys)}")
+        obj = np.asarray(archive.get("object"), np.complex64)
+        positions = np.asarray(archive.get("positions"), np.float64)
+        metrics = json.loads(str(archive.get("metrics_json")))
+    finally:
+        archive.close()
     if obj.ndim != 2 or positions.ndim != 2 or positions.shape[1] != 2:
         raise DataError(
             f"{path}: 'object' must be (H, W) and 'positions' (n, 2), got {obj.shape} and {positions.shape}"

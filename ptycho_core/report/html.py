@@ -14,6 +14,7 @@ from ptycho_core.report.cells import best_values, columns, coverage_note, format
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }
 table { border-collapse: collapse; font-size: 0.9em; }
+div.scroll { overflow-x: auto; max-width: 100%; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
 th { background: #f0f0f0; }
 td.name, th.name, td.status { text-align: left; }
@@ -34,7 +35,7 @@ def html_table(rows: list[dict]) -> str:
     best = best_values(rows)
     cols = columns()
     head = "".join(f'<th title="{html.escape(c.help)}">{html.escape(c.label)}</th>' for c in cols)
-    out = [f'<table><tr><th class="name">generator</th>{head}<th class="name">status</th></tr>']
+    out = [f'<div class="scroll"><table><tr><th class="name">generator</th>{head}<th class="name">status</th></tr>']
     for row in rows:
         cells = [f'<td class="name">{html.escape(str(row["generator"]))}</td>']
         for col in cols:
@@ -44,7 +45,7 @@ def html_table(rows: list[dict]) -> str:
         ok = row["status"] == "ok"
         cells.append(f'<td class="status{"" if ok else " failed"}">{html.escape(row["status"])}</td>')
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")  # a table wider than the window scrolls inside its box
     return "\n".join(out)
 
 

@@ -7,6 +7,7 @@ store the same thing. Plain data; no database code here.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import time
@@ -43,9 +44,15 @@ def numbers(values: dict) -> dict[str, float]:
     return out
 
 
-def comparison_key(folder: Path, started: str | None) -> str:
-    """A comparison's identity: its folder and start time (recording and importing agree on it)."""
-    return hashlib.sha256(f"{Path(folder).resolve()}\n{started}".encode()).hexdigest()
+def comparison_key(folder: Path, provenance: dict) -> str:
+    """A comparison's identity, on which recording and importing agree: its folder and its plan
+    (each run's name and input hash, provenance "plan"). A resumed comparison, or one rerun with
+    every run reused, is the same comparison, so recording it again replaces it (like a database
+    row keyed on its content: a kill between commit and exit cannot leave two). Folders written
+    before the plan was recorded fall back to their start time."""
+    plan = provenance.get("plan")
+    identity = json.dumps(plan, sort_keys=True) if isinstance(plan, dict) and plan else provenance.get("started")
+    return hashlib.sha256(f"{Path(folder).resolve()}\n{identity}".encode()).hexdigest()
 
 
 def _unix(started: str | None) -> float | None:
@@ -75,7 +82,7 @@ def from_folder(folder) -> ComparisonEntry:
 def _comparison(folder: Path, rows: list, provenance: dict, status: str) -> ComparisonEntry:
     data = provenance.get("data") or {}
     columns = {
-        "key": comparison_key(folder, provenance.get("started")),
+        "key": comparison_key(folder, provenance),
         "folder": str(folder.resolve()),
         "started": _unix(provenance.get("started")),
         "wall_seconds": provenance.get("wall_seconds"),

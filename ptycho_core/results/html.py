@@ -17,6 +17,7 @@ from ptycho_core.results.queries import listed
 _STYLE = """
 body { font-family: "DejaVu Sans", sans-serif; margin: 2em; color: #222; }
 table.leaderboard { border-collapse: collapse; margin-bottom: 2em; }
+div.scroll { overflow-x: auto; max-width: 100%; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; white-space: nowrap; }
 th { background: #eef2f7; cursor: pointer; user-select: none; }
 th.sorted-desc::after { content: " \\25BC"; } th.sorted-asc::after { content: " \\25B2"; }
@@ -66,7 +67,7 @@ def _table(group: dict, metric: str, page_dir: Path) -> str:
     others = [m for m in listed() if m != metric]
     head = ["#", "generator", "plugin", "version", metric, *others, "gridsize", "date", "run", "report"]
     text_columns = {"generator", "plugin", "version", "date", "report"}
-    out = ['<table class="leaderboard"><thead><tr>']
+    out = ['<div class="scroll"><table class="leaderboard"><thead><tr>']
     out += [f'<th class="{"text" if h in text_columns else ""}">{html.escape(h)}</th>' for h in head]
     out.append("</tr></thead><tbody>")
     for rank, row in enumerate(group["rows"], start=1):
@@ -83,7 +84,7 @@ def _table(group: dict, metric: str, page_dir: Path) -> str:
             _cell(row["report"] or "", _link(row["report"], page_dir), "text"),
         ]
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")  # a wide table scrolls inside its box
     return "\n".join(out)
 
 

@@ -1,6 +1,7 @@
 """Writing entries: one transaction per comparison (its row, its runs, their metrics), so that a
 process killed mid-way leaves the comparison whole or absent. Recording a comparison again (the
-same folder and start time, e.g. `ptycho results import` of a recorded folder) replaces it.
+same folder and plan, `entries.comparison_key`: a resumed or repeated comparison, or `ptycho
+results import` of a recorded folder) replaces it, so every run is in the database once.
 
 `record_safely` is what `ptycho compare`, `train` and `reconstruct` call: a database error is a
 warning, never a failed command; the files on disk stay the source of truth.

@@ -34,6 +34,7 @@ def load_mynet(path) -> Dataset:
     import numpy as np
 
     from ptycho_core.data import Dataset
+    from ptycho_core.limits import check_declared
 
     path = Path(path)
     if not path.is_file():
@@ -46,7 +47,10 @@ def load_mynet(path) -> Dataset:
         missing = [key for key in REQUIRED if key not in f]
         if missing:
             raise DataError(f"{path}: missing dataset(s) {', '.join(missing)} (a .mynet.h5 file needs {REQUIRED})")
-        arrays = {key: np.asarray(f[key][()]) for key in (*REQUIRED, "object") if key in f}
+        present = [key for key in (*REQUIRED, "object") if key in f]
+        for key in present:  # the header's shape x dtype against the memory limit, before any read
+            check_declared(path, key, f[key].shape, f[key].dtype)
+        arrays = {key: np.asarray(f[key][()]) for key in present}
         text = f.attrs.get("metadata_json", "{}")
     try:
         metadata = json.loads(text.decode() if isinstance(text, bytes) else str(text))

@@ -23,16 +23,17 @@ the loss; the same seed gives the same result. Iterative generators (`kind="iter
 `check_iterative` / `IterativeConformance`): `reconstruct` returns the object on the scan's grid,
 one loss per iteration, an object that explains the data far better than a flat one, the same
 object for the same seed, and the core scores it. Loaders: a file written by the loader's own writer
-(or `ptycho_core.io.npz.save_npz`) reads back as a valid Dataset, and bad files raise a
-PtychoError. Stitchers: stitching the true patches recovers the object.
+(or `ptycho_core.io.npz.save_npz`) reads back as a valid Dataset and holds no pickle, ptycho picks
+the loader for its extensions, bad files (a pickle among them) raise a one-line PtychoError, and a
+file whose header declares 1 TiB per array (`lies`) is refused before anything is allocated. Stitchers: stitching the true patches recovers the object.
 
 Data are tiny (`TINY_SIM`: N=16, a 48x48 object, 64 patterns; 3 epochs of 8-group batches) so each
 check runs in seconds on a CPU. A generator whose framework is missing is skipped (pytest) or
 reported as skipped, except under `CI=true`, where it fails.
 
 Modules: `base` (budgets, results, the `Checker` base class), `spec`, `registration` (with
-`probe`, the module a fresh interpreter runs), `generator`, `iterative`, `loader`, `stitcher`, `suites` (the
-pytest classes).
+`probe`, the module a fresh interpreter runs), `generator`, `iterative`, `loader` (with `lies`, the
+forged headers, and `pickles`, the pickle finder), `stitcher`, `suites` (the pytest classes).
 """
 
 from ptycho_core.testing.conformance.base import (

@@ -4,15 +4,10 @@ fresh instance reproduces the predictions, the same seed gives the same result."
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import inspect
-import io
 import math
-import pickletools
 import sys
-import zipfile
-from pathlib import Path
 
 from ptycho_core.errors import PtychoError
 from ptycho_core.generator import TrainConfig
@@ -27,6 +22,7 @@ from ptycho_core.testing.conformance.base import (
     fail,
 )
 from ptycho_core.testing.conformance.checker import Checker
+from ptycho_core.testing.conformance.pickles import pickle_files
 
 GENERATOR_CHECKS = (
     "spec_is_complete",
@@ -61,66 +57,6 @@ def sample_inputs(prepared, count: int = 11):
     groups = prepared.test_groups
     idx = groups.indices[:count]
     return np.ascontiguousarray(prepared.test.diffraction[idx], dtype=np.float32), groups.offsets[:count]
-
-
-def _pickle_files(directory: Path) -> list[str]:
-    """Files under `directory` that hold a pickle: raw (any protocol), torch.save's zip with
-    data.pkl, or a `.npy` array (alone or inside a zip such as `.npz`) of dtype object. Read only:
-    pickle opcodes are parsed (`pickletools`), never executed."""
-    found = []
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        with path.open("rb") as fh:
-            pickled = _holds_pickle(fh)
-        if not pickled and zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                pickled = any(_zip_member_pickled(zf, name) for name in zf.namelist())
-        if pickled:
-            found.append(path.name)
-    return found
-
-
-def _zip_member_pickled(zf: zipfile.ZipFile, name: str) -> bool:
-    if name.endswith(".pkl"):
-        return True
-    with zf.open(name) as fh:
-        return _holds_pickle(fh)
-
-
-#: The magic string of a `.npy` file.
-NPY_MAGIC = b"\x93NUMPY"
-
-
-def _holds_pickle(fh) -> bool:
-    """True when the stream is a pickle or an `.npy` array of dtype object (read, never loaded)."""
-    head = fh.read(6)
-    if head == NPY_MAGIC:
-        return _npy_has_objects(fh)
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # protocols 2-5 start with PROTO
-        return True
-    return _parses_as_pickle(head + fh.read(1 << 16))
-
-
-def _npy_has_objects(fh) -> bool:
-    version = fh.read(2)
-    size = fh.read(2 if version[:1] == b"\x01" else 4)
-    header = fh.read(int.from_bytes(size, "little")).decode("latin1")
-    try:
-        descr = ast.literal_eval(header)["descr"]
-    except (ValueError, SyntaxError, KeyError, TypeError):
-        return True  # not a header numpy writes: suspect
-    return "O" in str(descr)
-
-
-def _parses_as_pickle(data: bytes) -> bool:
-    """Protocols 0 and 1 have no header: the bytes are a pickle when they parse as pickle
-    opcodes up to a STOP (`pickletools.genops` reads opcodes, it runs nothing)."""
-    if not data:
-        return False
-    try:
-        ops = list(pickletools.genops(io.BytesIO(data)))
-    except Exception:  # an unknown opcode or a truncated stream: not a (whole) pickle
-        return False
-    return bool(ops) and ops[-1][0].name == "STOP"
 
 
 def _max_rel_diff(a, b) -> float:
@@ -346,7 +282,7 @@ class GeneratorChecks(Checker):
             raise fail(f"save raised {type(exc).__name__}: {exc}") from exc
         if not any(p.is_file() for p in directory.rglob("*")):
             raise fail("save wrote no file")
-        pickled = _pickle_files(directory)
+        pickled = pickle_files(directory)
         if pickled:
             raise fail(f"save wrote pickles ({', '.join(pickled)}): use safetensors or Keras .weights.h5")
         fresh = self.build()

@@ -132,13 +132,15 @@ class IterativeConformance(_GeneratorSettings):
 @_with_tests
 class LoaderConformance(_Conformance):
     """Subclass in pytest with `loader = "name"` and, unless it reads .npz, `write` (a staticmethod
-    `write(dataset, path)` in the loader's format) or `sample` (a path to a file it must read)."""
+    `write(dataset, path)` in the loader's format) or `sample` (a path to a file it must read);
+    `lying_sample` (a file declaring arrays of about 1 TiB) only for a format neither HDF5 nor NPZ."""
 
     checker = LoaderChecks
-    settings = ("write", "sample")
+    settings = ("write", "sample", "lying_sample")
     loader: str = ""
     write: Callable | None = None
     sample: str | None = None
+    lying_sample: str | None = None
 
 
 @_with_tests
