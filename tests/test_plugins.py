@@ -272,7 +272,7 @@ def test_ptycho_load_plugins_selects_distributions(fake_entry_points, load, expe
     environ = {} if load is None else {"PTYCHO_LOAD_PLUGINS": load}
     reg = PluginHost.from_environment(environ).registry()
     assert [g.name for g in reg.generators()] == expected
-    assert [s.name for s in reg.stitchers()] == ["mean", "probe_weighted"]  # built-ins always load
+    assert [s.name for s in reg.stitchers()] == ["gauge", "mean", "probe_weighted"]  # built-ins always load
 
 
 # --- real entry points ----------------------------------------------------------------------------
